@@ -1,0 +1,441 @@
+"""The job manager: the state machine of SPEC §2, scheduling, recovery, publishing.
+
+It owns every job's in-memory record (the one place snapshots are built),
+runs up to ``max_concurrent_jobs`` at once (one ``JobRun`` thread each) and
+hands every change to the broadcaster on the IOLoop through
+``IOLoop.add_callback``, the loop's one thread-safe entry point. It knows
+nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from tornado.ioloop import IOLoop
+
+from batch_widget import _validation
+from batch_widget._errors import JobNotFound, JobStateConflict
+from batch_widget._runner import JobRun, RateMeter, RunEnd
+from batch_widget._store import JobRow, Store
+from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
+from batch_widget._worker import Outcome, ProcessorError, resolve
+
+_log = logging.getLogger("batch_widget")
+
+
+class Publisher(Protocol):
+    """Where snapshots go; ``publish`` is called on the IOLoop thread only and may raise."""
+
+    def publish(self, snapshot: Snapshot) -> object:
+        """Send ``snapshot`` to every interested subscriber."""
+
+
+@dataclasses.dataclass
+class _Entry:
+    row: JobRow
+    meter: RateMeter = dataclasses.field(default_factory=RateMeter)
+    run: JobRun | None = None
+    thread: threading.Thread | None = None
+
+
+def _now() -> str:
+    """The current UTC time in ISO 8601, to the millisecond."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JobManager:
+    """Create, run, cancel, retry and inspect batch jobs backed by a ``Store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        broadcaster: Publisher | None,
+        *,
+        loop: IOLoop | None = None,
+        max_workers: int = 4,
+        max_concurrent_jobs: int = 2,
+        max_items: int = 1_000_000,
+        progress_interval: float = 0.1,
+        completion_broadcast_retries: int = 3,
+        broadcast_retry_delay: float = 0.5,
+        executor: str = "thread",
+        allowed_processors: Sequence[str] = ("*",),
+        allow_callables: bool = True,
+        resume_interrupted: bool = False,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.broadcaster = broadcaster
+        self.loop = loop
+        self.max_workers = max_workers
+        self.max_concurrent_jobs = max_concurrent_jobs
+        self.progress_interval = progress_interval
+        self.completion_broadcast_retries = completion_broadcast_retries
+        self.broadcast_retry_delay = broadcast_retry_delay
+        self.resume_interrupted = resume_interrupted
+        self.log = log or _log
+        self.rules = _validation.Rules(
+            max_items=max_items, executor=executor,
+            allowed_processors=tuple(allowed_processors), allow_callables=allow_callables,
+        )
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: deque[str] = deque()
+        self._running: dict[str, _Entry] = {}
+        self._started = False
+        self._stopping = False
+        interrupted = store.interrupt_unfinished()
+        if interrupted:
+            self.log.warning("batch_widget: %d job(s) were unfinished when the server stopped "
+                             "and are now interrupted: %s", len(interrupted),
+                             ", ".join(interrupted))
+        self._jobs: dict[str, _Entry] = {row.id: _Entry(row) for row in store.load_jobs()}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start running queued jobs; call on the IOLoop thread (publishing needs it)."""
+        with self._lock:
+            if self._started:
+                return
+            if self.broadcaster is not None and self.loop is None:
+                self.loop = IOLoop.current()
+            self._started = True
+            resumable = [e for e in self._jobs.values()
+                         if self.resume_interrupted and e.row.status is JobStatus.INTERRUPTED]
+        for entry in resumable:
+            self.log.info("batch_widget: resuming interrupted job %s", entry.row.id)
+            self.retry(entry.row.id)
+        self._schedule()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop starting items, let running ones finish, mark unfinished jobs interrupted."""
+        with self._lock:
+            self._stopping = True
+            queued = [self._jobs[job_id] for job_id in self._queue]
+            self._queue.clear()
+            running = list(self._running.values())
+        for entry in running:
+            assert entry.run is not None
+            entry.run.flag.set(RunEnd.STOPPED)
+        for entry in queued:
+            self._finish(entry, JobStatus.INTERRUPTED)
+        deadline = time.monotonic() + timeout
+        for entry in running:
+            if entry.thread is not None:
+                entry.thread.join(max(0.0, deadline - time.monotonic()))
+                if entry.thread.is_alive():
+                    self.log.warning("batch_widget: job %s still has items running after %.0fs "
+                                     "of shutdown", entry.row.id, timeout)
+
+    # -- queries ---------------------------------------------------------------
+
+    def get(self, job_id: str) -> Snapshot:
+        """The job's current snapshot."""
+        with self._lock:
+            return self._snapshot(self._entry(job_id))
+
+    def list_jobs(
+        self, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[Snapshot], int]:
+        """Jobs newest first, optionally of one status, and how many match."""
+        wanted = _validation.job_status(status)
+        _validation.page(limit, offset)
+        with self._lock:
+            entries = [e for e in self._jobs.values() if wanted is None or e.row.status is wanted]
+            entries.sort(key=lambda e: e.row.key, reverse=True)
+            return [self._snapshot(e) for e in entries[offset:offset + limit]], len(entries)
+
+    def active_snapshots(self) -> list[Snapshot]:
+        """Snapshots of every queued or processing job."""
+        with self._lock:
+            return [self._snapshot(e) for e in self._jobs.values() if not e.row.status.terminal]
+
+    def items(
+        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> tuple[list[ItemRecord], int]:
+        """A page of the job's item ledger, and how many items match."""
+        wanted = _validation.item_status(status)
+        _validation.page(limit, offset)
+        with self._lock:
+            key = self._entry(job_id).row.key
+        return self.store.items(key, wanted, offset, limit)
+
+    def outputs(self, job_id: str) -> list[str]:
+        """Files named under ``"outputs"`` by the job's results, as the processors wrote them."""
+        with self._lock:
+            key = self._entry(job_id).row.key
+        return self.store.outputs(key)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Snapshot:
+        """Block until the job is terminal; raise ``TimeoutError`` after ``timeout`` seconds."""
+        with self._changed:
+            entry = self._entry(job_id)
+            if not self._changed.wait_for(lambda: entry.row.status.terminal, timeout):
+                raise TimeoutError(f"job {job_id} is still {entry.row.status.value}")
+            return self._snapshot(entry)
+
+    # -- actions ---------------------------------------------------------------
+
+    def create(
+        self,
+        items: Any,
+        *,
+        processor: str | None = None,
+        callable_b64: str | None = None,
+        name: str | None = None,
+        params: Any = None,
+        max_workers: Any = None,
+        executor: Any = None,
+    ) -> Snapshot:
+        """Validate, store and queue a job. Blocking: it writes every item."""
+        spec = self.rules.job_spec(items, processor=processor, callable_b64=callable_b64,
+                                   name=name, params=params, max_workers=max_workers,
+                                   executor=executor)
+        row = JobRow(key=0, id=self._new_id(), name=spec.name, processor=spec.label,
+                     callable=spec.pickled, params=spec.params_json, max_workers=spec.max_workers,
+                     executor=spec.executor, status=JobStatus.QUEUED, total=len(items),
+                     version=1, created_at=_now())
+        self.store.insert_job(row, items)
+        with self._lock:
+            entry = self._jobs[row.id] = _Entry(row)
+            self._queue.append(row.id)
+            snapshot = self._snapshot(entry)
+        self.log.info("batch_widget: job %s (%s) created: %d items, processor %s",
+                      row.id, row.name, row.total, row.processor)
+        self._publish(snapshot)
+        self._schedule()
+        return snapshot
+
+    def cancel(self, job_id: str) -> Snapshot:
+        """Start no more items; running ones finish. Queued jobs end at once."""
+        with self._lock:
+            entry = self._entry(job_id)
+            status = entry.row.status
+            if status.terminal:
+                raise JobStateConflict(f"job {job_id} is already {status.value}")
+            if entry.run is not None:
+                entry.run.flag.set(RunEnd.CANCELLED)
+                self.log.info("batch_widget: job %s cancel requested", job_id)
+                return self._snapshot(entry)
+            self._queue.remove(job_id)
+        return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
+
+    def retry(self, job_id: str) -> Snapshot:
+        """Queue again every item not done of a terminal job."""
+        with self._lock:
+            entry = self._entry(job_id)
+            row = entry.row
+            if not row.status.terminal:
+                raise JobStateConflict(f"job {job_id} is {row.status.value}; only a finished "
+                                       "job can be retried")
+            if row.done == row.total:
+                raise JobStateConflict(f"job {job_id} has nothing to retry: every item is done")
+            self.rules.check_stored_processor(row.processor, row.callable)
+            row.status, row.failed, row.finished_at, row.error = JobStatus.QUEUED, 0, None, None
+            row.version += 1
+            self.store.reset_for_retry(row)
+            self._queue.append(job_id)
+            snapshot = self._snapshot(entry)
+        self.log.info("batch_widget: job %s queued for retry (%d items to run)",
+                      job_id, row.total - row.done)
+        self._publish(snapshot)
+        self._schedule()
+        return snapshot
+
+    def delete(self, job_id: str) -> None:
+        """Forget a terminal job and its items."""
+        with self._lock:
+            entry = self._entry(job_id)
+            if not entry.row.status.terminal:
+                raise JobStateConflict(f"job {job_id} is {entry.row.status.value}; cancel it "
+                                       "before deleting it")
+            self.store.delete_job(entry.row)
+            del self._jobs[job_id]
+        self.log.info("batch_widget: job %s deleted", job_id)
+
+    # -- running ---------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        with self._lock:
+            while (self._started and not self._stopping and self._queue
+                   and len(self._running) < self.max_concurrent_jobs):
+                entry = self._jobs[self._queue.popleft()]
+                self._running[entry.row.id] = entry
+                entry.run = self._new_run(entry)
+                entry.thread = threading.Thread(target=self._run_job, args=(entry,),
+                                                name=f"batch-job-{entry.row.id}", daemon=True)
+                entry.thread.start()
+
+    def _new_run(self, entry: _Entry) -> JobRun:
+        row = entry.row
+        key = row.key
+        return JobRun(
+            job_key=key, ref=row.callable if row.callable is not None else row.processor,
+            params=_validation.load_params(row.params),
+            workers=row.max_workers or self.max_workers, executor=row.executor,
+            undispatched=row.total - row.done,
+            fetch=lambda after, limit: self.store.pending_items(key, after, limit),
+            commit=lambda started, outcomes: self._commit(entry, started, outcomes),
+            progress_interval=self.progress_interval, log=self.log,
+        )
+
+    def _run_job(self, entry: _Entry) -> None:
+        run = entry.run
+        assert run is not None
+        try:
+            resolve(run.ref)
+            if not run.flag.is_set():
+                self._begin(entry)
+            end = run.run()
+        except ProcessorError as exc:
+            self._finish(entry, JobStatus.FAILED, error=str(exc))
+        except Exception as exc:
+            self.log.exception("batch_widget: job %s crashed", entry.row.id)
+            self._finish(entry, JobStatus.FAILED, error=f"the job crashed: {exc!r}")
+        else:
+            if end is RunEnd.CANCELLED:
+                self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
+            elif end is RunEnd.STOPPED:
+                self._finish(entry, JobStatus.INTERRUPTED)
+            else:
+                self._finish(entry, JobStatus.COMPLETED)
+        finally:
+            with self._lock:
+                self._running.pop(entry.row.id, None)
+                entry.run = entry.thread = None
+            self._schedule()
+
+    def _begin(self, entry: _Entry) -> None:
+        with self._lock:
+            row = entry.row
+            row.status, row.started_at = JobStatus.PROCESSING, _now()
+            row.version += 1
+            entry.meter.reset(row.done + row.failed)
+            saved = dataclasses.replace(row)
+            snapshot = self._snapshot(entry)
+        self.store.save_job(saved)
+        self.log.info("batch_widget: job %s started: %d items to run on %d %s workers",
+                      row.id, row.total - row.done, row.max_workers or self.max_workers,
+                      row.executor)
+        self._publish(snapshot)
+
+    def _commit(
+        self, entry: _Entry, started: Sequence[tuple[int, int, int]], outcomes: Sequence[Outcome]
+    ) -> None:
+        if not started and not outcomes:
+            return
+        done = failed = 0
+        for outcome in outcomes:
+            if outcome[0] == "done":
+                done += 1
+            elif outcome[0] == "failed":
+                failed += 1
+        with self._lock:
+            row = entry.row
+            row.done += done
+            row.failed += failed
+            row.version += 1
+            entry.meter.record(row.done + row.failed)
+            saved = dataclasses.replace(row)
+            snapshot = self._snapshot(entry)
+        self.store.commit_progress(saved, started, outcomes)
+        self.log.debug("batch_widget: job %s progress %d done, %d failed of %d",
+                       row.id, saved.done, saved.failed, saved.total)
+        self._publish(snapshot)
+
+    def _finish(
+        self, entry: _Entry, status: JobStatus, *, error: str | None = None,
+        items: ItemStatus | None = None,
+    ) -> Snapshot:
+        with self._changed:
+            row = entry.row
+            row.status, row.finished_at, row.error = status, _now(), error
+            row.version += 1
+            saved = dataclasses.replace(row)
+            snapshot = self._snapshot(entry)
+            # The terminal state is committed before anyone hears of it.
+            if items is None:
+                self.store.save_job(saved)
+            else:
+                self.store.finish_items(saved, items)
+            self._changed.notify_all()
+        level = logging.WARNING if status is JobStatus.FAILED else logging.INFO
+        self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
+                     row.id, status.value, saved.done, saved.failed, saved.total,
+                     f" ({error})" if error else "")
+        self._publish(snapshot)
+        return snapshot
+
+    # -- publishing ------------------------------------------------------------
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        if self.broadcaster is None or self.loop is None:
+            return
+        try:
+            self.loop.add_callback(self._deliver, snapshot, 0)
+        except RuntimeError:  # the loop is closed: the server is gone, nobody is listening
+            self.log.debug("batch_widget: dropped an event for job %s: loop closed",
+                           snapshot["id"])
+
+    def _deliver(self, snapshot: Snapshot, attempt: int) -> None:
+        assert self.broadcaster is not None
+        assert self.loop is not None
+        if attempt and self._superseded(snapshot):
+            return
+        try:
+            self.broadcaster.publish(snapshot)
+        except Exception as exc:
+            terminal = JobStatus(snapshot["status"]).terminal
+            if terminal and attempt < self.completion_broadcast_retries:
+                self.log.warning(
+                    "batch_widget: broadcasting %s of job %s failed (attempt %d of %d): %r; "
+                    "retrying in %ss", snapshot["status"], snapshot["id"], attempt + 1,
+                    self.completion_broadcast_retries + 1, exc, self.broadcast_retry_delay)
+                self.loop.call_later(self.broadcast_retry_delay, self._deliver, snapshot,
+                                     attempt + 1)
+            else:
+                self.log.warning("batch_widget: broadcasting %s of job %s failed, giving up: "
+                                 "%r; clients catch up by polling", snapshot["status"],
+                                 snapshot["id"], exc)
+
+    def _superseded(self, snapshot: Snapshot) -> bool:
+        with self._lock:
+            entry = self._jobs.get(snapshot["id"])
+            return entry is None or entry.row.version > snapshot["version"]
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _entry(self, job_id: str) -> _Entry:
+        entry = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if entry is None:
+            raise JobNotFound(str(job_id))
+        return entry
+
+    def _new_id(self) -> str:
+        while True:
+            job_id = secrets.token_hex(6)
+            if job_id not in self._jobs:
+                return job_id
+
+    def _snapshot(self, entry: _Entry) -> Snapshot:
+        row = entry.row
+        pending = row.total - row.done - row.failed
+        active = not row.status.terminal
+        rate = entry.meter.rate
+        eta = pending / rate if active and rate else None
+        return {
+            "id": row.id, "name": row.name, "processor": row.processor,
+            "status": row.status.value, "total": row.total, "done": row.done,
+            "failed": row.failed, "pending": pending, "version": row.version,
+            "created_at": row.created_at, "started_at": row.started_at,
+            "finished_at": row.finished_at, "rate": rate, "eta": eta, "error": row.error,
+        }

@@ -1,0 +1,236 @@
+"""Drive one job's items through a worker pool, committing progress in batches.
+
+A ``JobRun`` lives in its own thread. It reads pending items from the store in
+chunks sized from the measured item duration (one item at a time for slow
+processors so progress stays smooth, thousands for fast ones so no item pays a
+hand-off of its own), keeps each worker fed, and commits every outcome at most
+``progress_interval`` apart, telling its owner after each commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import multiprocessing
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from typing import Any
+
+from batch_widget import _worker
+from batch_widget._worker import Outcome
+
+#: Chunks in flight per worker: one running, one queued, so no worker idles.
+_CHUNKS_PER_WORKER = 2
+_MAX_CHUNK = 4096
+_RATE_WINDOW = 10.0
+
+
+class RunEnd(enum.Enum):
+    """How a run stopped."""
+
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+
+
+class ChunkSizer:
+    """Pick chunk sizes so one chunk takes about ``target`` seconds."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+        self.item_seconds: float | None = None
+
+    def observe(self, outcomes: Sequence[Outcome]) -> None:
+        """Fold the durations of a finished chunk into the estimate."""
+        durations = [o[4] for o in outcomes if o[4] is not None]
+        if not durations:
+            return
+        mean = sum(durations) / len(durations)
+        previous = self.item_seconds
+        self.item_seconds = mean if previous is None else 0.7 * previous + 0.3 * mean
+
+    def size(self, undispatched: int, workers: int) -> int:
+        """The next chunk size: small for slow items, large for fast ones, balanced at the end."""
+        if self.item_seconds is None:
+            wanted = 1
+        else:
+            wanted = int(self.target / max(self.item_seconds, 1e-7))
+        fair_share = max(1, undispatched // workers)
+        return max(1, min(wanted, _MAX_CHUNK, fair_share))
+
+
+class RateMeter:
+    """Items per second over the last few seconds."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque()
+        self.rate: float | None = None
+
+    def reset(self, count: int) -> None:
+        """Start measuring from ``count`` attempted items."""
+        self._samples.clear()
+        self._samples.append((time.monotonic(), count))
+        self.rate = None
+
+    def record(self, count: int) -> None:
+        """Note that ``count`` items have now been attempted."""
+        now = time.monotonic()
+        self._samples.append((now, count))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= _RATE_WINDOW:
+            self._samples.popleft()
+        first_time, first_count = self._samples[0]
+        if now - first_time > 0:
+            self.rate = (count - first_count) / (now - first_time)
+
+
+class CancelFlag:
+    """A stop request visible to worker threads and, when needed, worker processes."""
+
+    def __init__(self) -> None:
+        self.thread_event = threading.Event()
+        self.process_event: Any = None
+        self.reason: RunEnd | None = None
+
+    def set(self, reason: RunEnd) -> None:
+        """Ask the run to start no more items."""
+        if self.reason is None:
+            self.reason = reason
+        self.thread_event.set()
+        if self.process_event is not None:
+            self.process_event.set()
+
+    def is_set(self) -> bool:
+        """True once a stop was asked."""
+        return self.thread_event.is_set()
+
+
+CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome]], None]
+
+
+class JobRun:
+    """One pass over a job's pending items.
+
+    Parameters
+    ----------
+    job_key, ref, params
+        The job's store key, processor reference (import path or pickle) and params.
+    workers, executor
+        Pool size, and ``"thread"`` or ``"process"``.
+    fetch
+        ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
+    commit
+        ``commit(started_ranges, outcomes)`` stores a batch and publishes progress.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_key: int,
+        ref: str | bytes,
+        params: dict[str, Any],
+        workers: int,
+        executor: str,
+        undispatched: int,
+        fetch: Callable[[int, int], list[tuple[int, str]]],
+        commit: CommitHook,
+        progress_interval: float,
+        log: logging.Logger,
+    ) -> None:
+        self.job_key = job_key
+        self.ref = ref
+        self.params = params
+        self.workers = workers
+        self.executor = executor
+        self.undispatched = undispatched
+        self.fetch = fetch
+        self.commit = commit
+        self.interval = progress_interval
+        self.log = log
+        self.flag = CancelFlag()
+        self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
+
+    def _make_pool(self) -> Executor:
+        if self.executor == "process":
+            # forkserver: forking a multi-threaded server process can deadlock.
+            context = multiprocessing.get_context("forkserver")
+            self.flag.process_event = context.Event()
+            if self.flag.is_set():
+                self.flag.process_event.set()
+            return ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_worker.init_process,
+                initargs=(self.flag.process_event,),
+            )
+        return ThreadPoolExecutor(self.workers, thread_name_prefix=f"batch-worker-{self.job_key}")
+
+    def run(self) -> RunEnd:
+        """Process every pending item (or stop early when asked); return how it ended."""
+        pool = self._make_pool()
+        try:
+            self._drive(pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.flag.reason or RunEnd.FINISHED
+
+    def _submit(self, pool: Executor, chunk: list[tuple[int, str]]) -> Future[list[Outcome]]:
+        thread_cancel = self.flag.thread_event if self.executor == "thread" else None
+        return pool.submit(_worker.run_chunk, self.ref, self.params, self.job_key, chunk,
+                           thread_cancel)
+
+    def _drive(self, pool: Executor) -> None:
+        inflight: dict[Future[list[Outcome]], list[tuple[int, str]]] = {}
+        started: list[tuple[int, int, int]] = []
+        outcomes: list[Outcome] = []
+        cursor, exhausted = -1, False
+        next_commit = time.monotonic() + self.interval
+        while True:
+            while (not exhausted and not self.flag.is_set()
+                   and len(inflight) < self.workers * _CHUNKS_PER_WORKER):
+                chunk = self.fetch(cursor, self.sizer.size(self.undispatched, self.workers))
+                if not chunk:
+                    exhausted = True
+                    break
+                cursor = chunk[-1][0]
+                self.undispatched -= len(chunk)
+                started.append((self.job_key, chunk[0][0], cursor))
+                try:
+                    inflight[self._submit(pool, chunk)] = chunk
+                except BrokenExecutor as exc:
+                    outcomes.extend(self._lost(chunk, exc))
+            if not inflight:
+                break
+            finished, _ = wait(inflight, timeout=max(0.0, next_commit - time.monotonic()),
+                               return_when=FIRST_COMPLETED)
+            for future in finished:
+                outcomes.extend(self._collect(future, inflight.pop(future)))
+            if time.monotonic() >= next_commit:
+                self.commit(started, outcomes)
+                started, outcomes = [], []
+                next_commit = time.monotonic() + self.interval
+        self.commit(started, outcomes)
+
+    def _collect(
+        self, future: Future[list[Outcome]], chunk: list[tuple[int, str]]
+    ) -> list[Outcome]:
+        try:
+            result = future.result()
+        except Exception as exc:  # a process worker died: fail its items, keep the job going
+            return self._lost(chunk, exc)
+        self.sizer.observe(result)
+        return result
+
+    def _lost(self, chunk: list[tuple[int, str]], exc: BaseException) -> list[Outcome]:
+        self.log.warning("batch_widget: a worker died running %d items of job key %d: %s",
+                         len(chunk), self.job_key, exc)
+        message = f"the worker running this item died: {type(exc).__name__}: {exc}"
+        return [("failed", None, message, None, None, self.job_key, i) for i, _ in chunk]

@@ -1,0 +1,348 @@
+"""The job store: one SQLite file in WAL mode, written in batches.
+
+Writes go through one connection under a lock, one transaction per batch;
+reads use a connection per thread, so WAL lets them run beside a write.
+The store knows nothing of HTTP, threads pools or widgets.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batch_widget._errors import InvalidRequest
+from batch_widget._types import ItemRecord, ItemStatus, JobStatus
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    key          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    processor    TEXT NOT NULL,
+    callable     BLOB,
+    params       TEXT NOT NULL,
+    max_workers  INTEGER,
+    executor     TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    total        INTEGER NOT NULL,
+    done         INTEGER NOT NULL DEFAULT 0,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    version      INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT,
+    started_at   TEXT,
+    finished_at  TEXT,
+    error        TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    job          INTEGER NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,
+    input        TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    result       TEXT,
+    error        TEXT,
+    traceback    TEXT,
+    duration     REAL,
+    PRIMARY KEY (job, idx)
+) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = (
+    "key", "id", "name", "processor", "callable", "params", "max_workers", "executor",
+    "status", "total", "done", "failed", "version", "created_at", "started_at",
+    "finished_at", "error",
+)
+_MUTABLE_JOB_COLUMNS = (
+    "status", "done", "failed", "version", "started_at", "finished_at", "error",
+)
+_INSERT_BATCH = 10_000
+
+
+@dataclass
+class JobRow:
+    """A job as stored: its definition plus its durable counters."""
+
+    key: int
+    id: str
+    name: str
+    processor: str
+    callable: bytes | None
+    params: str
+    max_workers: int | None
+    executor: str
+    status: JobStatus
+    total: int
+    done: int = 0
+    failed: int = 0
+    version: int = 0
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+    def mutable_values(self) -> tuple[Any, ...]:
+        """The columns a job changes over its life, in ``_MUTABLE_JOB_COLUMNS`` order."""
+        return (self.status.value, self.done, self.failed, self.version, self.started_at,
+                self.finished_at, self.error)
+
+
+def path_from_url(db_url: str) -> Path:
+    """Return the file path of a ``sqlite:///path`` URL."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix) or len(db_url) == len(prefix):
+        raise ValueError(f"db_url {db_url!r} must look like 'sqlite:////absolute/path.sqlite'")
+    return Path(db_url[len(prefix):])
+
+
+class Store:
+    """SQLite persistence for jobs and their item ledgers."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        self._migrate()
+
+    @classmethod
+    def from_url(cls, db_url: str) -> Store:
+        """Open the store a ``sqlite:///...`` URL names, creating it if needed."""
+        return cls(path_from_url(db_url))
+
+    # -- connections -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job store is closed")
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema {version}, newer than this batch_widget "
+                    f"({SCHEMA_VERSION}); upgrade batch_widget or point db_url elsewhere"
+                )
+            # executescript() would COMMIT first and break the transaction.
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close every connection; later calls raise."""
+        with self._lock:
+            self._closed = True
+            for conn in [self._writer, *self._readers]:
+                conn.close()
+            self._readers.clear()
+
+    # -- jobs ----------------------------------------------------------------
+
+    def insert_job(self, job: JobRow, items: Iterable[Any]) -> int:
+        """Store a job and its items in one transaction; return the item count.
+
+        An item that is not JSON-serialisable raises ``InvalidRequest`` and
+        stores nothing.
+        """
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO jobs (key, id, name, processor, callable, params, max_workers, "
+                "executor, status, total, done, failed, version, created_at) "
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+                (job.id, job.name, job.processor, job.callable, job.params, job.max_workers,
+                 job.executor, job.status.value, job.total, job.version, job.created_at),
+            )
+            job.key = int(cursor.lastrowid or 0)
+            count = 0
+            for batch in _item_rows(job.key, items):
+                conn.executemany(
+                    "INSERT INTO items (job, idx, input, status) VALUES (?, ?, ?, 'pending')",
+                    batch,
+                )
+                count += len(batch)
+            return count
+
+    def load_jobs(self) -> list[JobRow]:
+        """Every stored job, oldest first."""
+        rows = self._reader().execute(
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs ORDER BY key"
+        ).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def save_job(self, job: JobRow) -> None:
+        """Commit a job's state and counters."""
+        with self._transaction() as conn:
+            _update_job(conn, job)
+
+    def delete_job(self, job: JobRow) -> None:
+        """Forget a job and its items."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM items WHERE job = ?", (job.key,))
+            conn.execute("DELETE FROM jobs WHERE key = ?", (job.key,))
+
+    def interrupt_unfinished(self) -> list[str]:
+        """Mark jobs a dead server left active ``interrupted``; running items go pending."""
+        active = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
+        with self._transaction() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM jobs WHERE status IN (?, ?)", active)]
+            conn.execute(
+                "UPDATE items SET status = 'pending' WHERE status = 'running' AND job IN "
+                "(SELECT key FROM jobs WHERE status IN (?, ?))", active)
+            conn.execute(
+                "UPDATE jobs SET status = ?, version = version + 1 WHERE status IN (?, ?)",
+                (JobStatus.INTERRUPTED.value, *active))
+        return ids
+
+    # -- items ---------------------------------------------------------------
+
+    def pending_items(self, job_key: int, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` pending ``(index, input_json)`` with index above ``after``."""
+        return self._reader().execute(
+            "SELECT idx, input FROM items WHERE job = ? AND idx > ? AND status = 'pending' "
+            "ORDER BY idx LIMIT ?", (job_key, after, limit),
+        ).fetchall()
+
+    def commit_progress(
+        self,
+        job: JobRow,
+        started: Sequence[tuple[int, int, int]],
+        outcomes: Sequence[Sequence[Any]],
+    ) -> None:
+        """In one transaction: mark chunks running, record outcomes, save the job.
+
+        ``started`` holds ``(job_key, first_index, last_index)`` of dispatched
+        chunks; ``outcomes`` are worker outcome tuples.
+        """
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE items SET status = 'running' WHERE job = ? AND idx BETWEEN ? AND ? "
+                "AND status = 'pending'", started)
+            conn.executemany(
+                "UPDATE items SET status = ?, result = ?, error = ?, traceback = ?, "
+                "duration = ? WHERE job = ? AND idx = ?", outcomes)
+            _update_job(conn, job)
+
+    def finish_items(self, job: JobRow, status: ItemStatus) -> int:
+        """Set every pending or running item to ``status`` and save the job; return the count."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE items SET status = ? WHERE job = ? AND status IN ('pending', 'running')",
+                (status.value, job.key))
+            _update_job(conn, job)
+            return cursor.rowcount
+
+    def reset_for_retry(self, job: JobRow) -> None:
+        """Send every item not ``done`` back to ``pending`` and save the job."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE items SET status = 'pending', result = NULL, error = NULL, "
+                "traceback = NULL, duration = NULL WHERE job = ? AND status != 'done'",
+                (job.key,))
+            _update_job(conn, job)
+
+    def items(
+        self, job_key: int, status: ItemStatus | None, offset: int, limit: int
+    ) -> tuple[list[ItemRecord], int]:
+        """A page of the ledger in index order, and the number of matching items."""
+        where = "job = ?"
+        args: list[Any] = [job_key]
+        if status is not None:
+            where += " AND status = ?"
+            args = [*args, status.value]
+        conn = self._reader()
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
+        rows = conn.execute(
+            f"SELECT idx, input, status, result, error, traceback, duration FROM items "
+            f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
+        ).fetchall()
+        return [_item_from_row(row) for row in rows], int(total)
+
+    def outputs(self, job_key: int) -> list[str]:
+        """Paths listed under ``"outputs"`` in the job's results, in item order."""
+        rows = self._reader().execute(
+            "SELECT result FROM items WHERE job = ? AND status = 'done' "
+            "AND result LIKE '%\"outputs\"%' ORDER BY idx", (job_key,),
+        )
+        paths: list[str] = []
+        for (raw,) in rows:
+            result = json.loads(raw)
+            listed = result.get("outputs") if isinstance(result, dict) else None
+            if isinstance(listed, list):
+                paths.extend(str(p) for p in listed)
+        return paths
+
+
+def _item_rows(job_key: int, items: Iterable[Any]) -> Iterator[list[tuple[int, int, str]]]:
+    batch: list[tuple[int, int, str]] = []
+    dumps = json.dumps
+    for index, item in enumerate(items):
+        try:
+            batch.append((job_key, index, dumps(item)))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"item {index} is not JSON-serialisable: {exc}") from exc
+        if len(batch) >= _INSERT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _update_job(conn: sqlite3.Connection, job: JobRow) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in _MUTABLE_JOB_COLUMNS)
+    conn.execute(f"UPDATE jobs SET {assignments} WHERE key = ?", (*job.mutable_values(), job.key))
+
+
+def _job_from_row(row: Sequence[Any]) -> JobRow:
+    values = dict(zip(_JOB_COLUMNS, row, strict=True))
+    values["status"] = JobStatus(values["status"])
+    return JobRow(**values)
+
+
+def _item_from_row(row: Sequence[Any]) -> ItemRecord:
+    index, raw_input, status, raw_result, error, trace, duration = row
+    return {
+        "index": index,
+        "input": json.loads(raw_input),
+        "status": status,
+        "result": None if raw_result is None else json.loads(raw_result),
+        "error": error,
+        "traceback": trace,
+        "duration": duration,
+    }
