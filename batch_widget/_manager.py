@@ -122,19 +122,19 @@ class JobManager:
             self._stopping = True
             queued = [self._jobs[job_id] for job_id in self._queue]
             self._queue.clear()
-            running = list(self._running.values())
-        for entry in running:
-            assert entry.run is not None
-            entry.run.flag.set(RunEnd.STOPPED)
+            running = [(e.row.id, e.run, e.thread) for e in self._running.values()]
+        for _, run, _ in running:
+            if run is not None:
+                run.flag.set(RunEnd.STOPPED)
         for entry in queued:
             self._finish(entry, JobStatus.INTERRUPTED)
         deadline = time.monotonic() + timeout
-        for entry in running:
-            if entry.thread is not None:
-                entry.thread.join(max(0.0, deadline - time.monotonic()))
-                if entry.thread.is_alive():
+        for job_id, _, thread in running:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
                     self.log.warning("batch_widget: job %s still has items running after %.0fs "
-                                     "of shutdown", entry.row.id, timeout)
+                                     "of shutdown", job_id, timeout)
 
     # -- queries ---------------------------------------------------------------
 

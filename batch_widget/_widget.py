@@ -1,0 +1,116 @@
+"""The live progress widget of SPEC §8, an ``anywidget.AnyWidget``.
+
+The front end lives in ``js/`` and is bundled into ``static/``. This module is
+kernel side: it never imports jupyter_server. No credential is ever held in a
+trait, because widget state is saved in notebooks; the browser authenticates
+with the page's own Jupyter session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+_STATIC = Path(__file__).parent / "static"
+
+#: The connection states the browser reports, in the order they usually occur.
+CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed")
+
+
+class BatchProgress(anywidget.AnyWidget):
+    """A live progress bar for one batch job.
+
+    The browser follows the job over the page's shared Server-Sent Events
+    stream, reconnects after ``reconnect_delay`` when it drops, and polls the
+    job when no update arrived for ``watchdog_timeout``. What it shows is
+    mirrored back into the browser → Python traits below.
+
+    Parameters
+    ----------
+    job_id : str
+        The job to follow.
+    reconnect_delay : int, optional
+        Milliseconds to wait before rebuilding a closed stream (5000).
+    watchdog_interval : int, optional
+        Milliseconds between watchdog checks (15000).
+    watchdog_timeout : int, optional
+        Milliseconds without an update before the job is polled (60000).
+    debug : bool, optional
+        Log every transition, poll and watchdog firing to the browser console
+        and show the counters in the widget (False).
+    **kwargs : Any
+        Passed on to ``anywidget.AnyWidget``.
+
+    Attributes
+    ----------
+    status, total, done, failed, version
+        Mirror of the last job snapshot the browser shows.
+    connection : str
+        One of ``connecting``, ``live``, ``reconnecting``, ``polling``, ``closed``.
+    reconnects, polls : int
+        Diagnostic counters.
+
+    Examples
+    --------
+    >>> BatchProgress(job_id="3f2a")  # doctest: +SKIP
+    """
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+
+    # Python → browser.
+    job_id = traitlets.Unicode(help="The job to follow.").tag(sync=True)
+    reconnect_delay = traitlets.Int(
+        5000, help="Milliseconds before a closed stream is rebuilt."
+    ).tag(sync=True)
+    watchdog_interval = traitlets.Int(15000, help="Milliseconds between watchdog checks.").tag(
+        sync=True
+    )
+    watchdog_timeout = traitlets.Int(
+        60000, help="Milliseconds without an update before the job is polled."
+    ).tag(sync=True)
+    debug = traitlets.Bool(False, help="Log connection diagnostics to the browser console.").tag(
+        sync=True
+    )
+
+    # Browser → Python: a mirror of what the widget shows.
+    status = traitlets.Unicode("", help="The job status shown.").tag(sync=True)
+    total = traitlets.Int(0, help="Items in the job.").tag(sync=True)
+    done = traitlets.Int(0, help="Items done.").tag(sync=True)
+    failed = traitlets.Int(0, help="Items failed.").tag(sync=True)
+    version = traitlets.Int(0, help="Version of the snapshot shown.").tag(sync=True)
+    connection = traitlets.Enum(
+        CONNECTION_STATES, "connecting", help="State of the browser's connection."
+    ).tag(sync=True)
+    reconnects = traitlets.Int(0, help="Streams rebuilt or reconnected.").tag(sync=True)
+    polls = traitlets.Int(0, help="Polls of the job.").tag(sync=True)
+
+    def __init__(self, job_id: str, **kwargs: Any) -> None:
+        super().__init__(job_id=job_id, **kwargs)
+
+    @traitlets.validate("job_id")
+    def _check_job_id(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if not isinstance(value, str) or not value.strip():
+            raise traitlets.TraitError(f"job_id must be a non-empty string, got {value!r}")
+        return value
+
+    @traitlets.validate("reconnect_delay", "watchdog_interval", "watchdog_timeout")
+    def _check_delay(self, proposal: dict[str, Any]) -> int:
+        value: int = proposal["value"]
+        if value <= 0:
+            name = proposal["trait"].name
+            raise traitlets.TraitError(
+                f"{name} must be a positive number of milliseconds, got {value!r}"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchProgress(job_id={self.job_id!r}, status={self.status!r}, "
+            f"done={self.done}, failed={self.failed}, total={self.total}, "
+            f"connection={self.connection!r})"
+        )

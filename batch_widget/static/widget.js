@@ -1,0 +1,927 @@
+/* batch_widget front end, built from js/src by `npm run build`: do not edit. */
+
+// src/api.js
+function normalizeBaseUrl(baseUrl) {
+  const base = baseUrl || "/";
+  return base.endsWith("/") ? base : `${base}/`;
+}
+function withToken(url, token) {
+  if (!token) return url;
+  const sep = url.includes("?") ? "&" : "?";
+  return `${url}${sep}token=${encodeURIComponent(token)}`;
+}
+function streamUrl({ baseUrl, token } = {}) {
+  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/events`, token);
+}
+function jobUrl({ baseUrl, token } = {}, jobId, suffix = "", query = "") {
+  const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
+  return withToken(query ? `${path}?${query}` : path, token);
+}
+function fileHref(baseUrl, path) {
+  const encoded = String(path).split("/").map(encodeURIComponent).join("/");
+  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encoded}`;
+}
+var ApiError = class extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+};
+async function readJson(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = body && body.message || response.statusText || `HTTP ${response.status}`;
+    throw new ApiError(response.status, message);
+  }
+  return body;
+}
+function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetchFn } = {}) {
+  const doFetch = fetchFn || ((...args) => globalThis.fetch(...args));
+  const auth = { baseUrl, token };
+  const get = (url, signal) => doFetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal }).then(readJson);
+  const post = (url, signal) => {
+    const headers = { Accept: "application/json", "Content-Type": "application/json" };
+    const xsrf = getXsrf();
+    if (xsrf) headers["X-XSRFToken"] = xsrf;
+    if (token) headers.Authorization = `token ${token}`;
+    return doFetch(url, { method: "POST", credentials: "same-origin", headers, body: "{}", signal }).then(readJson);
+  };
+  return {
+    baseUrl: normalizeBaseUrl(baseUrl),
+    getJob: (jobId, signal) => get(jobUrl(auth, jobId), signal),
+    getFailedItems: (jobId, limit = 20, signal) => get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
+    getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),
+    // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
+    cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
+    retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
+    fileHref: (path) => fileHref(baseUrl, path)
+  };
+}
+
+// src/connection.js
+var CONNECTION_STATES = Object.freeze([
+  "connecting",
+  "live",
+  "reconnecting",
+  "polling",
+  "closed"
+]);
+var TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
+var DEFAULTS = Object.freeze({
+  reconnectDelay: 5e3,
+  watchdogInterval: 15e3,
+  watchdogTimeout: 6e4
+});
+var REGISTRY_KEY = "__batchWidgetHub";
+var READY_CLOSED = 2;
+function isTerminal(status) {
+  return TERMINAL_STATUSES.includes(status);
+}
+function positive(value, fallback) {
+  const number = Number(value);
+  return Number.isFinite(number) && number > 0 ? number : fallback;
+}
+function settingsFrom(options = {}) {
+  return {
+    reconnectDelay: positive(options.reconnectDelay, DEFAULTS.reconnectDelay),
+    watchdogInterval: positive(options.watchdogInterval, DEFAULTS.watchdogInterval),
+    watchdogTimeout: positive(options.watchdogTimeout, DEFAULTS.watchdogTimeout),
+    debug: Boolean(options.debug)
+  };
+}
+function defaultTimers() {
+  const g = globalThis;
+  return {
+    setTimeout: g.setTimeout.bind(g),
+    clearTimeout: g.clearTimeout.bind(g),
+    setInterval: g.setInterval.bind(g),
+    clearInterval: g.clearInterval.bind(g)
+  };
+}
+var Hub = class {
+  constructor(url, options, onClose) {
+    this.url = url;
+    this.onClose = onClose;
+    this.EventSource = options.EventSource || globalThis.EventSource;
+    this.api = options.api || createApi({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
+    this.now = options.now || Date.now;
+    this.timers = options.timers || defaultTimers();
+    this.log = options.log || ((...args) => console.log(...args));
+    this.controller = new AbortController();
+    this.streamController = null;
+    this.subs = /* @__PURE__ */ new Set();
+    this.jobs = /* @__PURE__ */ new Map();
+    this.es = null;
+    this.isOpen = false;
+    this.everOpened = false;
+    this.downSince = null;
+    this.lastMessageAt = this.now();
+    this.builds = 0;
+    this.closed = false;
+  }
+  // -- timers tied to AbortSignals -------------------------------------------
+  after(ms, fn, signal) {
+    let id = null;
+    const cancel = () => {
+      this.timers.clearTimeout(id);
+      signal.removeEventListener("abort", cancel);
+    };
+    id = this.timers.setTimeout(() => {
+      signal.removeEventListener("abort", cancel);
+      fn();
+    }, ms);
+    signal.addEventListener("abort", cancel, { once: true });
+    return cancel;
+  }
+  every(ms, fn, signal) {
+    let id = null;
+    const cancel = () => {
+      this.timers.clearInterval(id);
+      signal.removeEventListener("abort", cancel);
+    };
+    id = this.timers.setInterval(fn, ms);
+    signal.addEventListener("abort", cancel, { once: true });
+    return cancel;
+  }
+  // -- diagnostics -------------------------------------------------------------
+  get debug() {
+    for (const sub of this.subs) if (sub.settings.debug) return true;
+    return false;
+  }
+  trace(message, ...details) {
+    if (!this.debug) return;
+    this.log(`[batch_widget ${new Date(this.now()).toISOString()}] ${message}`, ...details);
+  }
+  // -- subscribers ----------------------------------------------------------------
+  subscribe(jobId, listener, options) {
+    const sub = {
+      jobId,
+      listener,
+      settings: settingsFrom(options),
+      reconnects: 0,
+      polls: 0,
+      connection: null,
+      closed: false
+    };
+    this.subs.add(sub);
+    const isNewJob = !this.jobs.has(jobId);
+    const job = this.jobs.get(jobId) || this.addJob(jobId);
+    job.subs.add(sub);
+    this.retimeWatchdog(job);
+    this.trace(`subscribe ${jobId}`);
+    if (!this.es && this.builds === 0) {
+      this.connect();
+    } else if (isNewJob && (this.isOpen || this.connectionFor(sub) === "polling")) {
+      this.poll(job, "new subscriber");
+    }
+    this.notify(sub);
+    const unsubscribe = () => this.unsubscribe(sub);
+    unsubscribe.update = (changes) => this.update(sub, changes);
+    unsubscribe.poll = () => this.poll(job, "requested");
+    unsubscribe.offer = (snapshot) => {
+      if (!sub.closed && this.jobs.has(jobId)) this.apply(job, snapshot, "action");
+    };
+    return unsubscribe;
+  }
+  update(sub, changes) {
+    if (sub.closed) return;
+    sub.settings = settingsFrom({ ...sub.settings, ...changes });
+    const job = this.jobs.get(sub.jobId);
+    if (job) this.retimeWatchdog(job);
+    this.trace(`settings of ${sub.jobId}`, sub.settings);
+    this.notify(sub);
+  }
+  unsubscribe(sub) {
+    if (sub.closed) return;
+    this.trace(`unsubscribe ${sub.jobId}`);
+    sub.closed = true;
+    this.subs.delete(sub);
+    const job = this.jobs.get(sub.jobId);
+    if (job) {
+      job.subs.delete(sub);
+      if (job.subs.size === 0) {
+        job.controller.abort();
+        this.jobs.delete(job.id);
+      } else {
+        this.retimeWatchdog(job);
+      }
+    }
+    this.notify(sub);
+    if (this.subs.size === 0) this.close();
+  }
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.dropStream();
+    this.controller.abort();
+    this.jobs.clear();
+    this.onClose();
+  }
+  connectionFor(sub) {
+    if (sub.closed || this.closed) return "closed";
+    if (this.isOpen) return "live";
+    if (this.downSince === null) return "connecting";
+    if (!this.everOpened) return "polling";
+    if (this.now() - this.downSince >= sub.settings.watchdogTimeout) return "polling";
+    return "reconnecting";
+  }
+  info(sub) {
+    const job = this.jobs.get(sub.jobId);
+    return {
+      jobId: sub.jobId,
+      snapshot: job ? job.snapshot : null,
+      connection: this.connectionFor(sub),
+      reconnects: sub.reconnects,
+      polls: sub.polls,
+      lastUpdate: job ? job.lastSnapshotAt : null,
+      error: job ? job.error : null
+    };
+  }
+  notify(sub) {
+    const info = this.info(sub);
+    if (info.connection !== sub.connection) {
+      if (sub.settings.debug) this.trace(`${sub.jobId}: ${sub.connection} \u2192 ${info.connection}`);
+      sub.connection = info.connection;
+    }
+    try {
+      sub.listener(info);
+    } catch (error) {
+      console.error("batch_widget listener failed", error);
+    }
+  }
+  notifyJob(job) {
+    for (const sub of [...job.subs]) this.notify(sub);
+  }
+  /** Tell every subscriber whose connection state changed. */
+  refreshConnections() {
+    for (const sub of [...this.subs]) {
+      if (this.connectionFor(sub) !== sub.connection) this.notify(sub);
+    }
+  }
+  // -- the stream -----------------------------------------------------------
+  connect() {
+    if (this.closed) return;
+    if (this.builds > 0) this.countReconnect("new EventSource");
+    this.builds += 1;
+    this.streamController = new AbortController();
+    const { signal } = this.streamController;
+    const es = new this.EventSource(this.url);
+    this.es = es;
+    this.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=\u2026")}`);
+    es.addEventListener("open", () => this.onOpen(es), { signal });
+    es.addEventListener("error", () => this.onError(es), { signal });
+    es.addEventListener("progress", (event) => this.onJobEvent(es, event), { signal });
+    es.addEventListener("complete", (event) => this.onJobEvent(es, event), { signal });
+    es.addEventListener("heartbeat", () => this.onHeartbeat(es), { signal });
+  }
+  dropStream() {
+    if (this.streamController) this.streamController.abort();
+    this.streamController = null;
+    if (this.es) this.es.close();
+    this.es = null;
+    this.isOpen = false;
+  }
+  countReconnect(reason) {
+    this.trace(`reconnect (${reason})`);
+    for (const sub of this.subs) sub.reconnects += 1;
+    for (const sub of [...this.subs]) this.notify(sub);
+  }
+  onOpen(es) {
+    if (es !== this.es || this.closed) return;
+    if (es.bwErrored) this.countReconnect("browser retry");
+    es.bwErrored = false;
+    this.isOpen = true;
+    this.everOpened = true;
+    this.downSince = null;
+    this.lastMessageAt = this.now();
+    this.trace("stream open");
+    for (const job of this.jobs.values()) this.poll(job, "catch-up on open");
+    this.refreshConnections();
+  }
+  onError(es) {
+    if (es !== this.es || this.closed) return;
+    es.bwErrored = true;
+    const firstError = this.downSince === null;
+    if (firstError) this.downSince = this.now();
+    this.isOpen = false;
+    const closedForGood = es.readyState === READY_CLOSED;
+    this.trace(`stream error (readyState ${es.readyState})`);
+    if (closedForGood) {
+      this.dropStream();
+      this.after(this.reconnectDelay(), () => this.connect(), this.controller.signal);
+    }
+    if (firstError && !this.everOpened) {
+      for (const job of this.jobs.values()) {
+        if (!job.terminal) this.poll(job, "stream never opened");
+      }
+    }
+    this.refreshConnections();
+  }
+  onJobEvent(es, event) {
+    if (es !== this.es || this.closed) return;
+    this.lastMessageAt = this.now();
+    let snapshot = null;
+    try {
+      snapshot = JSON.parse(event.data);
+    } catch {
+      this.trace("unparsable event ignored", event.data);
+      return;
+    }
+    const job = snapshot && this.jobs.get(snapshot.id);
+    if (!job) return;
+    job.lastUpdate = this.now();
+    this.apply(job, snapshot, event.type);
+  }
+  onHeartbeat(es) {
+    if (es !== this.es || this.closed) return;
+    this.lastMessageAt = this.now();
+  }
+  reconnectDelay() {
+    let delay = Infinity;
+    for (const sub of this.subs) delay = Math.min(delay, sub.settings.reconnectDelay);
+    return Number.isFinite(delay) ? delay : DEFAULTS.reconnectDelay;
+  }
+  // -- jobs, the watchdog and polling ----------------------------------------------
+  addJob(jobId) {
+    const controller = new AbortController();
+    this.controller.signal.addEventListener("abort", () => controller.abort(), {
+      once: true,
+      signal: controller.signal
+    });
+    const job = {
+      id: jobId,
+      subs: /* @__PURE__ */ new Set(),
+      snapshot: null,
+      version: -Infinity,
+      lastUpdate: this.now(),
+      // age is counted from subscription until data arrives
+      lastSnapshotAt: null,
+      error: null,
+      inflight: false,
+      controller,
+      watchdog: null,
+      watchdogInterval: null,
+      get terminal() {
+        return Boolean(this.snapshot && isTerminal(this.snapshot.status));
+      }
+    };
+    this.jobs.set(jobId, job);
+    return job;
+  }
+  jobSetting(job, name) {
+    let value = Infinity;
+    for (const sub of job.subs) value = Math.min(value, sub.settings[name]);
+    return Number.isFinite(value) ? value : DEFAULTS[name];
+  }
+  retimeWatchdog(job) {
+    const interval = this.jobSetting(job, "watchdogInterval");
+    if (job.watchdog && job.watchdogInterval === interval) return;
+    if (job.watchdog) job.watchdog();
+    job.watchdogInterval = interval;
+    job.watchdog = this.every(interval, () => this.watchdog(job), job.controller.signal);
+  }
+  watchdog(job) {
+    if (this.closed || !this.jobs.has(job.id)) return;
+    this.refreshConnections();
+    const now = this.now();
+    const timeout = this.jobSetting(job, "watchdogTimeout");
+    const age = now - job.lastUpdate;
+    this.trace(`watchdog ${job.id}: last update ${Math.round(age / 1e3)} s ago`);
+    if (this.isOpen && now - this.lastMessageAt >= timeout) {
+      this.trace("stream silent, rebuilding it");
+      this.dropStream();
+      this.downSince = now;
+      this.connect();
+      this.refreshConnections();
+    }
+    if (job.terminal) return;
+    const streamDownTooLong = !this.isOpen && this.downSince !== null && (!this.everOpened || now - this.downSince >= timeout);
+    if (streamDownTooLong) this.poll(job, "stream down, polling");
+    else if (age >= timeout) this.poll(job, "watchdog: no update");
+  }
+  poll(job, reason) {
+    if (this.closed || job.inflight || !this.jobs.has(job.id)) return;
+    job.inflight = true;
+    for (const sub of job.subs) sub.polls += 1;
+    this.trace(`poll ${job.id} (${reason})`);
+    const { signal } = job.controller;
+    Promise.resolve().then(() => this.api.getJob(job.id, signal)).then(
+      (snapshot) => {
+        if (signal.aborted) return;
+        job.error = null;
+        job.lastUpdate = this.now();
+        if (!this.apply(job, snapshot, "poll")) this.notifyJob(job);
+      },
+      (error) => {
+        if (signal.aborted) return;
+        job.error = error && error.message ? error.message : String(error);
+        this.trace(`poll ${job.id} failed: ${job.error}`);
+        this.notifyJob(job);
+      }
+    ).finally(() => {
+      job.inflight = false;
+    });
+  }
+  /** Show `snapshot` if it is newer than what is shown; true if it was applied. */
+  apply(job, snapshot, source) {
+    if (!snapshot || snapshot.id !== job.id) return false;
+    const version = Number(snapshot.version);
+    if (!(version > job.version)) {
+      this.trace(`${source} v${version} of ${job.id} ignored: showing v${job.version}`);
+      return false;
+    }
+    job.version = version;
+    job.snapshot = snapshot;
+    job.lastSnapshotAt = this.now();
+    this.trace(`${source} ${job.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`);
+    this.notifyJob(job);
+    return true;
+  }
+};
+function subscribe(jobId, listener, options = {}) {
+  const registry = options.registry || globalThis;
+  if (!(registry[REGISTRY_KEY] instanceof Map)) registry[REGISTRY_KEY] = /* @__PURE__ */ new Map();
+  const hubs = registry[REGISTRY_KEY];
+  const url = streamUrl(options);
+  let hub = hubs.get(url);
+  if (!hub || hub.closed) {
+    hub = new Hub(url, options, () => {
+      if (hubs.get(url) === hub) hubs.delete(url);
+    });
+    hubs.set(url, hub);
+  }
+  const unsubscribe = hub.subscribe(jobId, listener, options);
+  const { signal } = options;
+  if (signal) {
+    if (signal.aborted) unsubscribe();
+    else signal.addEventListener("abort", unsubscribe, { once: true });
+  }
+  return unsubscribe;
+}
+
+// src/page.js
+function readPageConfig(doc = globalThis.document) {
+  try {
+    const element2 = doc && doc.getElementById("jupyter-config-data");
+    if (element2) {
+      const data = JSON.parse(element2.textContent || "{}");
+      return { baseUrl: data.baseUrl || "/", token: data.token || "" };
+    }
+  } catch {
+  }
+  return { baseUrl: "/", token: "" };
+}
+function readCookie(name, doc = globalThis.document) {
+  const cookies = doc && doc.cookie || "";
+  const match = cookies.match(new RegExp(`(?:^|;\\s*)${name}=([^;]*)`));
+  return match ? match[1] : "";
+}
+
+// src/view.js
+var ACTIVE = ["queued", "processing"];
+var RETRYABLE = ["failed", "cancelled", "interrupted"];
+var TERMINAL = ["completed", ...RETRYABLE];
+var FAILED_ITEMS_LIMIT = 20;
+var FAILED_REFRESH_MS = 3e3;
+function formatDuration(seconds) {
+  if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
+  const total = Math.max(0, Math.round(Number(seconds)));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+function formatRate(rate) {
+  if (rate === null || rate === void 0 || !Number.isFinite(Number(rate))) return "\u2014";
+  const value = Number(rate);
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
+}
+function canRetry(snapshot) {
+  if (!snapshot) return false;
+  if (RETRYABLE.includes(snapshot.status)) return true;
+  return snapshot.status === "completed" && snapshot.failed > 0;
+}
+function parseTime(value) {
+  if (!value) return null;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? null : time;
+}
+function element(doc, tag, className, text) {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  if (text !== void 0) node.textContent = text;
+  return node;
+}
+function defaultFrame(fn) {
+  if (typeof globalThis.requestAnimationFrame === "function") {
+    const id2 = globalThis.requestAnimationFrame(fn);
+    return () => globalThis.cancelAnimationFrame(id2);
+  }
+  const id = setTimeout(fn, 16);
+  return () => clearTimeout(id);
+}
+function createView(el, options) {
+  const { actions, fileHref: fileHref2, signal } = options;
+  const frame = options.frame || defaultFrame;
+  const now = options.now || Date.now;
+  const timers = options.timers || globalThis;
+  const doc = el.ownerDocument || globalThis.document;
+  const root = element(doc, "div", "bw-progress");
+  const header = element(doc, "div", "bw-header");
+  const name = element(doc, "span", "bw-name", "");
+  const status = element(doc, "span", "bw-status", "");
+  const badge = element(doc, "span", "bw-connection", "");
+  header.append(name, status, badge);
+  const bar = element(doc, "div", "bw-bar");
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuemin", "0");
+  const barDone = element(doc, "div", "bw-bar-done");
+  const barFailed = element(doc, "div", "bw-bar-failed");
+  bar.append(barDone, barFailed);
+  const stats = element(doc, "div", "bw-stats");
+  const counts = element(doc, "span", "bw-counts", "");
+  const rate = element(doc, "span", "bw-rate", "");
+  const eta = element(doc, "span", "bw-eta", "");
+  const elapsed = element(doc, "span", "bw-elapsed", "");
+  stats.append(counts, rate, eta, elapsed);
+  const jobError = element(doc, "div", "bw-job-error", "");
+  const controls = element(doc, "div", "bw-actions");
+  const cancel = element(doc, "button", "bw-cancel", "Cancel");
+  const retry = element(doc, "button", "bw-retry", "Retry");
+  cancel.setAttribute("type", "button");
+  retry.setAttribute("type", "button");
+  const message = element(doc, "span", "bw-message", "");
+  message.setAttribute("role", "status");
+  controls.append(cancel, retry, message);
+  const diagnostics = element(doc, "div", "bw-debug", "");
+  const failures = element(doc, "div", "bw-failures");
+  const outputs = element(doc, "div", "bw-outputs");
+  root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
+  el.replaceChildren(root);
+  const state = {
+    info: null,
+    debug: false,
+    message: "",
+    busy: false,
+    failedItems: null,
+    // {items, total} of the last fetch
+    failedFetchedFor: null,
+    // `${jobId}:${failed}` of the last fetch
+    failedFetchedAt: -Infinity,
+    failedInflight: false,
+    outputs: null,
+    outputsFetchedFor: null,
+    outputsInflight: false
+  };
+  let cancelFrame = null;
+  function schedule() {
+    if (cancelFrame || signal.aborted) return;
+    cancelFrame = frame(() => {
+      cancelFrame = null;
+      if (!signal.aborted) render2();
+    });
+  }
+  const ticker = timers.setInterval(() => {
+    refreshDetails();
+    schedule();
+  }, 1e3);
+  signal.addEventListener(
+    "abort",
+    () => {
+      timers.clearInterval(ticker);
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+    },
+    { once: true }
+  );
+  async function act(kind) {
+    const info = state.info;
+    if (!info || state.busy) return;
+    state.busy = true;
+    state.message = "";
+    schedule();
+    try {
+      await actions[kind](info.jobId);
+      state.message = "";
+    } catch (error) {
+      const detail = error && error.message ? error.message : String(error);
+      const code = error && error.status ? ` (${error.status})` : "";
+      state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
+    } finally {
+      state.busy = false;
+      schedule();
+    }
+  }
+  cancel.addEventListener("click", () => act("cancel"), { signal });
+  retry.addEventListener("click", () => act("retry"), { signal });
+  function refreshDetails() {
+    const info = state.info;
+    const snapshot = info && info.snapshot;
+    if (!snapshot || signal.aborted) return;
+    const key = `${info.jobId}:${snapshot.failed}`;
+    const terminal = TERMINAL.includes(snapshot.status);
+    if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
+      if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
+        state.failedInflight = true;
+        state.failedFetchedAt = now();
+        Promise.resolve().then(() => actions.failedItems(info.jobId, FAILED_ITEMS_LIMIT)).then(
+          (answer) => {
+            state.failedItems = answer;
+            state.failedFetchedFor = key;
+          },
+          () => {
+            state.failedFetchedFor = null;
+          }
+        ).finally(() => {
+          state.failedInflight = false;
+          schedule();
+        });
+      }
+    }
+    if (snapshot.failed === 0) state.failedItems = null;
+    const outputsKey = `${info.jobId}:${snapshot.status}:${snapshot.finished_at}`;
+    if (terminal && state.outputsFetchedFor !== outputsKey && !state.outputsInflight) {
+      state.outputsInflight = true;
+      state.outputsFetchedFor = outputsKey;
+      Promise.resolve().then(() => actions.outputs(info.jobId)).then(
+        (answer) => {
+          state.outputs = answer && answer.outputs || [];
+        },
+        () => {
+          state.outputsFetchedFor = null;
+        }
+      ).finally(() => {
+        state.outputsInflight = false;
+        schedule();
+      });
+    }
+    if (!terminal) state.outputs = null;
+  }
+  function renderFailures() {
+    const answer = state.failedItems;
+    if (!answer || !answer.items || answer.items.length === 0) {
+      failures.hidden = true;
+      failures.replaceChildren();
+      return;
+    }
+    failures.hidden = false;
+    const title = element(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
+    const list = element(doc, "ul", "bw-failure-list");
+    for (const item of answer.items) {
+      const row = element(doc, "li", "bw-failure");
+      row.setAttribute("data-index", String(item.index));
+      const input = typeof item.input === "string" ? item.input : JSON.stringify(item.input);
+      row.append(
+        element(doc, "span", "bw-failure-index", `#${item.index}`),
+        element(doc, "code", "bw-failure-input", input),
+        element(doc, "span", "bw-failure-error", item.error || "failed")
+      );
+      if (item.traceback) row.setAttribute("title", item.traceback);
+      list.append(row);
+    }
+    failures.replaceChildren(title, list);
+  }
+  function renderOutputs() {
+    const paths = state.outputs;
+    if (!paths || paths.length === 0) {
+      outputs.hidden = true;
+      outputs.replaceChildren();
+      return;
+    }
+    outputs.hidden = false;
+    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    const list = element(doc, "ul", "bw-output-list");
+    for (const path of paths) {
+      const link = element(doc, "a", "bw-output", path);
+      link.setAttribute("href", fileHref2(path));
+      link.setAttribute("target", "_blank");
+      link.setAttribute("rel", "noopener");
+      const row = element(doc, "li");
+      row.append(link);
+      list.append(row);
+    }
+    outputs.replaceChildren(title, list);
+  }
+  function connectionText(info) {
+    if (!info.lastUpdate) return info.connection;
+    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1e3));
+    return `${info.connection} \xB7 updated ${age} s ago`;
+  }
+  function render2() {
+    const info = state.info;
+    const snapshot = info ? info.snapshot : null;
+    const connection = info ? info.connection : "connecting";
+    const jobStatus = snapshot ? snapshot.status : "";
+    root.setAttribute("data-status", jobStatus);
+    root.setAttribute("data-connection", connection);
+    root.setAttribute("data-done", String(snapshot ? snapshot.done : 0));
+    root.setAttribute("data-failed", String(snapshot ? snapshot.failed : 0));
+    root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
+    root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
+    name.textContent = snapshot ? snapshot.name : info ? info.jobId : "";
+    status.textContent = jobStatus || "loading\u2026";
+    status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
+    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.className = `bw-connection bw-connection-${connection}`;
+    badge.setAttribute("title", info && info.error ? `last poll failed: ${info.error}` : "");
+    const total = snapshot ? snapshot.total : 0;
+    const done = snapshot ? snapshot.done : 0;
+    const failed = snapshot ? snapshot.failed : 0;
+    const pending = snapshot ? snapshot.pending : 0;
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuenow", String(done + failed));
+    bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
+    const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
+    barDone.style.width = percent(done);
+    barFailed.style.width = percent(failed);
+    counts.textContent = snapshot ? `${done} done \xB7 ${failed} failed \xB7 ${pending} pending of ${total}` : "";
+    const active = ACTIVE.includes(jobStatus);
+    rate.textContent = active ? formatRate(snapshot.rate) : "";
+    eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
+    const started = snapshot ? parseTime(snapshot.started_at) : null;
+    const finished = snapshot ? parseTime(snapshot.finished_at) : null;
+    elapsed.textContent = started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1e3)}`;
+    jobError.textContent = snapshot && snapshot.error ? snapshot.error : "";
+    jobError.hidden = !(snapshot && snapshot.error);
+    cancel.hidden = !active;
+    retry.hidden = !canRetry(snapshot);
+    cancel.disabled = state.busy;
+    retry.disabled = state.busy;
+    message.textContent = state.message;
+    diagnostics.hidden = !state.debug;
+    diagnostics.textContent = info ? `reconnects ${info.reconnects} \xB7 polls ${info.polls} \xB7 v${snapshot ? snapshot.version : "\u2014"}` : "";
+    renderFailures();
+    renderOutputs();
+  }
+  render2();
+  return {
+    root,
+    update(info) {
+      if (signal.aborted) return;
+      state.info = info;
+      refreshDetails();
+      schedule();
+    },
+    setDebug(debug) {
+      state.debug = Boolean(debug);
+      schedule();
+    },
+    /** Render now (tests; the terminal state before a snapshot is taken). */
+    flush() {
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+      render2();
+    }
+  };
+}
+
+// src/widget.js
+var MIRRORED_TRAITS = Object.freeze([
+  "status",
+  "total",
+  "done",
+  "failed",
+  "version",
+  "connection",
+  "reconnects",
+  "polls"
+]);
+var SAVE_INTERVAL_MS = 250;
+var TERMINAL2 = ["completed", "failed", "cancelled", "interrupted"];
+function mirroredValues(info) {
+  const snapshot = info.snapshot || {};
+  return {
+    status: snapshot.status || "",
+    total: snapshot.total || 0,
+    done: snapshot.done || 0,
+    failed: snapshot.failed || 0,
+    version: snapshot.version || 0,
+    connection: info.connection,
+    reconnects: info.reconnects,
+    polls: info.polls
+  };
+}
+function createMirror(model, signal, timers = globalThis) {
+  let pending = null;
+  let timer = null;
+  let lastSave = -Infinity;
+  function save() {
+    timer = null;
+    if (!pending) return;
+    const changes = pending;
+    pending = null;
+    lastSave = Date.now();
+    try {
+      for (const [name, value] of Object.entries(changes)) model.set(name, value);
+      model.save_changes();
+    } catch (error) {
+      console.debug("batch_widget: could not save widget state", error);
+    }
+  }
+  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
+  return {
+    push(info) {
+      const values = mirroredValues(info);
+      const changed = {};
+      for (const name of MIRRORED_TRAITS) {
+        const current = pending && name in pending ? pending[name] : model.get(name);
+        if (current !== values[name]) changed[name] = values[name];
+      }
+      if (Object.keys(changed).length === 0) return;
+      pending = { ...pending, ...changed };
+      const urgent = TERMINAL2.includes(values.status) || values.connection === "closed";
+      if (urgent || signal.aborted) {
+        if (timer !== null) timers.clearTimeout(timer);
+        save();
+      } else if (timer === null) {
+        const wait = Math.max(0, SAVE_INTERVAL_MS - (Date.now() - lastSave));
+        timer = timers.setTimeout(save, wait);
+      }
+    }
+  };
+}
+function initialize() {
+  return () => {
+  };
+}
+function render({ model, el, signal }) {
+  const controller = new AbortController();
+  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
+  const lifetime = controller.signal;
+  const page = readPageConfig();
+  const api = createApi({
+    baseUrl: page.baseUrl,
+    token: page.token,
+    getXsrf: () => readCookie("_xsrf")
+  });
+  let handle = null;
+  const actions = {
+    async cancel(jobId) {
+      const snapshot = await api.cancel(jobId, lifetime);
+      if (handle) handle.offer(snapshot);
+    },
+    async retry(jobId) {
+      const snapshot = await api.retry(jobId, lifetime);
+      if (handle) handle.offer(snapshot);
+    },
+    failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
+    outputs: (jobId) => api.getOutputs(jobId, lifetime)
+  };
+  const view = createView(el, { actions, fileHref: api.fileHref, signal: lifetime });
+  const mirror = createMirror(model, lifetime);
+  view.setDebug(model.get("debug"));
+  function settings() {
+    return {
+      reconnectDelay: model.get("reconnect_delay"),
+      watchdogInterval: model.get("watchdog_interval"),
+      watchdogTimeout: model.get("watchdog_timeout"),
+      debug: model.get("debug")
+    };
+  }
+  let generation = 0;
+  function follow() {
+    const previous = handle;
+    const jobId = model.get("job_id");
+    generation += 1;
+    const mine = generation;
+    handle = jobId ? subscribe(
+      jobId,
+      (info) => {
+        if (mine !== generation) return;
+        view.update(info);
+        mirror.push(info);
+      },
+      { baseUrl: page.baseUrl, token: page.token, api, signal: lifetime, ...settings() }
+    ) : null;
+    if (previous) previous();
+  }
+  const onSettings = () => {
+    view.setDebug(model.get("debug"));
+    if (handle) handle.update(settings());
+  };
+  const names = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
+  model.on("change:job_id", follow);
+  for (const name of names) model.on(`change:${name}`, onSettings);
+  lifetime.addEventListener(
+    "abort",
+    () => {
+      model.off("change:job_id", follow);
+      for (const name of names) model.off(`change:${name}`, onSettings);
+    },
+    { once: true }
+  );
+  follow();
+  return () => controller.abort();
+}
+var widget_default = { initialize, render };
+export {
+  MIRRORED_TRAITS,
+  createMirror,
+  widget_default as default
+};

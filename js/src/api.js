@@ -1,0 +1,92 @@
+// URLs and HTTP calls of SPEC §3, shared by the connection layer and the widget.
+// Knows nothing of the DOM: the page's baseUrl, token and XSRF cookie come in
+// as plain options, so tests need no document.
+
+/** Ensure a base URL ends with exactly one slash ("" and undefined mean "/"). */
+export function normalizeBaseUrl(baseUrl) {
+  const base = baseUrl || "/";
+  return base.endsWith("/") ? base : `${base}/`;
+}
+
+/** Add `?token=` (or `&token=`) when the page has a token; else the cookie authenticates. */
+export function withToken(url, token) {
+  if (!token) return url;
+  const sep = url.includes("?") ? "&" : "?";
+  return `${url}${sep}token=${encodeURIComponent(token)}`;
+}
+
+/** The unfiltered SSE stream: one per page, widgets filter by job id client side. */
+export function streamUrl({ baseUrl, token } = {}) {
+  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/events`, token);
+}
+
+/** `api/batch/jobs/{id}` plus an optional sub-path and query string. */
+export function jobUrl({ baseUrl, token } = {}, jobId, suffix = "", query = "") {
+  const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
+  return withToken(query ? `${path}?${query}` : path, token);
+}
+
+/** A link that opens a server-relative file in JupyterLab (each segment escaped). */
+export function fileHref(baseUrl, path) {
+  const encoded = String(path).split("/").map(encodeURIComponent).join("/");
+  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encoded}`;
+}
+
+/** An HTTP error that carries the server's `{"message": ...}` and the status. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+async function readJson(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = (body && body.message) || response.statusText || `HTTP ${response.status}`;
+    throw new ApiError(response.status, message);
+  }
+  return body;
+}
+
+/**
+ * Build the small REST client the widget needs.
+ *
+ * @param {object} options
+ * @param {string} [options.baseUrl] the page's base URL
+ * @param {string} [options.token] the page config token, if any (never a widget trait)
+ * @param {() => string} [options.getXsrf] reads the `_xsrf` cookie for writes
+ * @param {typeof fetch} [options.fetch]
+ */
+export function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetchFn } = {}) {
+  const doFetch = fetchFn || ((...args) => globalThis.fetch(...args));
+  const auth = { baseUrl, token };
+  const get = (url, signal) =>
+    doFetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal })
+      .then(readJson);
+  const post = (url, signal) => {
+    const headers = { Accept: "application/json", "Content-Type": "application/json" };
+    const xsrf = getXsrf();
+    if (xsrf) headers["X-XSRFToken"] = xsrf;
+    if (token) headers.Authorization = `token ${token}`;
+    return doFetch(url, { method: "POST", credentials: "same-origin", headers, body: "{}", signal })
+      .then(readJson);
+  };
+  return {
+    baseUrl: normalizeBaseUrl(baseUrl),
+    getJob: (jobId, signal) => get(jobUrl(auth, jobId), signal),
+    getFailedItems: (jobId, limit = 20, signal) =>
+      get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
+    getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),
+    // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
+    cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
+    retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
+    fileHref: (path) => fileHref(baseUrl, path),
+  };
+}

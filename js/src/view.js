@@ -1,0 +1,355 @@
+// The widget's DOM (SPEC §8). Knows nothing of EventSource or URLs beyond
+// the injected `actions`: it is fed `info` objects from the connection layer
+// and renders at most once per animation frame.
+
+const ACTIVE = ["queued", "processing"];
+const RETRYABLE = ["failed", "cancelled", "interrupted"];
+const TERMINAL = ["completed", ...RETRYABLE];
+const FAILED_ITEMS_LIMIT = 20;
+const FAILED_REFRESH_MS = 3000;
+
+/** "4 s", "2 min 05 s", "1 h 02 min". */
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(Number(seconds))) return "—";
+  const total = Math.max(0, Math.round(Number(seconds)));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+/** "1.5 items/s", or "—" when unknown. */
+export function formatRate(rate) {
+  if (rate === null || rate === undefined || !Number.isFinite(Number(rate))) return "—";
+  const value = Number(rate);
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
+}
+
+/** Whether Retry has something to do for this snapshot (SPEC §3 `retry`). */
+export function canRetry(snapshot) {
+  if (!snapshot) return false;
+  if (RETRYABLE.includes(snapshot.status)) return true;
+  return snapshot.status === "completed" && snapshot.failed > 0;
+}
+
+function parseTime(value) {
+  if (!value) return null;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? null : time;
+}
+
+function element(doc, tag, className, text) {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function defaultFrame(fn) {
+  if (typeof globalThis.requestAnimationFrame === "function") {
+    const id = globalThis.requestAnimationFrame(fn);
+    return () => globalThis.cancelAnimationFrame(id);
+  }
+  const id = setTimeout(fn, 16);
+  return () => clearTimeout(id);
+}
+
+/**
+ * Mount the view in `el`.
+ *
+ * @param {HTMLElement} el the anywidget element
+ * @param {object} options
+ * @param {{cancel: Function, retry: Function, failedItems: Function, outputs: Function}} options.actions
+ *   async calls for the job shown (each takes the job id)
+ * @param {(path: string) => string} options.fileHref link for an output file
+ * @param {AbortSignal} options.signal unmounts the view when aborted
+ * @param {(fn: () => void) => () => void} [options.frame] schedules a render; returns a cancel
+ * @param {() => number} [options.now]
+ * @param {object} [options.timers] {setInterval, clearInterval}
+ * @returns {{update: (info: object) => void, setDebug: (debug: boolean) => void, root: HTMLElement}}
+ */
+export function createView(el, options) {
+  const { actions, fileHref, signal } = options;
+  const frame = options.frame || defaultFrame;
+  const now = options.now || Date.now;
+  const timers = options.timers || globalThis;
+  const doc = el.ownerDocument || globalThis.document;
+
+  const root = element(doc, "div", "bw-progress");
+  const header = element(doc, "div", "bw-header");
+  const name = element(doc, "span", "bw-name", "");
+  const status = element(doc, "span", "bw-status", "");
+  const badge = element(doc, "span", "bw-connection", "");
+  header.append(name, status, badge);
+
+  const bar = element(doc, "div", "bw-bar");
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuemin", "0");
+  const barDone = element(doc, "div", "bw-bar-done");
+  const barFailed = element(doc, "div", "bw-bar-failed");
+  bar.append(barDone, barFailed);
+
+  const stats = element(doc, "div", "bw-stats");
+  const counts = element(doc, "span", "bw-counts", "");
+  const rate = element(doc, "span", "bw-rate", "");
+  const eta = element(doc, "span", "bw-eta", "");
+  const elapsed = element(doc, "span", "bw-elapsed", "");
+  stats.append(counts, rate, eta, elapsed);
+
+  const jobError = element(doc, "div", "bw-job-error", "");
+  const controls = element(doc, "div", "bw-actions");
+  const cancel = element(doc, "button", "bw-cancel", "Cancel");
+  const retry = element(doc, "button", "bw-retry", "Retry");
+  cancel.setAttribute("type", "button");
+  retry.setAttribute("type", "button");
+  const message = element(doc, "span", "bw-message", "");
+  message.setAttribute("role", "status");
+  controls.append(cancel, retry, message);
+
+  const diagnostics = element(doc, "div", "bw-debug", "");
+  const failures = element(doc, "div", "bw-failures");
+  const outputs = element(doc, "div", "bw-outputs");
+  root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
+  el.replaceChildren(root);
+
+  const state = {
+    info: null,
+    debug: false,
+    message: "",
+    busy: false,
+    failedItems: null, // {items, total} of the last fetch
+    failedFetchedFor: null, // `${jobId}:${failed}` of the last fetch
+    failedFetchedAt: -Infinity,
+    failedInflight: false,
+    outputs: null,
+    outputsFetchedFor: null,
+    outputsInflight: false,
+  };
+  let cancelFrame = null;
+
+  function schedule() {
+    if (cancelFrame || signal.aborted) return;
+    cancelFrame = frame(() => {
+      cancelFrame = null;
+      if (!signal.aborted) render();
+    });
+  }
+
+  const ticker = timers.setInterval(() => {
+    // Elapsed time and the age of the last update move on their own; the
+    // tick also retries a failed fetch of failed items or outputs.
+    refreshDetails();
+    schedule();
+  }, 1000);
+  signal.addEventListener(
+    "abort",
+    () => {
+      timers.clearInterval(ticker);
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+    },
+    { once: true },
+  );
+
+  async function act(kind) {
+    const info = state.info;
+    if (!info || state.busy) return;
+    state.busy = true;
+    state.message = "";
+    schedule();
+    try {
+      await actions[kind](info.jobId);
+      state.message = "";
+    } catch (error) {
+      const detail = error && error.message ? error.message : String(error);
+      const code = error && error.status ? ` (${error.status})` : "";
+      state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
+    } finally {
+      state.busy = false;
+      schedule();
+    }
+  }
+  cancel.addEventListener("click", () => act("cancel"), { signal });
+  retry.addEventListener("click", () => act("retry"), { signal });
+
+  function refreshDetails() {
+    const info = state.info;
+    const snapshot = info && info.snapshot;
+    if (!snapshot || signal.aborted) return;
+    const key = `${info.jobId}:${snapshot.failed}`;
+    const terminal = TERMINAL.includes(snapshot.status);
+    if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
+      if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
+        state.failedInflight = true;
+        state.failedFetchedAt = now();
+        Promise.resolve()
+          .then(() => actions.failedItems(info.jobId, FAILED_ITEMS_LIMIT))
+          .then(
+            (answer) => {
+              state.failedItems = answer;
+              state.failedFetchedFor = key;
+            },
+            () => {
+              state.failedFetchedFor = null; // try again on the next tick
+            },
+          )
+          .finally(() => {
+            state.failedInflight = false;
+            schedule();
+          });
+      }
+    }
+    if (snapshot.failed === 0) state.failedItems = null;
+    const outputsKey = `${info.jobId}:${snapshot.status}:${snapshot.finished_at}`;
+    if (terminal && state.outputsFetchedFor !== outputsKey && !state.outputsInflight) {
+      state.outputsInflight = true;
+      state.outputsFetchedFor = outputsKey;
+      Promise.resolve()
+        .then(() => actions.outputs(info.jobId))
+        .then(
+          (answer) => {
+            state.outputs = (answer && answer.outputs) || [];
+          },
+          () => {
+            state.outputsFetchedFor = null;
+          },
+        )
+        .finally(() => {
+          state.outputsInflight = false;
+          schedule();
+        });
+    }
+    if (!terminal) state.outputs = null;
+  }
+
+  function renderFailures() {
+    const answer = state.failedItems;
+    if (!answer || !answer.items || answer.items.length === 0) {
+      failures.hidden = true;
+      failures.replaceChildren();
+      return;
+    }
+    failures.hidden = false;
+    const title = element(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
+    const list = element(doc, "ul", "bw-failure-list");
+    for (const item of answer.items) {
+      const row = element(doc, "li", "bw-failure");
+      row.setAttribute("data-index", String(item.index));
+      const input = typeof item.input === "string" ? item.input : JSON.stringify(item.input);
+      row.append(
+        element(doc, "span", "bw-failure-index", `#${item.index}`),
+        element(doc, "code", "bw-failure-input", input),
+        element(doc, "span", "bw-failure-error", item.error || "failed"),
+      );
+      if (item.traceback) row.setAttribute("title", item.traceback);
+      list.append(row);
+    }
+    failures.replaceChildren(title, list);
+  }
+
+  function renderOutputs() {
+    const paths = state.outputs;
+    if (!paths || paths.length === 0) {
+      outputs.hidden = true;
+      outputs.replaceChildren();
+      return;
+    }
+    outputs.hidden = false;
+    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    const list = element(doc, "ul", "bw-output-list");
+    for (const path of paths) {
+      const link = element(doc, "a", "bw-output", path);
+      link.setAttribute("href", fileHref(path));
+      link.setAttribute("target", "_blank");
+      link.setAttribute("rel", "noopener");
+      const row = element(doc, "li");
+      row.append(link);
+      list.append(row);
+    }
+    outputs.replaceChildren(title, list);
+  }
+
+  function connectionText(info) {
+    if (!info.lastUpdate) return info.connection;
+    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1000));
+    return `${info.connection} · updated ${age} s ago`;
+  }
+
+  function render() {
+    const info = state.info;
+    const snapshot = info ? info.snapshot : null;
+    const connection = info ? info.connection : "connecting";
+    const jobStatus = snapshot ? snapshot.status : "";
+    root.setAttribute("data-status", jobStatus);
+    root.setAttribute("data-connection", connection);
+    root.setAttribute("data-done", String(snapshot ? snapshot.done : 0));
+    root.setAttribute("data-failed", String(snapshot ? snapshot.failed : 0));
+    root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
+    root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
+
+    name.textContent = snapshot ? snapshot.name : info ? info.jobId : "";
+    status.textContent = jobStatus || "loading…";
+    status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
+    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.className = `bw-connection bw-connection-${connection}`;
+    badge.setAttribute("title", info && info.error ? `last poll failed: ${info.error}` : "");
+
+    const total = snapshot ? snapshot.total : 0;
+    const done = snapshot ? snapshot.done : 0;
+    const failed = snapshot ? snapshot.failed : 0;
+    const pending = snapshot ? snapshot.pending : 0;
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuenow", String(done + failed));
+    bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
+    const percent = (n) => (total > 0 ? `${((100 * n) / total).toFixed(2)}%` : "0%");
+    barDone.style.width = percent(done);
+    barFailed.style.width = percent(failed);
+
+    counts.textContent = snapshot
+      ? `${done} done · ${failed} failed · ${pending} pending of ${total}`
+      : "";
+    const active = ACTIVE.includes(jobStatus);
+    rate.textContent = active ? formatRate(snapshot.rate) : "";
+    eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
+    const started = snapshot ? parseTime(snapshot.started_at) : null;
+    const finished = snapshot ? parseTime(snapshot.finished_at) : null;
+    elapsed.textContent =
+      started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1000)}`;
+
+    jobError.textContent = snapshot && snapshot.error ? snapshot.error : "";
+    jobError.hidden = !(snapshot && snapshot.error);
+    cancel.hidden = !active;
+    retry.hidden = !canRetry(snapshot);
+    cancel.disabled = state.busy;
+    retry.disabled = state.busy;
+    message.textContent = state.message;
+
+    diagnostics.hidden = !state.debug;
+    diagnostics.textContent = info
+      ? `reconnects ${info.reconnects} · polls ${info.polls} · v${snapshot ? snapshot.version : "—"}`
+      : "";
+    renderFailures();
+    renderOutputs();
+  }
+
+  render();
+  return {
+    root,
+    update(info) {
+      if (signal.aborted) return;
+      state.info = info;
+      refreshDetails();
+      schedule();
+    },
+    setDebug(debug) {
+      state.debug = Boolean(debug);
+      schedule();
+    },
+    /** Render now (tests; the terminal state before a snapshot is taken). */
+    flush() {
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+      render();
+    },
+  };
+}

@@ -1,0 +1,171 @@
+// The anywidget entry point: wires the page config, the shared connection
+// hub, the view and the model mirror together. See SPEC §8.
+
+import { createApi } from "./api.js";
+import { subscribe } from "./connection.js";
+import { readCookie, readPageConfig } from "./page.js";
+import { createView } from "./view.js";
+
+/** Traits the browser reports back to Python (SPEC §8, browser → Python). */
+export const MIRRORED_TRAITS = Object.freeze([
+  "status",
+  "total",
+  "done",
+  "failed",
+  "version",
+  "connection",
+  "reconnects",
+  "polls",
+]);
+const SAVE_INTERVAL_MS = 250;
+const TERMINAL = ["completed", "failed", "cancelled", "interrupted"];
+
+function mirroredValues(info) {
+  const snapshot = info.snapshot || {};
+  return {
+    status: snapshot.status || "",
+    total: snapshot.total || 0,
+    done: snapshot.done || 0,
+    failed: snapshot.failed || 0,
+    version: snapshot.version || 0,
+    connection: info.connection,
+    reconnects: info.reconnects,
+    polls: info.polls,
+  };
+}
+
+/**
+ * Mirror connection info into the model, saving at most every 250 ms; a
+ * terminal job or a closed connection is saved at once so Python never
+ * misses the end.
+ */
+export function createMirror(model, signal, timers = globalThis) {
+  let pending = null;
+  let timer = null;
+  let lastSave = -Infinity;
+
+  function save() {
+    timer = null;
+    if (!pending) return;
+    const changes = pending;
+    pending = null;
+    lastSave = Date.now();
+    try {
+      for (const [name, value] of Object.entries(changes)) model.set(name, value);
+      model.save_changes();
+    } catch (error) {
+      // The model may already be closed (kernel gone, output cleared).
+      console.debug("batch_widget: could not save widget state", error);
+    }
+  }
+
+  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
+
+  return {
+    push(info) {
+      const values = mirroredValues(info);
+      const changed = {};
+      for (const name of MIRRORED_TRAITS) {
+        const current = pending && name in pending ? pending[name] : model.get(name);
+        if (current !== values[name]) changed[name] = values[name];
+      }
+      if (Object.keys(changed).length === 0) return;
+      pending = { ...pending, ...changed };
+      const urgent = TERMINAL.includes(values.status) || values.connection === "closed";
+      if (urgent || signal.aborted) {
+        if (timer !== null) timers.clearTimeout(timer);
+        save();
+      } else if (timer === null) {
+        const wait = Math.max(0, SAVE_INTERVAL_MS - (Date.now() - lastSave));
+        timer = timers.setTimeout(save, wait);
+      }
+    },
+  };
+}
+
+function initialize() {
+  // Nothing to set up per model, and nothing to await: the network starts in render.
+  return () => {};
+}
+
+function render({ model, el, signal }) {
+  // anywidget >= 0.9 passes an AbortSignal; older versions call the returned cleanup.
+  const controller = new AbortController();
+  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
+  const lifetime = controller.signal;
+
+  const page = readPageConfig();
+  const api = createApi({
+    baseUrl: page.baseUrl,
+    token: page.token,
+    getXsrf: () => readCookie("_xsrf"),
+  });
+  let handle = null;
+
+  const actions = {
+    async cancel(jobId) {
+      const snapshot = await api.cancel(jobId, lifetime);
+      if (handle) handle.offer(snapshot);
+    },
+    async retry(jobId) {
+      const snapshot = await api.retry(jobId, lifetime);
+      if (handle) handle.offer(snapshot);
+    },
+    failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
+    outputs: (jobId) => api.getOutputs(jobId, lifetime),
+  };
+  const view = createView(el, { actions, fileHref: api.fileHref, signal: lifetime });
+  const mirror = createMirror(model, lifetime);
+  view.setDebug(model.get("debug"));
+
+  function settings() {
+    return {
+      reconnectDelay: model.get("reconnect_delay"),
+      watchdogInterval: model.get("watchdog_interval"),
+      watchdogTimeout: model.get("watchdog_timeout"),
+      debug: model.get("debug"),
+    };
+  }
+
+  let generation = 0;
+  function follow() {
+    const previous = handle;
+    const jobId = model.get("job_id");
+    generation += 1;
+    const mine = generation;
+    // Subscribe before releasing the old job, so the shared stream stays up.
+    handle = jobId
+      ? subscribe(
+          jobId,
+          (info) => {
+            if (mine !== generation) return; // the old job's farewell after job_id changed
+            view.update(info);
+            mirror.push(info);
+          },
+          { baseUrl: page.baseUrl, token: page.token, api, signal: lifetime, ...settings() },
+        )
+      : null;
+    if (previous) previous();
+  }
+
+  const onSettings = () => {
+    view.setDebug(model.get("debug"));
+    if (handle) handle.update(settings());
+  };
+  const names = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
+  model.on("change:job_id", follow);
+  for (const name of names) model.on(`change:${name}`, onSettings);
+  lifetime.addEventListener(
+    "abort",
+    () => {
+      model.off("change:job_id", follow);
+      for (const name of names) model.off(`change:${name}`, onSettings);
+    },
+    { once: true },
+  );
+
+  follow();
+  return () => controller.abort();
+}
+
+export default { initialize, render };

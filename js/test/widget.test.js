@@ -1,0 +1,144 @@
+// widget.js end to end in Node: a fake model, a fake page, the shared hub.
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, test } from "node:test";
+
+import { REGISTRY_KEY } from "../src/connection.js";
+import widget from "../src/widget.js";
+import { fakeDocument } from "./fakedom.js";
+import { fakeEventSourceClass, flush, snap } from "./helpers.js";
+
+function fakeModel(values) {
+  const state = {
+    job_id: "a",
+    reconnect_delay: 5000,
+    watchdog_interval: 15000,
+    watchdog_timeout: 60000,
+    debug: false,
+    status: "",
+    total: 0,
+    done: 0,
+    failed: 0,
+    version: 0,
+    connection: "connecting",
+    reconnects: 0,
+    polls: 0,
+    ...values,
+  };
+  const handlers = new Map();
+  return {
+    state,
+    saves: [],
+    get: (name) => state[name],
+    set: (name, value) => {
+      state[name] = value;
+    },
+    save_changes() {
+      this.saves.push({ ...state });
+    },
+    on: (event, fn) => handlers.set(event, [...(handlers.get(event) || []), fn]),
+    off: (event, fn) => handlers.set(event, (handlers.get(event) || []).filter((h) => h !== fn)),
+    trigger(name, value) {
+      state[name] = value;
+      for (const fn of handlers.get(`change:${name}`) || []) fn();
+    },
+    listeners: () => [...handlers.values()].reduce((n, list) => n + list.length, 0),
+  };
+}
+
+const saved = {};
+beforeEach(() => {
+  for (const name of ["document", "EventSource", "fetch", REGISTRY_KEY]) saved[name] = globalThis[name];
+  globalThis.document = fakeDocument({
+    config: { baseUrl: "/user/x/", token: "s3cret" },
+    cookie: "_xsrf=2|abc|def; other=1",
+  });
+  globalThis.EventSource = fakeEventSourceClass();
+  globalThis.fetch = async (url, init = {}) => {
+    const id = /jobs\/([^/?]+)/.exec(url)[1];
+    if (init.method === "POST") {
+      return Response.json({ ...snap(id, 50, { status: "cancelled" }) });
+    }
+    if (url.includes("/outputs")) return Response.json({ outputs: [] });
+    return Response.json(snap(id, 1));
+  };
+});
+afterEach(() => {
+  for (const [name, value] of Object.entries(saved)) globalThis[name] = value;
+});
+
+test("initialize returns at once; render mirrors state into the model and cleans up", async () => {
+  const model = fakeModel();
+  const cleanup = widget.initialize({ model });
+  assert.equal(typeof cleanup, "function");
+
+  const el = globalThis.document.createElement("div");
+  const controller = new AbortController();
+  widget.render({ model, el, signal: controller.signal });
+  const es = globalThis.EventSource.last;
+  assert.equal(es.url, "/user/x/api/batch/events?token=s3cret");
+  es.open();
+  await flush();
+  es.emit("progress", snap("a", 2, { done: 4 }));
+  es.emit("progress", snap("b", 9, { done: 9 })); // another widget's job
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(model.state.connection, "live");
+  assert.equal(model.state.done, 4);
+  assert.equal(model.state.version, 2);
+  assert.equal(model.state.polls, 1);
+  assert.ok(model.saves.length <= 3, `throttled saves: ${model.saves.length}`);
+  const root = el.children[0];
+  assert.equal(root.getAttribute("data-done"), "4");
+  assert.equal(root.getAttribute("data-connection"), "live");
+
+  es.emit("complete", snap("a", 3, { status: "completed", done: 10 }));
+  assert.equal(model.state.status, "completed", "the terminal state is saved at once");
+  assert.equal(model.saves.at(-1).status, "completed");
+  assert.ok(!JSON.stringify(model.saves).includes("s3cret"), "no credential in widget state");
+
+  controller.abort();
+  assert.equal(model.state.connection, "closed");
+  assert.equal(es.readyState, globalThis.EventSource.CLOSED);
+  assert.equal(globalThis[REGISTRY_KEY].size, 0);
+  assert.equal(model.listeners(), 0, "model listeners removed");
+});
+
+test("Cancel posts with the XSRF cookie and token header and applies the answer", async () => {
+  const posts = [];
+  const plainFetch = globalThis.fetch;
+  globalThis.fetch = async (url, init = {}) => {
+    if (init.method === "POST") posts.push({ url, headers: init.headers });
+    return plainFetch(url, init);
+  };
+  const model = fakeModel();
+  const el = globalThis.document.createElement("div");
+  const cleanup = widget.render({ model, el });
+  globalThis.EventSource.last.open();
+  await flush();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  el.children[0].find("bw-cancel").click();
+  await flush();
+  assert.equal(posts.length, 1);
+  assert.equal(posts[0].url, "/user/x/api/batch/jobs/a/cancel");
+  assert.equal(posts[0].headers["X-XSRFToken"], "2|abc|def");
+  assert.equal(posts[0].headers.Authorization, "token s3cret");
+  assert.equal(model.state.status, "cancelled");
+  cleanup();
+  assert.equal(globalThis[REGISTRY_KEY].size, 0);
+});
+
+test("changing job_id follows the new job on the same stream", async () => {
+  const model = fakeModel();
+  const el = globalThis.document.createElement("div");
+  const cleanup = widget.render({ model, el });
+  const es = globalThis.EventSource.last;
+  es.open();
+  await flush();
+  model.trigger("job_id", "b");
+  await flush();
+  assert.equal(globalThis.EventSource.instances.length, 1, "the stream was kept");
+  es.emit("complete", snap("b", 7, { status: "completed", done: 10 }));
+  assert.equal(model.state.status, "completed");
+  assert.equal(model.state.connection, "live");
+  model.trigger("debug", true);
+  cleanup();
+});

@@ -1,0 +1,419 @@
+"""The job engine without a server: state machine, cancel, retry, errors, broadcasting."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+from tornado.ioloop import IOLoop
+
+from batch_widget import _worker
+from batch_widget._errors import InvalidRequest, JobNotFound, JobStateConflict, PermissionDenied
+from batch_widget._manager import JobManager
+from batch_widget._runner import ChunkSizer
+from batch_widget._store import Store
+from batch_widget._types import Snapshot
+
+SLEEP = "batch_widget.processors:sleep"
+
+
+class Recorder:
+    """A real publisher that keeps what it is given (and can refuse the first few)."""
+
+    def __init__(self, fail_terminal: int = 0) -> None:
+        self.events: list[Snapshot] = []
+        self.attempts: list[Snapshot] = []
+        self.fail_terminal = fail_terminal
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.attempts.append(snapshot)
+        terminal = snapshot["status"] in {"completed", "failed", "cancelled", "interrupted"}
+        if terminal and self.fail_terminal > 0:
+            self.fail_terminal -= 1
+            raise ConnectionError("broadcast refused on purpose")
+        self.events.append(snapshot)
+
+    def of(self, job_id: str) -> list[Snapshot]:
+        return [s for s in self.events if s["id"] == job_id]
+
+
+ManagerFactory = Callable[..., JobManager]
+
+
+@pytest.fixture
+async def make_manager(tmp_path: Path) -> AsyncIterator[ManagerFactory]:
+    """Build started managers on a store in the test's temp dir; stop them afterwards."""
+    made: list[JobManager] = []
+
+    def factory(recorder: Recorder | None = None, start: bool = True, **options: Any) -> JobManager:
+        options.setdefault("progress_interval", 0.05)
+        manager = JobManager(Store(tmp_path / "jobs.sqlite"), recorder, loop=IOLoop.current(),
+                             **options)
+        if start:
+            manager.start()
+        made.append(manager)
+        return manager
+
+    yield factory
+    for manager in made:
+        await asyncio.to_thread(manager.stop)
+        manager.store.close()
+
+
+async def wait(manager: JobManager, job_id: str, timeout: float = 60) -> Snapshot:
+    snapshot = await asyncio.to_thread(manager.wait, job_id, timeout)
+    await asyncio.sleep(0.05)  # let the IOLoop deliver the last event
+    return snapshot
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_job_goes_queued_processing_completed(make_manager: ManagerFactory) -> None:
+    recorder = Recorder()
+    manager = make_manager(recorder, start=False)
+    created = manager.create([1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
+    assert created["status"] == "queued"
+    assert created["name"] == "sleep"
+    assert created["processor"] == SLEEP
+    counts = (created["total"], created["done"], created["failed"], created["pending"])
+    assert counts == (3, 0, 0, 3)
+    assert created["created_at"] is not None
+    assert created["started_at"] is None and created["finished_at"] is None
+    assert manager.get(created["id"]) == created  # nothing runs before start()
+
+    manager.start()
+    final = await wait(manager, created["id"])
+    assert final["status"] == "completed"
+    assert (final["done"], final["failed"], final["pending"]) == (3, 0, 0)
+    assert final["started_at"] is not None and final["finished_at"] is not None
+    assert final["eta"] is None and final["error"] is None
+
+    seen = recorder.of(created["id"])
+    statuses = [s["status"] for s in seen]
+    assert statuses[0] == "queued" and "processing" in statuses and statuses[-1] == "completed"
+    versions = [s["version"] for s in seen]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    for snapshot in seen:
+        assert snapshot["pending"] == snapshot["total"] - snapshot["done"] - snapshot["failed"]
+    assert seen[-1] == final
+
+
+async def test_results_errors_and_durations_land_in_the_ledger(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager()
+    job = manager.create(list(range(10)), processor=SLEEP,
+                         params={"seconds": 0.001, "fail": [3, 7]})
+    final = await wait(manager, job["id"])
+    assert (final["status"], final["done"], final["failed"]) == ("completed", 8, 2)
+    items, total = manager.items(job["id"])
+    assert total == 10
+    assert [i["index"] for i in items] == list(range(10))
+    for item in items:
+        assert item["duration"] is not None and item["duration"] >= 0
+        if item["index"] in (3, 7):
+            assert item["status"] == "failed"
+            assert item["error"] == f"ValueError: item {item['index']} was asked to fail"
+            assert "Traceback" in (item["traceback"] or "")
+            assert item["result"] is None
+        else:
+            assert (item["status"], item["result"], item["error"]) == ("done", item["index"], None)
+    failed, count = manager.items(job["id"], status="failed")
+    assert count == 2 and [i["index"] for i in failed] == [3, 7]
+
+
+async def test_a_result_json_cannot_encode_fails_only_that_item(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager()
+    job = manager.create([0, 1, 2, 3], processor="sample_processors:unserialisable")
+    final = await wait(manager, job["id"])
+    assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 2)
+    items, _ = manager.items(job["id"], status="failed")
+    assert [i["index"] for i in items] == [1, 3]
+    assert all(i["error"].startswith("result is not JSON-serialisable:") for i in items)
+
+
+async def test_an_unimportable_processor_is_refused_before_any_job_exists(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager()
+    for processor in ["no_such_module_xyz:run", "batch_widget.processors:nope", "not a path",
+                      "os.path"]:
+        with pytest.raises(InvalidRequest):
+            manager.create([1], processor=processor)
+    assert manager.list_jobs() == ([], 0)
+    assert manager.store.load_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"items": "abc"}, "'items' must be a list"),
+        ({"items": []}, "must not be empty"),
+        ({"items": [1], "params": [1]}, "'params' must be an object"),
+        ({"items": [1], "params": {"bogus": 1}}, "cannot be called"),
+        ({"items": [1], "max_workers": 0}, "'max_workers'"),
+        ({"items": [1], "max_workers": True}, "'max_workers'"),
+        ({"items": [1], "executor": "gpu"}, "'executor'"),
+        ({"items": [1], "name": ""}, "'name'"),
+        ({"items": [object()]}, "not JSON-serialisable"),
+        ({"items": [1, 2, 3, 4]}, "too many items"),
+    ],
+)
+async def test_bad_requests_are_refused_and_change_nothing(
+    make_manager: ManagerFactory, kwargs: dict[str, Any], message: str
+) -> None:
+    manager = make_manager(max_items=3)
+    items = kwargs.pop("items")
+    with pytest.raises(InvalidRequest, match=message):
+        manager.create(items, processor=SLEEP, **kwargs)
+    assert manager.list_jobs() == ([], 0)
+    assert manager.store.load_jobs() == []
+
+
+async def test_allowed_processors_and_allow_callables_are_enforced(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager(allowed_processors=["batch_widget.processors:*"],
+                           allow_callables=False)
+    with pytest.raises(PermissionDenied, match="allowed_processors"):
+        manager.create([1], processor="os:system")
+    pickled = base64.b64encode(cloudpickle.dumps(lambda item: item)).decode()
+    with pytest.raises(PermissionDenied, match="allow_callables"):
+        manager.create([1], callable_b64=pickled)
+    assert manager.list_jobs()[1] == 0
+    ok = manager.create([1], processor=SLEEP, params={"seconds": 0})
+    assert (await wait(manager, ok["id"]))["status"] == "completed"
+
+
+async def test_cancel_mid_job_keeps_started_results_and_leaves_nothing_running(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager(max_workers=4)
+    job = manager.create(list(range(60)), processor=SLEEP, params={"seconds": 0.1})
+    await wait_until(lambda: manager.get(job["id"])["done"] >= 8)
+    manager.cancel(job["id"])
+    final = await wait(manager, job["id"])
+    assert final["status"] == "cancelled"
+    items, _ = manager.items(job["id"])
+    statuses = [i["status"] for i in items]
+    assert "running" not in statuses and "pending" not in statuses
+    done = [i for i in items if i["status"] == "done"]
+    assert len(done) == final["done"] >= 8
+    assert all(i["result"] == i["input"] for i in done)  # started items finished and kept
+    assert statuses.count("cancelled") == 60 - final["done"] - final["failed"] > 0
+    with pytest.raises(JobStateConflict):
+        manager.cancel(job["id"])
+
+
+async def test_cancelling_a_queued_job_ends_it_at_once(make_manager: ManagerFactory) -> None:
+    manager = make_manager(max_concurrent_jobs=1)
+    first = manager.create(list(range(20)), processor=SLEEP, params={"seconds": 0.05})
+    second = manager.create([1, 2], processor=SLEEP)
+    assert manager.get(second["id"])["status"] == "queued"  # waits for a slot
+    cancelled = manager.cancel(second["id"])
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
+    items, _ = manager.items(second["id"], status="cancelled")
+    assert len(items) == 2
+    manager.cancel(first["id"])
+    await wait(manager, first["id"])
+
+
+async def test_retry_finishes_failed_and_cancelled_items(
+    make_manager: ManagerFactory, tmp_path: Path
+) -> None:
+    manager = make_manager(max_workers=2)
+    params = {"marker_dir": str(tmp_path / "markers"), "seconds": 0.05}
+    job = manager.create(list(range(30)), processor="sample_processors:flaky", params=params)
+    await wait_until(lambda: manager.get(job["id"])["failed"] >= 4)
+    manager.cancel(job["id"])
+    stopped = await wait(manager, job["id"])
+    assert stopped["status"] == "cancelled" and stopped["failed"] >= 4
+    assert stopped["done"] == 0  # every first attempt fails
+
+    with pytest.raises(JobStateConflict):
+        manager.retry(manager.create([1], processor=SLEEP, params={"seconds": 1})["id"])
+    retried = manager.retry(job["id"])
+    assert retried["status"] == "queued" and retried["failed"] == 0
+    assert retried["version"] > stopped["version"]
+    after_first_retry = await wait(manager, job["id"])
+    # items that had failed now succeed; items that were cancelled fail once (first attempt)
+    assert after_first_retry["done"] == stopped["failed"]
+    final = manager.retry(job["id"])
+    final = await wait(manager, job["id"])
+    assert (final["status"], final["done"], final["failed"]) == ("completed", 30, 0)
+    results = [i["result"]["item"] for i in manager.items(job["id"])[0]]
+    assert results == list(range(30))
+    with pytest.raises(JobStateConflict, match="nothing to retry"):
+        manager.retry(job["id"])
+
+
+async def test_delete_forgets_a_finished_job_and_refuses_an_active_one(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager()
+    slow = manager.create([1], processor=SLEEP, params={"seconds": 0.5})
+    with pytest.raises(JobStateConflict):
+        manager.delete(slow["id"])
+    await wait(manager, slow["id"])
+    manager.delete(slow["id"])
+    with pytest.raises(JobNotFound):
+        manager.get(slow["id"])
+    with pytest.raises(JobNotFound):
+        manager.items(slow["id"])
+    assert manager.store.load_jobs() == []
+
+
+async def test_list_jobs_is_newest_first_filtered_and_paged(make_manager: ManagerFactory) -> None:
+    manager = make_manager()
+    ids = [manager.create([i], processor=SLEEP, params={"seconds": 0})["id"] for i in range(5)]
+    for job_id in ids:
+        await wait(manager, job_id)
+    jobs, total = manager.list_jobs()
+    assert total == 5 and [j["id"] for j in jobs] == ids[::-1]
+    page, total = manager.list_jobs(limit=2, offset=1)
+    assert total == 5 and [j["id"] for j in page] == ids[3:1:-1]
+    assert manager.list_jobs(status="completed")[1] == 5
+    assert manager.list_jobs(status="queued")[1] == 0
+    with pytest.raises(InvalidRequest):
+        manager.list_jobs(status="nonsense")
+
+
+async def test_max_concurrent_jobs_keeps_the_rest_queued(make_manager: ManagerFactory) -> None:
+    manager = make_manager(max_concurrent_jobs=2)
+    jobs = [manager.create(list(range(4)), processor=SLEEP, params={"seconds": 0.1})
+            for _ in range(4)]
+    await wait_until(lambda: manager.get(jobs[0]["id"])["status"] == "processing")
+    statuses = [manager.get(j["id"])["status"] for j in jobs]
+    assert statuses.count("processing") <= 2
+    assert manager.get(jobs[3]["id"])["status"] == "queued"
+    for job in jobs:
+        assert (await wait(manager, job["id"]))["status"] == "completed"
+
+
+async def test_a_processor_that_vanishes_fails_the_job_not_the_server(
+    make_manager: ManagerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_dir = tmp_path / "mods"
+    module_dir.mkdir()
+    (module_dir / "vanishing_mod.py").write_text("def run(item):\n    return item\n")
+    monkeypatch.syspath_prepend(str(module_dir))
+    manager = make_manager(start=False)
+    job = manager.create([1, 2], processor="vanishing_mod:run")
+    (module_dir / "vanishing_mod.py").unlink()
+    sys.modules.pop("vanishing_mod", None)
+    _worker.resolve.cache_clear()
+    manager.start()
+    final = await wait(manager, job["id"])
+    assert final["status"] == "failed"
+    assert "cannot be imported" in (final["error"] or "")
+    assert final["pending"] == 2
+
+
+async def test_stop_interrupts_unfinished_jobs_and_a_new_manager_retries_them(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager(max_concurrent_jobs=1)
+    running = manager.create(list(range(40)), processor=SLEEP, params={"seconds": 0.05})
+    queued = manager.create([1, 2], processor=SLEEP, params={"seconds": 0})
+    await wait_until(lambda: manager.get(running["id"])["done"] >= 4)
+    await asyncio.to_thread(manager.stop)
+    stopped = manager.get(running["id"])
+    assert stopped["status"] == "interrupted" and 4 <= stopped["done"] < 40
+    assert manager.get(queued["id"])["status"] == "interrupted"
+    items, _ = manager.items(running["id"])
+    assert {i["status"] for i in items} <= {"done", "pending"}
+
+    again = make_manager(resume_interrupted=True)
+    for job_id in (running["id"], queued["id"]):
+        final = await wait(again, job_id)
+        assert final["status"] == "completed" and final["done"] == final["total"]
+    assert [i["result"] for i in again.items(running["id"])[0]] == list(range(40))
+
+
+async def test_progress_events_are_coalesced_per_interval(make_manager: ManagerFactory) -> None:
+    recorder = Recorder()
+    manager = make_manager(recorder, progress_interval=0.2, max_workers=4)
+    started = time.monotonic()
+    job = manager.create(list(range(2000)), processor=SLEEP, params={"seconds": 0.001})
+    final = await wait(manager, job["id"])
+    duration = time.monotonic() - started
+    assert final["done"] == 2000
+    progress = [s for s in recorder.of(job["id"]) if s["status"] != "completed"]
+    assert len(progress) <= duration / 0.2 + 4, (len(progress), duration)
+    assert len(progress) >= 3  # and progress was shown along the way
+    assert recorder.of(job["id"])[-1]["status"] == "completed"
+
+
+async def test_complete_still_arrives_when_two_broadcasts_raise(
+    make_manager: ManagerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(fail_terminal=2)
+    manager = make_manager(recorder, broadcast_retry_delay=0.05,
+                           completion_broadcast_retries=3)
+    job = manager.create([1, 2], processor=SLEEP, params={"seconds": 0})
+    await wait(manager, job["id"])
+    await wait_until(lambda: any(s["status"] == "completed" for s in recorder.of(job["id"])))
+    terminal_attempts = [s for s in recorder.attempts if s["status"] == "completed"]
+    assert len(terminal_attempts) == 3
+    assert recorder.of(job["id"])[-1]["status"] == "completed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("retrying" in w for w in warnings) == 2
+
+
+async def test_the_process_executor_runs_items_in_other_processes(
+    make_manager: ManagerFactory,
+) -> None:
+    manager = make_manager()
+    job = manager.create(list(range(8)), processor="sample_processors:pid_of_worker",
+                         executor="process", max_workers=2)
+    final = await wait(manager, job["id"], timeout=120)
+    assert (final["status"], final["done"]) == ("completed", 8)
+    pids = {i["result"] for i in manager.items(job["id"])[0]}
+    assert pids and not pids & {__import__("os").getpid()}
+
+
+async def test_a_notebook_function_runs_from_its_pickle(make_manager: ManagerFactory) -> None:
+    namespace: dict[str, Any] = {}
+    # a function defined outside any module, as in a notebook cell
+    exec(textwrap.dedent("""
+        offset = 100
+        def add_offset(item, scale=1):
+            return item * scale + offset
+    """), namespace)
+    pickled = base64.b64encode(cloudpickle.dumps(namespace["add_offset"])).decode()
+    manager = make_manager()
+    for executor in ("thread", "process"):
+        job = manager.create([1, 2, 3], callable_b64=pickled, params={"scale": 2},
+                             executor=executor)
+        assert job["processor"] == "<add_offset>" and job["name"] == "add_offset"
+        final = await wait(manager, job["id"], timeout=120)
+        assert final["done"] == 3
+        assert [i["result"] for i in manager.items(job["id"])[0]] == [102, 104, 106]
+    with pytest.raises(InvalidRequest, match="base64"):
+        manager.create([1], callable_b64="not base64!!")
+
+
+def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
+    sizer = ChunkSizer(target=0.05)
+    assert sizer.size(undispatched=10_000, workers=4) == 1  # nothing measured yet
+    sizer.observe([("done", "1", None, None, 1.0, 1, 0)])
+    assert sizer.size(undispatched=10_000, workers=4) == 1
+    fast = ChunkSizer(target=0.05)
+    fast.observe([("done", "1", None, None, 0.00001, 1, i) for i in range(100)])
+    assert fast.size(undispatched=100_000, workers=4) >= 1000
+    assert fast.size(undispatched=400, workers=4) == 100  # the tail is shared fairly
