@@ -1,0 +1,371 @@
+"""Kernel side, transport: talk HTTP (SPEC §3) and SSE (SPEC §4) to the batch_widget server.
+
+A kernel must not load the server, so this module uses only the standard
+library: ``urllib.request`` for the REST API and ``http.client`` for the SSE
+stream. Finding the server is :mod:`batch_widget._discovery`; parsing the
+stream is :mod:`batch_widget._sse`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import http.client
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from batch_widget._discovery import ServerInfo, ServerNotFound, discover, with_slash
+from batch_widget._errors import (
+    BatchError,
+    InvalidRequest,
+    JobNotFound,
+    JobStateConflict,
+    PermissionDenied,
+)
+from batch_widget._sse import SSEEvent, SSEParser
+from batch_widget._types import ItemRecord, Snapshot
+
+__all__ = [
+    "Client",
+    "SSEEvent",
+    "SSEParser",
+    "ServerInfo",
+    "ServerNotFound",
+    "ServerUnreachable",
+    "connect",
+    "default_client",
+    "discover",
+    "error_for",
+]
+
+API = "api/batch/"
+ITEMS_PAGE = 1000  # the server's default and largest sensible page (SPEC §3)
+
+
+class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
+    """The server was found but did not answer (refused, reset, timed out)."""
+
+    status_code = 0
+
+
+class _Default:
+    """The module's default client, shared by every thread of the kernel."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.client: Client | None = None
+
+
+_default = _Default()
+
+
+def connect(url: str | None = None, token: str | None = None) -> Client:
+    """Pick the server every later call talks to, and return its client.
+
+    Parameters
+    ----------
+    url : str, optional
+        The server's base URL, e.g. ``http://localhost:8888/user/me/``.
+        ``None`` discovers it again from the environment (see :func:`discover`).
+    token : str, optional
+        The server's token. With ``url`` given and no token, none is sent.
+
+    Returns
+    -------
+    Client
+        The new default client.
+
+    Raises
+    ------
+    ServerNotFound
+        If ``url`` is None and discovery finds nothing.
+    """
+    info = discover() if url is None else ServerInfo(with_slash(url), token or "", "explicit")
+    client = Client(info.url, info.token, source=info.source)
+    with _default.lock:
+        _default.client = client
+    return client
+
+
+def default_client() -> Client:
+    """Return the client set by :func:`connect`, discovering one on first use."""
+    with _default.lock:
+        if _default.client is None:
+            info = discover()
+            _default.client = Client(info.url, info.token, source=info.source)
+        return _default.client
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+_ERRORS_BY_STATUS: dict[int, type[BatchError]] = {
+    400: InvalidRequest,
+    403: PermissionDenied,
+    404: JobNotFound,
+    409: JobStateConflict,
+}
+
+
+def _error_message(status: int, reason: str, body: bytes) -> str:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        payload = None
+    if isinstance(payload, dict) and payload.get("message"):
+        return str(payload["message"])
+    text = body.decode("utf-8", errors="replace").strip()
+    return f"HTTP {status} {reason}" + (f": {text[:200]}" if text else "")
+
+
+def error_for(status: int, message: str, job_id: str | None = None) -> BatchError:
+    """Build the :class:`BatchError` subclass matching an HTTP error status.
+
+    Parameters
+    ----------
+    status : int
+        The HTTP status code.
+    message : str
+        The server's ``message``; it becomes the exception's text.
+    job_id : str, optional
+        The job the request was about, kept on :class:`JobNotFound`.
+    """
+    cls = _ERRORS_BY_STATUS.get(status, BatchError)
+    error = JobNotFound(job_id or "") if cls is JobNotFound else cls(message)
+    error.args = (message,)
+    if cls is BatchError:
+        error.status_code = status
+    return error
+
+
+class Client:
+    """A thin HTTP client of the batch_widget REST API (SPEC §3) and SSE stream (§4).
+
+    Parameters
+    ----------
+    url : str
+        The server's base URL, including its ``base_url``.
+    token : str
+        Sent as ``Authorization: token <token>`` when not empty.
+    timeout : float
+        Seconds to wait for a REST answer.
+    source : str
+        How the server was found (shown in ``repr``).
+    """
+
+    def __init__(
+        self, url: str, token: str = "", *, timeout: float = 30.0, source: str = "explicit"
+    ) -> None:
+        self.url = with_slash(url)
+        self.token = token
+        self.timeout = timeout
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r}, source={self.source!r})"
+
+    # -- plumbing
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"token {self.token}"
+        return headers
+
+    def _endpoint(self, path: str, query: Iterable[tuple[str, Any]] = ()) -> str:
+        pairs = [(k, str(v)) for k, v in query if v is not None]
+        suffix = "?" + urllib.parse.urlencode(pairs) if pairs else ""
+        return f"{self.url}{API}{path}{suffix}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Iterable[tuple[str, Any]] = (),
+        body: Any = None,
+        job_id: str | None = None,
+    ) -> Any:
+        """Send one request under ``api/batch/`` and return its decoded JSON (None if empty).
+
+        Raises
+        ------
+        BatchError
+            The subclass matching the error status, with the server's message.
+        ServerUnreachable
+            If the server cannot be reached.
+        """
+        headers = self._headers()
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(
+            self._endpoint(path, query), data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            message = _error_message(exc.code, str(exc.reason), exc.read())
+            raise error_for(exc.code, message, job_id) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServerUnreachable(f"cannot reach {self.url}: {reason}") from exc
+        return json.loads(raw) if raw.strip() else None
+
+    @staticmethod
+    def _job_path(job_id: str, action: str = "") -> str:
+        quoted = urllib.parse.quote(job_id, safe="")
+        return f"jobs/{quoted}/{action}" if action else f"jobs/{quoted}"
+
+    # -- REST API
+
+    def create(self, body: Mapping[str, Any]) -> Snapshot:
+        """``POST api/batch/jobs``: create and queue a job; return its snapshot."""
+        return cast(Snapshot, self.request("POST", "jobs", body=dict(body)))
+
+    def get(self, job_id: str) -> Snapshot:
+        """``GET api/batch/jobs/{id}``: one job's snapshot."""
+        return cast(Snapshot, self.request("GET", self._job_path(job_id), job_id=job_id))
+
+    def list(
+        self, status: str | None = None, limit: int | None = None, offset: int | None = None
+    ) -> dict[str, Any]:
+        """``GET api/batch/jobs``: ``{"jobs": [snapshot, ...], "total": int}``, newest first."""
+        query = [("status", status), ("limit", limit), ("offset", offset)]
+        return cast(dict[str, Any], self.request("GET", "jobs", query=query))
+
+    def items(
+        self,
+        job_id: str,
+        status: str | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """``GET api/batch/jobs/{id}/items``: one page, ``{"items": [...], "total": int}``."""
+        query = [("status", status), ("offset", offset), ("limit", limit)]
+        path = self._job_path(job_id, "items")
+        return cast(dict[str, Any], self.request("GET", path, query=query, job_id=job_id))
+
+    def all_items(
+        self, job_id: str, status: str | None = None, page: int = ITEMS_PAGE
+    ) -> Iterator[ItemRecord]:
+        """Yield every item record of a job (optionally of one status), page by page."""
+        offset = 0
+        while True:
+            answer = self.items(job_id, status=status, offset=offset, limit=page)
+            records = cast(builtins.list[ItemRecord], answer.get("items", []))
+            yield from records
+            offset += len(records)
+            if not records or offset >= int(answer.get("total", 0)):
+                return
+
+    def outputs(self, job_id: str) -> builtins.list[str]:
+        """``GET api/batch/jobs/{id}/outputs``: the files the job's results name."""
+        answer = self.request("GET", self._job_path(job_id, "outputs"), job_id=job_id)
+        return [str(path) for path in answer.get("outputs", [])]
+
+    def cancel(self, job_id: str) -> Snapshot:
+        """``POST api/batch/jobs/{id}/cancel``: stop starting items; 409 if terminal."""
+        path = self._job_path(job_id, "cancel")
+        return cast(Snapshot, self.request("POST", path, body={}, job_id=job_id))
+
+    def retry(self, job_id: str) -> Snapshot:
+        """``POST api/batch/jobs/{id}/retry``: re-run every item not done; 409 if active."""
+        path = self._job_path(job_id, "retry")
+        return cast(Snapshot, self.request("POST", path, body={}, job_id=job_id))
+
+    def delete(self, job_id: str) -> None:
+        """``DELETE api/batch/jobs/{id}``: forget a terminal job; 409 if active."""
+        self.request("DELETE", self._job_path(job_id), job_id=job_id)
+
+    # -- SSE
+
+    def events(
+        self,
+        job_ids: Iterable[str] = (),
+        last_event_id: str | None = None,
+        timeout: float = 60.0,
+    ) -> Generator[SSEEvent, None, None]:
+        """Yield the events of ``GET api/batch/events`` (heartbeats included) as they arrive.
+
+        Parameters
+        ----------
+        job_ids : iterable of str
+            Filter the stream to these jobs (none: every job).
+        last_event_id : str, optional
+            Resume after this event id (sent as ``Last-Event-ID``).
+        timeout : float
+            Seconds without any byte (heartbeats count) before giving up.
+
+        Yields
+        ------
+        SSEEvent
+            Each dispatched event; the caller reads ``event`` and ``json()``.
+
+        Raises
+        ------
+        TimeoutError
+            If the stream is silent for ``timeout`` seconds.
+        BatchError
+            If the server answers with an error status.
+        ServerUnreachable
+            If the connection cannot be opened.
+
+        Notes
+        -----
+        The generator simply ends when the server closes the stream or the
+        connection drops: reconnecting (with the last event id) is the caller's call.
+        """
+        url = self._endpoint("events", [("job", job_id) for job_id in job_ids])
+        headers = self._headers() | {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        conn = _open_connection(url, timeout)
+        try:
+            resp = _start_stream(conn, url, headers)
+            yield from _read_events(resp)
+        finally:
+            conn.close()
+
+
+def _open_connection(url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urllib.parse.urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname or "localhost", parts.port, timeout=timeout)
+
+
+def _start_stream(
+    conn: http.client.HTTPConnection, url: str, headers: Mapping[str, str]
+) -> http.client.HTTPResponse:
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        conn.request("GET", target, headers=dict(headers))
+        resp = conn.getresponse()
+    except TimeoutError:
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        raise ServerUnreachable(f"cannot open the event stream at {url}: {exc}") from exc
+    if resp.status != 200:
+        raise error_for(resp.status, _error_message(resp.status, resp.reason, resp.read()))
+    return resp
+
+
+def _read_events(resp: http.client.HTTPResponse) -> Iterator[SSEEvent]:
+    parser = SSEParser()
+    while True:
+        try:
+            chunk = resp.read1(65536)
+        except TimeoutError:
+            raise
+        except (OSError, http.client.HTTPException):  # dropped: let the caller reconnect
+            return
+        if not chunk:
+            return
+        yield from parser.feed(chunk)

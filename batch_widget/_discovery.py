@@ -1,0 +1,160 @@
+"""Kernel side: find the Jupyter server running batch_widget (SPEC §7).
+
+Standard library plus ``jupyter_core`` only: a kernel must not load the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_runtime_dir
+
+from batch_widget._errors import BatchError
+
+__all__ = ["ServerInfo", "ServerNotFound", "discover", "with_slash"]
+
+_HOW_TO_FIX = (
+    "Call bw.connect(url, token) with the Jupyter server's URL (including its base_url) "
+    "and token, or set the BATCH_WIDGET_URL and BATCH_WIDGET_TOKEN environment variables, "
+    "or run this code in a kernel started by a Jupyter server that has the batch_widget "
+    "extension enabled."
+)
+
+
+class ServerNotFound(BatchError):  # public name fixed by the API brief
+    """No batch_widget server could be found from this kernel."""
+
+    status_code = 0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where a server lives and how to authenticate.
+
+    Attributes
+    ----------
+    url : str
+        Base URL including the server's ``base_url``, always ending in ``/``.
+    token : str
+        The API token; empty for none.
+    source : str
+        How it was found, for error messages and ``repr``.
+    """
+
+    url: str
+    token: str = ""
+    source: str = "explicit"
+
+
+def with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Return True if a process with this pid exists (signal 0 probes, sends nothing)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _runtime_dir() -> Path:
+    env = os.environ.get("JUPYTER_RUNTIME_DIR")
+    if env:
+        return Path(env)
+    return Path(jupyter_runtime_dir())
+
+
+def _read_server_files(runtime_dir: Path) -> Iterator[dict[str, Any]]:
+    """Yield the contents of live ``jpserver-*.json`` files (format of ``server_info()``)."""
+    if not runtime_dir.is_dir():
+        return
+    for path in sorted(runtime_dir.glob("jpserver-*.json")):
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # being written, or unreadable: skip it
+            continue
+        if isinstance(info, dict) and _pid_alive(int(info.get("pid", 0))):
+            yield info
+
+
+def _url_from_server_file(info: Mapping[str, Any]) -> str:
+    url = info.get("url")
+    if isinstance(url, str) and url:
+        return with_slash(url)
+    scheme = "https" if info.get("secure") else "http"
+    host = info.get("hostname") or "localhost"
+    base_url = str(info.get("base_url") or "/")
+    return with_slash(f"{scheme}://{host}:{info['port']}{base_url}")
+
+
+def _from_env() -> ServerInfo | None:
+    url = os.environ.get("BATCH_WIDGET_URL")
+    if not url:
+        return None
+    return ServerInfo(with_slash(url), os.environ.get("BATCH_WIDGET_TOKEN", ""), "env")
+
+
+def _from_parent_server() -> ServerInfo | None:
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if not parent.isdigit():
+        return None
+    for info in _read_server_files(_runtime_dir()):
+        if int(info.get("pid", 0)) == int(parent):
+            token = str(info.get("token") or "")
+            return ServerInfo(_url_from_server_file(info), token, "jpserver file")
+    return None
+
+
+def _from_jupyterhub() -> ServerInfo | None:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not prefix or not token:
+        return None
+    service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
+    scheme = service.scheme or "http"
+    host = service.hostname
+    if not host or host in {"0.0.0.0", "::", "*"}:  # a bind-all address: talk to loopback
+        host = "127.0.0.1"
+    port = service.port or 8888
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    path = "/" + prefix.strip("/") + "/"
+    return ServerInfo(f"{scheme}://{netloc}{path}", token, "jupyterhub")
+
+
+def discover() -> ServerInfo:
+    """Find the server from the environment (SPEC §7), first match wins.
+
+    The order is ``BATCH_WIDGET_URL`` (+ ``BATCH_WIDGET_TOKEN``), the Jupyter
+    server that launched this kernel (``JPY_PARENT_PID`` against the runtime
+    ``jpserver-*.json`` files), then JupyterHub's ``JUPYTERHUB_SERVICE_PREFIX``
+    and ``JUPYTERHUB_API_TOKEN``. An explicit :func:`connect` overrides all of them.
+
+    Returns
+    -------
+    ServerInfo
+        The server's base URL and token.
+
+    Raises
+    ------
+    ServerNotFound
+        If none of the sources names a server; the message says how to fix it.
+    """
+    for finder in (_from_env, _from_parent_server, _from_jupyterhub):
+        found = finder()
+        if found is not None:
+            return found
+    raise ServerNotFound(f"No batch_widget server found. {_HOW_TO_FIX}")

@@ -1,0 +1,492 @@
+"""Kernel side, API: submit jobs, follow them, read their results (SPEC §7).
+
+Nothing here imports the server side; the widget is imported lazily, only
+when a job is displayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import cloudpickle
+
+from batch_widget._client import Client, ServerUnreachable, connect, default_client
+from batch_widget._errors import BatchError, InvalidRequest
+from batch_widget._types import ItemError, JobStatus, Snapshot
+
+__all__ = ["BatchFailed", "Job", "JobList", "attach", "connect", "jobs", "map", "submit"]
+
+POLL_INTERVAL = 1.0  # seconds between polls once the event stream has failed
+STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long means a dead stream
+STREAM_FAILURES_BEFORE_POLLING = 3
+
+Processor = str | Callable[..., Any]
+
+
+class BatchFailed(BatchError):  # public name fixed by the API brief
+    """A job run by :func:`map` did not produce every result.
+
+    Attributes
+    ----------
+    job : Job
+        The job, to inspect ``errors()``, ``results()`` or ``retry()`` it.
+    """
+
+    status_code = 0
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+# --------------------------------------------------------------------------- processors
+
+
+def _importable_path(func: Callable[..., Any]) -> str | None:
+    """Return ``"module:qualname"`` if ``func`` can be imported by name, else None.
+
+    A function qualifies when it lives at module level (no ``<locals>``) of a
+    module other than ``__main__`` and the name resolves back to the same object.
+    """
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    if not module_name or module_name == "__main__" or "<" in qualname:
+        return None
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module_name}:{qualname}" if target is func else None
+
+
+def _pickled(func: Callable[..., Any], *, by_value: bool = False) -> str:
+    """Return ``func`` cloudpickled, as base64.
+
+    With ``by_value``, the function's module travels inside the pickle too: for a
+    module the kernel can import (say, a file beside the notebook) but the server cannot.
+    """
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    by_value = by_value and module is not None and module.__name__ != "__main__"
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        payload: bytes = cloudpickle.dumps(func)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    return base64.b64encode(payload).decode("ascii")
+
+
+def processor_fields(processor: Processor) -> dict[str, str]:
+    """Return the body fields naming ``processor``: ``{"processor": ...}`` or ``{"callable": ...}``.
+
+    Parameters
+    ----------
+    processor : str or callable
+        An import path ``"package.module:function"``, or a function. A function
+        importable by name travels as its import path; any other (defined in a
+        notebook, a closure, a lambda) travels cloudpickled.
+    """
+    if isinstance(processor, str):
+        return {"processor": processor}
+    if not callable(processor):
+        raise TypeError(f"processor must be an import path or a callable, not {processor!r}")
+    path = _importable_path(processor)
+    return {"processor": path} if path else {"callable": _pickled(processor)}
+
+
+def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snapshot:
+    """Create the job; a function the server cannot import by name is sent pickled instead."""
+    fields = processor_fields(processor)
+    try:
+        return client.create({**fields, **body})
+    except InvalidRequest as refused:
+        if isinstance(processor, str) or "processor" not in fields:
+            raise
+        pickled = {"callable": _pickled(processor, by_value=True)}
+        try:
+            return client.create({**pickled, **body})
+        except BatchError:
+            raise refused from None
+
+
+# --------------------------------------------------------------------------- Job
+
+
+class Job:
+    """A handle on one server-side job. Displaying it shows the live progress widget.
+
+    Parameters
+    ----------
+    job_id : str
+        The job's id.
+    client : Client, optional
+        The server it lives on; the default client when omitted.
+    snapshot : Snapshot, optional
+        A snapshot already in hand, used by ``repr`` until the next refresh.
+    """
+
+    def __init__(
+        self, job_id: str, client: Client | None = None, snapshot: Snapshot | None = None
+    ) -> None:
+        self.id = job_id
+        self.client = client if client is not None else default_client()
+        self._snapshot = snapshot
+
+    # -- state
+
+    def snapshot(self) -> Snapshot:
+        """Fetch and return the job's current snapshot."""
+        self._snapshot = self.client.get(self.id)
+        return self._snapshot
+
+    @property
+    def status(self) -> JobStatus:
+        """The job's current state, fetched now."""
+        return JobStatus(self.snapshot()["status"])
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        """Block until the job reaches a terminal state and return that snapshot.
+
+        Follows the job's SSE stream, reconnecting with the last event id when
+        it drops; after repeated stream failures it polls the job every second.
+        It never depends on a widget.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most; None waits for ever.
+
+        Raises
+        ------
+        TimeoutError
+            If the job is still active after ``timeout`` seconds (``.job`` is set).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_event_id: str | None = None
+        failures = 0
+        while True:
+            snap = self._terminal_snapshot()
+            if snap is not None:
+                return snap
+            if _expired(deadline):
+                return self._timed_out(timeout)
+            if failures >= STREAM_FAILURES_BEFORE_POLLING:
+                self._sleep(POLL_INTERVAL, deadline)
+                continue
+            try:
+                snap, last_event_id, heard = self._follow_stream(deadline, last_event_id)
+            except (BatchError, OSError):  # refused, reset, silent, or an error status
+                failures += 1
+                self._sleep(POLL_INTERVAL, deadline)
+                continue
+            if snap is not None:
+                return snap
+            failures = 0 if heard else failures + 1
+
+    def _follow_stream(
+        self, deadline: float | None, last_event_id: str | None
+    ) -> tuple[Snapshot | None, str | None, bool]:
+        """Read the filtered stream until a terminal snapshot, the deadline, or a drop.
+
+        Returns
+        -------
+        tuple
+            The terminal snapshot (or None), the last event id, and whether any
+            event arrived (a stream that closes at once counts as failing).
+        """
+        heard = False
+        read_timeout = max(0.05, _remaining(deadline, STREAM_READ_TIMEOUT))
+        events = self.client.events([self.id], last_event_id, timeout=read_timeout)
+        with contextlib.closing(events):
+            try:
+                for event in events:
+                    heard = True
+                    last_event_id = event.id or last_event_id
+                    snap = self._snapshot_from(event.event, event.json())
+                    if snap is not None and JobStatus(snap["status"]).terminal:
+                        return snap, last_event_id, heard
+                    if _expired(deadline):
+                        break
+            except TimeoutError:
+                if not _expired(deadline):
+                    raise  # a stream silent for longer than heartbeats allow has failed
+        return None, last_event_id, heard
+
+    def _snapshot_from(self, kind: str, payload: Any) -> Snapshot | None:
+        """Keep ``payload`` as the latest snapshot if it is a job event about this job."""
+        if kind not in {"progress", "complete"} or not isinstance(payload, dict):
+            return None
+        if payload.get("id") != self.id:
+            return None
+        self._snapshot = cast(Snapshot, payload)
+        return self._snapshot
+
+    def _terminal_snapshot(self) -> Snapshot | None:
+        """Poll the job once; return the snapshot if terminal, None if active or unreachable."""
+        try:
+            snap = self.snapshot()
+        except ServerUnreachable:
+            return None
+        return snap if JobStatus(snap["status"]).terminal else None
+
+    def _timed_out(self, timeout: float | None) -> Snapshot:
+        error = TimeoutError(f"job {self.id} is still {self._last_status()} after {timeout} s")
+        error.job = self  # type: ignore[attr-defined]  # documented: exceptions carry .job
+        raise error
+
+    @staticmethod
+    def _sleep(seconds: float, deadline: float | None) -> None:
+        time.sleep(max(0.0, min(seconds, _remaining(deadline, seconds))))
+
+    def _last_status(self) -> str:
+        return self._snapshot["status"] if self._snapshot else "unknown"
+
+    # -- items
+
+    def results(self) -> list[Any]:
+        """Return every item's result in item order, None where the item is not done."""
+        total = self.snapshot()["total"]
+        results: list[Any] = [None] * total
+        for record in self.client.all_items(self.id):
+            if record["status"] == "done" and 0 <= record["index"] < total:
+                results[record["index"]] = record["result"]
+        return results
+
+    def errors(self) -> list[ItemError]:
+        """Return the failed items: ``[{"index", "input", "error", "traceback"}]``, in order."""
+        failed = [
+            ItemError(
+                index=record["index"],
+                input=record["input"],
+                error=record["error"],
+                traceback=record["traceback"],
+            )
+            for record in self.client.all_items(self.id, status="failed")
+        ]
+        return sorted(failed, key=lambda error: error["index"])
+
+    def outputs(self) -> list[str]:
+        """Return the files the job's results name (see SPEC §2)."""
+        return self.client.outputs(self.id)
+
+    # -- actions
+
+    def cancel(self) -> Snapshot:
+        """Stop starting items (running ones finish); return the new snapshot."""
+        self._snapshot = self.client.cancel(self.id)
+        return self._snapshot
+
+    def retry(self) -> Snapshot:
+        """Re-run every item that is not done; return the new snapshot."""
+        self._snapshot = self.client.retry(self.id)
+        return self._snapshot
+
+    def delete(self) -> None:
+        """Forget this terminal job and its items on the server."""
+        self.client.delete(self.id)
+
+    # -- display
+
+    def __repr__(self) -> str:
+        snap = self._snapshot
+        if snap is None:
+            return f"Job(id={self.id!r})"
+        return (
+            f"Job(id={self.id!r}, name={snap['name']!r}, status={snap['status']!r}, "
+            f"done={snap['done']}, failed={snap['failed']}, total={snap['total']})"
+        )
+
+    def widget(self) -> Any:
+        """Return a new ``BatchProgress`` widget following this job."""
+        from batch_widget._widget import BatchProgress  # keeps anywidget lazy
+
+        return BatchProgress(job_id=self.id)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Display as the live progress widget (plain ``repr`` where widgets are unavailable)."""
+        try:
+            widget = self.widget()
+        except ImportError:
+            return {"text/plain": repr(self)}
+        bundle = widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle  # (data, metadata) or data
+        if isinstance(data, dict):
+            data["text/plain"] = repr(self)
+        return bundle
+
+
+def _remaining(deadline: float | None, default: float) -> float:
+    if deadline is None:
+        return default
+    return max(0.0, min(default, deadline - time.monotonic()))
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def submit(
+    processor: Processor,
+    items: Iterable[Any],
+    *,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    max_workers: int | None = None,
+    executor: str | None = None,
+) -> Job:
+    """Create and queue a job on the server; return its :class:`Job` at once.
+
+    Parameters
+    ----------
+    processor : str or callable
+        ``"package.module:function"``, or a function (see :func:`processor_fields`).
+    items : iterable
+        JSON-serialisable items; the processor is called as ``f(item, **params)``.
+    name : str, optional
+        A label; the server derives one from the processor otherwise.
+    params : dict, optional
+        Keyword arguments for every call.
+    max_workers : int, optional
+        Workers for this job; the server's ``max_workers`` otherwise.
+    executor : {"thread", "process"}, optional
+        Worker pool kind; the server's ``executor`` otherwise.
+
+    Raises
+    ------
+    InvalidRequest, PermissionDenied
+        If the server refuses the job (bad input, processor not allowed).
+    """
+    body: dict[str, Any] = {"items": list(items)}
+    optional = {"name": name, "params": params, "max_workers": max_workers, "executor": executor}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    client = default_client()
+    snap = _create(client, processor, body)
+    return Job(snap["id"], client, snap)
+
+
+def attach(job_id: str) -> Job:
+    """Return a :class:`Job` for an existing job id.
+
+    Raises
+    ------
+    JobNotFound
+        If the server has no such job.
+    """
+    client = default_client()
+    return Job(job_id, client, client.get(job_id))
+
+
+class JobList(list[Snapshot]):
+    """Job snapshots, newest first, that render as a table in a notebook.
+
+    Attributes
+    ----------
+    total : int
+        How many jobs match on the server (the list may hold fewer).
+    """
+
+    total: int = 0
+
+    def _repr_html_(self) -> str:
+        rows = "".join(_job_row(snap) for snap in self)
+        head = "".join(
+            f"<th>{title}</th>"
+            for title in ("id", "name", "status", "done/failed/total", "created")
+        )
+        caption = f"<caption>{len(self)} of {self.total} jobs</caption>"
+        body = f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
+        return f'<table class="bw-jobs">{caption}{body}</table>'
+
+
+def _job_row(snap: Snapshot) -> str:
+    counts = f"{snap['done']}/{snap['failed']}/{snap['total']}"
+    cells = (snap["id"], snap["name"], snap["status"], counts, snap["created_at"] or "")
+    return "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>"
+
+
+def jobs(status: str | None = None, limit: int = 100) -> JobList:
+    """Return recent jobs, newest first, optionally of one status."""
+    answer = default_client().list(status=status, limit=limit)
+    listed = JobList(answer.get("jobs", []))
+    listed.total = int(answer.get("total", len(listed)))
+    return listed
+
+
+def _display(job: Job) -> None:
+    """Show the job's widget when running inside IPython; do nothing elsewhere."""
+    try:
+        from IPython import get_ipython  # optional, kernel only
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        show = cast(Callable[[Any], None], display)  # IPython's display is untyped
+        show(job)
+
+
+def _first_failure(job: Job, snap: Snapshot) -> str:
+    errors = job.errors()
+    message = f"{snap['failed']} of {snap['total']} items failed in job {job.id}"
+    if not errors:
+        return message
+    first = errors[0]
+    return f"{message}; first: item {first['index']} (input {first['input']!r}): {first['error']}"
+
+
+def map(  # bw.map mirrors the builtin on purpose
+    processor: Processor,
+    items: Iterable[Any],
+    *,
+    timeout: float | None = None,
+    **options: Any,
+) -> list[Any]:
+    """Run ``processor`` over ``items`` on the server and return the results in order.
+
+    Shows the progress widget when called in a notebook, waits for the end,
+    and raises unless every item succeeded.
+
+    Parameters
+    ----------
+    processor : str or callable
+        As for :func:`submit`.
+    items : iterable
+        As for :func:`submit`.
+    timeout : float, optional
+        Seconds to wait at most.
+    **options
+        ``name``, ``params``, ``max_workers``, ``executor``, as for :func:`submit`.
+
+    Raises
+    ------
+    BatchFailed
+        If items failed (the message counts them and shows the first), or the
+        job ended ``cancelled``, ``interrupted`` or ``failed``. ``.job`` is set.
+    TimeoutError
+        If ``timeout`` passed first.
+    """
+    job = submit(processor, items, **options)
+    _display(job)
+    snap = job.wait(timeout)
+    if snap["status"] != JobStatus.COMPLETED:
+        reason = f": {snap['error']}" if snap.get("error") else ""
+        raise BatchFailed(
+            f"job {job.id} ended {snap['status']} with {snap['done']} of {snap['total']} "
+            f"items done{reason}",
+            job,
+        )
+    if snap["failed"]:
+        raise BatchFailed(_first_failure(job, snap), job)
+    return job.results()

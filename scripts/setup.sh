@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a development environment from a fresh clone: Debian's Chromium for the
+# browser tests, a virtualenv in .venv with the package (editable) and its test
+# extra, and the front end's npm packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Debian's chromium for the end-to-end tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "== installing batch_widget[test] into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+echo "== installing the front end's npm packages"
+npm ci --prefix js --no-audit --no-fund --loglevel=error

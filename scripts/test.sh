@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run every check: lint, types, the JS unit tests
+# (which also fail on a stale committed bundle), and the whole pytest suite:
+# engine units, handlers and SSE through a real Jupyter server, the kernel API,
+# end-to-end tests in JupyterLab + headless Chromium, and nbval on every notebook.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== ruff";  .venv/bin/ruff check .
+echo "== mypy";  .venv/bin/mypy
+echo "== js";    npm test --prefix js
+echo "== pytest"
+.venv/bin/pytest tests notebooks --nbval -p no:cacheprovider "$@"

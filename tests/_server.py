@@ -1,0 +1,283 @@
+"""Run a real ``jupyter server`` with batch_widget in a subprocess, for end-to-end tests.
+
+Reusable by any test (or nbval setup)::
+
+    with running_server(tmp_path, allow_callables=False) as server:
+        bw.connect(server.url, server.token)
+        ...
+        server.kill()          # SIGKILL, as a crash would
+        server.restart()       # same port, token and database
+
+Every Jupyter directory (``HOME``, config, data, runtime, IPython) lives under
+``tmp_path``, so nothing leaks in from, or out to, the user's setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["BASE_URL", "ServerHandle", "free_port", "running_server"]
+
+BASE_URL = "/a%40b/"  # an escaped character, as JupyterHub user names produce
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+# Other installed server extensions only slow the start; notebooks may turn them back on.
+QUIET_EXTENSIONS = {
+    "jupyterlab": False,
+    "notebook": False,
+    "jupyter_lsp": False,
+    "jupyter_server_terminals": False,
+    "notebook_shim": False,
+}
+
+
+def free_port() -> int:
+    """Return a TCP port that is free right now on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerHandle:
+    """A ``jupyter server`` subprocess and how to reach it.
+
+    Attributes
+    ----------
+    url : str
+        Base URL including ``base_url``, ending in ``/``.
+    token : str
+        The server's token.
+    base_url : str
+        The server's ``base_url``.
+    runtime_dir : Path
+        Where the server writes its ``jpserver-<pid>.json``.
+    root_dir : Path
+        The server's root (notebook) directory.
+    env : dict
+        The environment the server runs with (reuse it for kernels or nbval).
+    """
+
+    url: str
+    token: str
+    base_url: str
+    port: int
+    home: Path
+    runtime_dir: Path
+    root_dir: Path
+    db_path: Path
+    log_path: Path
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        """The running server's pid (what a kernel sees as ``JPY_PARENT_PID``)."""
+        assert self.process is not None, "server is not running"
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start the server and wait until the batch API answers 200."""
+        self._log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            cwd=self.root_dir,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server with ``sig`` (SIGTERM: clean shutdown) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL, as a crash or an OOM kill would."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Start again on the same port, token and database (stopping first if needed)."""
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        """Return everything the server has written so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def get(self, path: str) -> Any:
+        """GET ``{url}{path}`` with the token and return the decoded JSON."""
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"jupyter server exited with {self.process.returncode}:\n{self.log()}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                self.get("api/batch/jobs")
+                return
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError(f"jupyter server not ready in {START_TIMEOUT} s:\n{self.log()}")
+            time.sleep(0.2)
+
+
+def _cli_value(value: Any) -> str | None:
+    """Render a scalar trait value for the command line; None for containers."""
+    if isinstance(value, (bool, int, float, str)):
+        return str(value)
+    return None
+
+
+def _server_env(home: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("JUPYTER", "JPY_", "BATCH_WIDGET_", "IPYTHON"))
+    }
+    dirs = {
+        "HOME": home,
+        "JUPYTER_CONFIG_DIR": home / "config",
+        "JUPYTER_DATA_DIR": home / "data",
+        "JUPYTER_RUNTIME_DIR": home / "runtime",
+        "IPYTHONDIR": home / "ipython",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    env.update({key: str(path) for key, path in dirs.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def build_server(
+    tmp_path: Path,
+    *,
+    base_url: str = BASE_URL,
+    extra_args: Sequence[str] = (),
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    **traits: Any,
+) -> ServerHandle:
+    """Prepare (but do not start) a server under ``tmp_path``; see :func:`running_server`."""
+    home = tmp_path / "home"
+    root = tmp_path / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    env = _server_env(home)
+    port, token = free_port(), secrets.token_hex(16)
+    db_path = tmp_path / "jobs.sqlite"
+    traits = {"db_url": f"sqlite:///{db_path}", "progress_interval": 0.05, **traits}
+    sections: dict[str, dict[str, Any]] = {
+        "ServerApp": {"jpserver_extensions": {**QUIET_EXTENSIONS, "batch_widget": True}},
+        "BatchWidgetApp": {k: v for k, v in traits.items() if _cli_value(v) is None},
+    }
+    for section, values in (config or {}).items():
+        sections.setdefault(section, {}).update(values)
+    config_file = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    config_file.write_text(json.dumps(sections, indent=1), encoding="utf-8")
+    args = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.base_url={base_url}",
+        f"--ServerApp.root_dir={root}",
+        *(
+            f"--BatchWidgetApp.{k}={_cli_value(v)}"
+            for k, v in traits.items()
+            if _cli_value(v) is not None
+        ),
+        *extra_args,
+    ]
+    return ServerHandle(
+        url=f"http://127.0.0.1:{port}{base_url}",
+        token=token,
+        base_url=base_url,
+        port=port,
+        home=home,
+        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
+        root_dir=root,
+        db_path=db_path,
+        log_path=tmp_path / "server.log",
+        args=args,
+        env=env,
+    )
+
+
+@contextlib.contextmanager
+def running_server(
+    tmp_path: Path,
+    *,
+    base_url: str = BASE_URL,
+    extra_args: Sequence[str] = (),
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    **traits: Any,
+) -> Iterator[ServerHandle]:
+    """Run a real ``jupyter server`` with batch_widget for the duration of the block.
+
+    Parameters
+    ----------
+    tmp_path : Path
+        A private directory: homes, config, runtime files, root dir, the store, the log.
+    base_url : str
+        The server's ``base_url`` (escaped characters welcome).
+    extra_args : sequence of str
+        More command-line arguments.
+    config : mapping, optional
+        More config sections, e.g. ``{"ServerApp": {"jpserver_extensions": {"jupyterlab": True}}}``.
+    **traits
+        ``BatchWidgetApp`` traits; scalars go on the command line, containers in the
+        config file. ``db_url`` defaults to ``<tmp_path>/jobs.sqlite`` and
+        ``progress_interval`` to 0.05.
+
+    Yields
+    ------
+    ServerHandle
+        ``url``, ``token``, ``base_url``, ``pid``; ``stop``, ``kill``, ``restart``, ``log``.
+    """
+    server = build_server(
+        tmp_path, base_url=base_url, extra_args=extra_args, config=config, **traits
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
