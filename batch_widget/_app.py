@@ -1,0 +1,240 @@
+"""BatchWidgetApp: the server extension's configuration, wiring and lifecycle (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
+
+from batch_widget._events import Broadcaster
+from batch_widget._handlers import (
+    APP_KEY,
+    BROADCASTER_KEY,
+    CONFIG_KEY,
+    MANAGER_KEY,
+    route_table,
+)
+from batch_widget._manager import JobManager
+from batch_widget._store import Store
+
+__all__ = ["BatchWidgetApp"]
+
+
+class BatchWidgetApp(ExtensionApp):
+    """Run batch jobs inside the Jupyter server and stream their progress over SSE."""
+
+    name = "batch_widget"
+    load_other_extensions = True
+
+    db_url = Unicode(
+        help="The job store, as sqlite:///<absolute path>. "
+        "Default: <jupyter data dir>/batch_widget/jobs.sqlite.",
+    ).tag(config=True)
+    max_workers = Int(4, help="Workers per job unless the job asks for another number.").tag(
+        config=True
+    )
+    max_concurrent_jobs = Int(
+        2, help="Jobs processing at once; the rest wait in the queued state."
+    ).tag(config=True)
+    max_items = Int(1_000_000, help="The most items one job may have.").tag(config=True)
+    progress_interval = Float(
+        0.1, help="Seconds between coalesced progress events (and store commits) per job."
+    ).tag(config=True)
+    heartbeat_interval = Float(15, help="Seconds between SSE heartbeats.").tag(config=True)
+    sse_timeout = Float(
+        30, help="Seconds an SSE subscriber that takes no data is kept before it is dropped."
+    ).tag(config=True)
+    reconnect_delay = Int(
+        5000, help="Milliseconds a browser waits before reconnecting (sent as SSE retry:)."
+    ).tag(config=True)
+    completion_broadcast_retries = Int(
+        3, help="How many times a failed broadcast of a job's complete event is retried."
+    ).tag(config=True)
+    broadcast_retry_delay = Float(
+        0.5, help="Seconds between retries of a failed complete broadcast."
+    ).tag(config=True)
+    resume_interrupted = Bool(
+        False, help="Re-queue jobs left interrupted by a previous server at start."
+    ).tag(config=True)
+    executor = Enum(
+        ["thread", "process"],
+        default_value="thread",
+        help="Default worker pool: thread, or process for CPU-bound processors.",
+    ).tag(config=True)
+    allowed_processors = List(
+        Unicode(),
+        default_value=["*"],
+        help="Glob patterns over processor import paths (package.module:function) a job may name.",
+    ).tag(config=True)
+    allow_callables = Bool(
+        True, help="Accept notebook-defined functions (cloudpickled) as processors."
+    ).tag(config=True)
+    broadcaster_class = Type(
+        default_value=Broadcaster,
+        klass=Broadcaster,
+        help="The broadcaster class; swap in a subclass (tests inject faults this way).",
+    ).tag(config=True)
+    manager_class = Type(
+        default_value=JobManager,
+        klass=JobManager,
+        help="The job manager class; swap in a subclass (tests inject faults this way).",
+    ).tag(config=True)
+
+    store: Store | None = None
+    broadcaster: Broadcaster | None = None
+    manager: JobManager | None = None
+    _started = False
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        path = os.path.join(jupyter_data_dir(), "batch_widget", "jobs.sqlite")
+        return f"sqlite:///{os.path.abspath(path)}"
+
+    @validate(
+        "max_workers",
+        "max_concurrent_jobs",
+        "max_items",
+        "reconnect_delay",
+    )
+    def _validate_positive_int(self, proposal: dict[str, Any]) -> int:
+        return int(_positive(proposal))
+
+    @validate(
+        "progress_interval",
+        "heartbeat_interval",
+        "sse_timeout",
+        "broadcast_retry_delay",
+    )
+    def _validate_positive_float(self, proposal: dict[str, Any]) -> float:
+        return float(_positive(proposal))
+
+    @validate("completion_broadcast_retries")
+    def _validate_retries(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError(f"completion_broadcast_retries must be >= 0, not {value}")
+        return value
+
+    @validate("db_url")
+    def _validate_db_url(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        if not value.startswith("sqlite:///"):
+            raise TraitError(f"db_url must look like sqlite:///<absolute path>, not {value!r}")
+        return value
+
+    # -- wiring --------------------------------------------------------------
+
+    def config_summary(self) -> dict[str, Any]:
+        """Return the effective configuration (the traits of SPEC §5)."""
+        names = [
+            "db_url",
+            "max_workers",
+            "max_concurrent_jobs",
+            "max_items",
+            "progress_interval",
+            "heartbeat_interval",
+            "sse_timeout",
+            "reconnect_delay",
+            "completion_broadcast_retries",
+            "broadcast_retry_delay",
+            "resume_interrupted",
+            "executor",
+            "allowed_processors",
+            "allow_callables",
+        ]
+        summary = {name: getattr(self, name) for name in names}
+        summary["broadcaster_class"] = _class_path(self.broadcaster_class)
+        summary["manager_class"] = _class_path(self.manager_class)
+        return summary
+
+    @property
+    def server_log(self) -> logging.Logger:
+        """The Jupyter server's logger (SPEC §9), so ``--debug`` shows our DEBUG lines."""
+        log = self.serverapp.log if self.serverapp is not None else self.log
+        return log if isinstance(log, logging.Logger) else logging.getLogger("batch_widget")
+
+    def initialize_settings(self) -> None:
+        """Build the store, broadcaster and manager and put them in the settings."""
+        self.store = Store.from_url(self.db_url)
+        self.broadcaster = self.broadcaster_class(
+            heartbeat_interval=self.heartbeat_interval,
+            sse_timeout=self.sse_timeout,
+            log=self.server_log,
+        )
+        self.manager = self.manager_class(
+            self.store,
+            self.broadcaster,
+            max_workers=self.max_workers,
+            max_concurrent_jobs=self.max_concurrent_jobs,
+            max_items=self.max_items,
+            progress_interval=self.progress_interval,
+            completion_broadcast_retries=self.completion_broadcast_retries,
+            broadcast_retry_delay=self.broadcast_retry_delay,
+            executor=self.executor,
+            allowed_processors=list(self.allowed_processors),
+            allow_callables=self.allow_callables,
+            resume_interrupted=self.resume_interrupted,
+            log=self.server_log,
+        )
+        self.settings.update(
+            {
+                APP_KEY: self,
+                MANAGER_KEY: self.manager,
+                BROADCASTER_KEY: self.broadcaster,
+                CONFIG_KEY: self.config_summary(),
+            }
+        )
+
+    def initialize_handlers(self) -> None:
+        """Register the routes; ExtensionApp prefixes each with the server's base_url."""
+        self.handlers.extend(route_table())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Start the background work once the server's IOLoop runs."""
+        self.ensure_started()
+
+    def ensure_started(self) -> None:
+        """Start the broadcaster and the manager once (call on the IOLoop thread).
+
+        The server starts them through ``_start_jupyter_server_extension``; handlers
+        call this too, because an embedding that never calls that hook (e.g.
+        pytest-jupyter) must still work.
+        """
+        if self._started or self.manager is None or self.broadcaster is None:
+            return
+        self._started = True
+        self.server_log.info("batch_widget: starting with %s", self.config_summary())
+        self.broadcaster.start()
+        self.manager.start()
+
+    async def stop_extension(self) -> None:
+        """Stop the manager (joining its threads), the broadcaster, and close the store."""
+        manager, broadcaster, store = self.manager, self.broadcaster, self.store
+        self.manager = self.broadcaster = self.store = None
+        if manager is not None and self._started:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, manager.stop)
+        if broadcaster is not None:
+            broadcaster.stop()
+        if store is not None:
+            store.close()
+        self._started = False
+        self.server_log.info("batch_widget: stopped")
+
+
+def _positive(proposal: dict[str, Any]) -> Any:
+    value = proposal["value"]
+    if value <= 0:
+        raise TraitError(f"{proposal['trait'].name} must be positive, not {value!r}")
+    return value
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

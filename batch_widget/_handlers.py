@@ -1,0 +1,389 @@
+"""REST and SSE handlers (SPEC §3, §4) and their route table.
+
+Handlers only translate HTTP to job manager calls. Domain errors
+(:class:`~batch_widget._errors.BatchError`) become ``{"message": ...}`` 4xx
+answers in one place, :meth:`BatchHandler.write_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.http1connection import HTTP1Connection
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+
+from batch_widget._errors import BatchError, InvalidRequest
+from batch_widget._events import (
+    Broadcaster,
+    Event,
+    Subscriber,
+    event_name,
+    format_event,
+    format_heartbeat,
+    format_retry,
+)
+from batch_widget._manager import JobManager
+from batch_widget._types import Snapshot
+
+__all__ = ["route_table"]
+
+#: Keys under which BatchWidgetApp puts its parts in the tornado settings.
+APP_KEY = "batch_widget_app"
+MANAGER_KEY = "batch_widget_manager"
+BROADCASTER_KEY = "batch_widget_broadcaster"
+CONFIG_KEY = "batch_widget_config"
+
+_JOB_ID = r"(?P<job_id>[^/]+)"  # any id reaches the handler, so unknown ones get a JSON 404
+_EXECUTE_DENIED = (
+    "permission denied: running a job executes code in the server, "
+    "which needs the 'execute' permission on 'kernels'"
+)
+
+T = TypeVar("T")
+
+
+class _Startable(Protocol):
+    def ensure_started(self) -> None: ...
+
+
+class BatchHandler(APIHandler):
+    """Base of every batch_widget handler: parts lookup, argument parsing, errors."""
+
+    auth_resource = "batch"
+
+    async def prepare(self) -> None:  # type: ignore[override]  # APIHandler narrows it too
+        """Keep reads (status polls, the SSE stream) from counting as user activity.
+
+        jupyter_server bumps ``api_last_activity`` in ``APIHandler.finish`` unless
+        ``_track_activity`` is False; an idle-culler must not see a browser that
+        merely watches a progress bar as a busy user.
+        """
+        self._track_activity = self.request.method not in {"GET", "HEAD", "OPTIONS"}
+        await super().prepare()
+        app: _Startable | None = self.settings.get(APP_KEY)
+        if app is not None:
+            app.ensure_started()
+
+    @property
+    def manager(self) -> JobManager:
+        """The job manager BatchWidgetApp built."""
+        manager: JobManager = self.settings[MANAGER_KEY]
+        return manager
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The broadcaster BatchWidgetApp built."""
+        broadcaster: Broadcaster = self.settings[BROADCASTER_KEY]
+        return broadcaster
+
+    def batch_config(self) -> dict[str, Any]:
+        """The extension's effective configuration."""
+        config: dict[str, Any] = self.settings.get(CONFIG_KEY, {})
+        return config
+
+    # -- errors ----------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer a domain error with its 4xx code and ``{"message": ...}``."""
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, BatchError):
+            self.set_status(error.status_code)
+            self.finish(json.dumps({"message": str(error)}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Log a domain error as one line: it is the client's mistake, not a crash."""
+        if isinstance(value, BatchError):
+            self.log.info(
+                "batch_widget: %s %s -> %s: %s",
+                self.request.method,
+                self.request.path,
+                value.status_code,
+                value,
+            )
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- helpers ---------------------------------------------------------------
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking manager call on the default executor."""
+        return await IOLoop.current().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    async def require_execute_permission(self) -> None:
+        """Refuse with 403 unless the user may execute code (``kernels``/``execute``)."""
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "execute", "kernels")
+        )
+        if not allowed:
+            raise web.HTTPError(403, _EXECUTE_DENIED)
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Finish with ``data`` as JSON."""
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def json_object_body(self) -> dict[str, Any]:
+        """Return the body as a JSON object or raise InvalidRequest."""
+        body = self.get_json_body()  # raises HTTPError(400) on malformed JSON
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        return body
+
+    def int_argument(self, name: str, default: int) -> int:
+        """Return query argument ``name`` as an int, or raise InvalidRequest.
+
+        Ranges are the manager's business; this only turns text into a number.
+        """
+        text = self.get_argument(name, None)
+        if text is None:
+            return default
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidRequest(f"?{name}= must be an integer, not {text!r}") from None
+
+
+class JobsHandler(BatchHandler):
+    """``api/batch/jobs``: create and list jobs."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Create and queue a job: 201, its snapshot and a ``Location`` header."""
+        await self.require_execute_permission()
+        body = self.json_object_body()
+        snapshot = await self.run_blocking(
+            self.manager.create,
+            body.get("items"),
+            processor=body.get("processor"),
+            callable_b64=body.get("callable"),
+            name=body.get("name"),
+            params=body.get("params"),
+            max_workers=body.get("max_workers"),
+            executor=body.get("executor"),
+        )
+        self.set_header("Location", url_path_join(self.base_url, "api/batch/jobs", snapshot["id"]))
+        self.write_json(snapshot, status=201)
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List jobs, newest first: ``{"jobs": [...], "total": n}``."""
+        jobs, total = self.manager.list_jobs(
+            status=self.get_argument("status", None),
+            limit=self.int_argument("limit", 100),
+            offset=self.int_argument("offset", 0),
+        )
+        self.write_json({"jobs": jobs, "total": total})
+
+
+class JobHandler(BatchHandler):
+    """``api/batch/jobs/{id}``: read or forget one job."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """Answer the job's snapshot."""
+        self.write_json(self.manager.get(job_id))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, job_id: str) -> None:
+        """Forget a terminal job and its items: 204."""
+        await self.run_blocking(self.manager.delete, job_id)
+        self.set_status(204)
+        self.finish()
+
+
+class ItemsHandler(BatchHandler):
+    """``api/batch/jobs/{id}/items``: the per-item ledger."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """Answer ``{"items": [...], "total": n}``."""
+        items, total = await self.run_blocking(
+            self.manager.items,
+            job_id,
+            status=self.get_argument("status", None),
+            offset=self.int_argument("offset", 0),
+            limit=self.int_argument("limit", 1000),
+        )
+        self.write_json({"items": items, "total": total})
+
+
+class OutputsHandler(BatchHandler):
+    """``api/batch/jobs/{id}/outputs``: files named by the results."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """Answer ``{"outputs": [...]}``, relative to the server root where inside it."""
+        paths = await self.run_blocking(self.manager.outputs, job_id)
+        root = os.path.expanduser(str(self.settings.get("server_root_dir") or os.getcwd()))
+        self.write_json({"outputs": [relative_to_root(path, root) for path in paths]})
+
+
+class CancelHandler(BatchHandler):
+    """``api/batch/jobs/{id}/cancel``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        """Stop starting items; answer the snapshot (409 when already terminal)."""
+        self.write_json(self.manager.cancel(job_id))
+
+
+class RetryHandler(BatchHandler):
+    """``api/batch/jobs/{id}/retry``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        """Re-run every item not done; answer the snapshot (409 unless terminal)."""
+        await self.require_execute_permission()
+        self.write_json(await self.run_blocking(self.manager.retry, job_id))
+
+
+class EventsHandler(BatchHandler):
+    """``api/batch/events``: the SSE stream of job events and heartbeats."""
+
+    _subscriber: Subscriber | None = None
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Catch the client up, then stream events until it leaves or stalls."""
+        job_ids = frozenset(self.get_arguments("job")) or None
+        last_id = self.request.headers.get("Last-Event-ID") or self.get_argument(
+            "last_event_id", None
+        )
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        sub = self._subscriber = self.broadcaster.subscribe(job_ids)
+        try:
+            delay = int(self.batch_config().get("reconnect_delay", 5000))
+            self.write(format_retry(delay))
+            self.write("".join(self.catch_up(last_id, job_ids)))
+            await self.send()
+            await self.stream(sub)
+        except StreamClosedError:
+            pass
+        except asyncio.TimeoutError:
+            reason = f"a write took longer than {self.broadcaster.sse_timeout:g} s"
+            self.broadcaster.drop(sub, reason)
+            self.close_connection()
+        finally:
+            self.broadcaster.unsubscribe(sub)
+        self.end_stream()
+
+    def catch_up(self, last_id: str | None, job_ids: frozenset[str] | None) -> list[str]:
+        """Return the messages that bring a (re)connecting client up to date."""
+        changed = self.broadcaster.changed_since(last_id, job_ids)
+        if changed is not None:
+            return [format_event(e.id, e.name, e.snapshot) for e in changed]
+        current = self.broadcaster.current_id
+        return [
+            format_event(current, event_name(snapshot), snapshot)
+            for snapshot in self.current_snapshots(job_ids)
+        ]
+
+    def current_snapshots(self, job_ids: frozenset[str] | None) -> list[Snapshot]:
+        """Every active job (within the filter) plus every filtered job that exists."""
+        snapshots = {
+            s["id"]: s
+            for s in self.manager.active_snapshots()
+            if job_ids is None or s["id"] in job_ids
+        }
+        for job_id in sorted(job_ids or ()):
+            if job_id not in snapshots:
+                try:
+                    snapshots[job_id] = self.manager.get(job_id)
+                except BatchError:
+                    continue
+        return list(snapshots.values())
+
+    async def stream(self, sub: Subscriber) -> None:
+        """Write what the subscriber receives until it is closed."""
+        while not sub.closed:
+            await sub.wait(timeout=self.broadcaster.heartbeat_interval)
+            events, heartbeat = sub.take()
+            if sub.closed:
+                return
+            self.write_events(events, heartbeat)
+            if events or heartbeat:
+                await self.send()
+
+    def write_events(self, events: list[Event], heartbeat: bool) -> None:
+        """Queue ``events`` (and a heartbeat) in the response buffer."""
+        parts = [format_event(e.id, e.name, e.snapshot) for e in events]
+        if heartbeat:
+            parts.append(format_heartbeat(self.broadcaster.epoch))
+        if parts:
+            self.write("".join(parts))
+
+    async def send(self) -> None:
+        """Flush, giving up after ``sse_timeout`` (a client that takes nothing)."""
+        await asyncio.wait_for(self.flush(), timeout=self.broadcaster.sse_timeout)
+
+    def on_connection_close(self) -> None:
+        """The client went away: unsubscribe now so the stream loop ends."""
+        super().on_connection_close()
+        if self._subscriber is not None:
+            self.broadcaster.unsubscribe(self._subscriber)
+
+    def close_connection(self) -> None:
+        """Close the socket of a stalled client."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.close()
+
+    def end_stream(self) -> None:
+        """Finish the response unless the connection is already gone."""
+        if self._finished or self.request.connection is None:
+            return
+        with contextlib.suppress(StreamClosedError):
+            self.finish(set_content_type="text/event-stream")
+
+
+def relative_to_root(path: str, root: str) -> str:
+    """Return ``path`` relative to ``root`` (``/``-separated) when inside it, else absolute."""
+    absolute = os.path.abspath(path)
+    root = os.path.abspath(root)
+    try:
+        inside = os.path.commonpath([absolute, root]) == root
+    except ValueError:  # different drives on Windows
+        inside = False
+    if not inside:
+        return absolute
+    return os.path.relpath(absolute, root).replace(os.sep, "/")
+
+
+def route_table() -> list[tuple[str, type[BatchHandler]]]:
+    """The routes, relative to the server's base_url (ExtensionApp prefixes it)."""
+    jobs = "api/batch/jobs"
+    job = url_path_join(jobs, _JOB_ID)
+    return [
+        (jobs, JobsHandler),
+        (job, JobHandler),
+        (url_path_join(job, "items"), ItemsHandler),
+        (url_path_join(job, "outputs"), OutputsHandler),
+        (url_path_join(job, "cancel"), CancelHandler),
+        (url_path_join(job, "retry"), RetryHandler),
+        ("api/batch/events", EventsHandler),
+    ]

@@ -1,0 +1,90 @@
+"""A real ``jupyter server`` killed mid-job and restarted on the same store (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _server import ServerHandle, running_server
+from conftest import SLEEP, TERMINAL
+
+
+def call(server: ServerHandle, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Send a JSON request with the token; return (code, decoded body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.url + path,
+        data=data if data is not None else (b"" if method == "POST" else None),
+        method=method,
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def wait_for(server: ServerHandle, job_id: str, check: Any, timeout: float = 60) -> Any:
+    """Poll the job until ``check(snapshot)``; return the snapshot."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = server.get(f"api/batch/jobs/{job_id}")
+        if check(snapshot):
+            return snapshot
+        assert time.monotonic() < deadline, snapshot
+        time.sleep(0.05)
+
+
+def all_items(server: ServerHandle, job_id: str) -> dict[int, Any]:
+    """Every item record of the job, by index."""
+    answer = server.get(f"api/batch/jobs/{job_id}/items?limit=10000")
+    return {item["index"]: item for item in answer["items"]}
+
+
+def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
+    tmp_path: Path,
+) -> None:
+    with running_server(tmp_path) as server:
+        code, job = call(
+            server,
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": SLEEP,
+                "items": list(range(300)),
+                "params": {"seconds": 0.02},
+                "max_workers": 2,
+            },
+        )
+        assert code == 201, job
+        wait_for(server, job["id"], lambda s: s["done"] >= 40)
+        committed = {
+            i: item for i, item in all_items(server, job["id"]).items() if item["status"] == "done"
+        }
+        assert len(committed) >= 40
+
+        server.kill()
+        server.start()
+
+        after_restart = server.get(f"api/batch/jobs/{job['id']}")
+        assert after_restart["status"] == "interrupted"
+        assert after_restart["done"] >= len(committed)
+        assert after_restart["done"] < 300
+        items = all_items(server, job["id"])
+        assert {i: items[i] for i in committed} == committed
+        assert not [item for item in items.values() if item["status"] == "running"]
+
+        code, retried = call(server, "POST", f"api/batch/jobs/{job['id']}/retry")
+        assert code == 200, retried
+        final = wait_for(server, job["id"], lambda s: s["status"] in TERMINAL)
+        assert final["status"] == "completed"
+        assert (final["done"], final["failed"], final["pending"]) == (300, 0, 0)
+        items = all_items(server, job["id"])
+        assert {i: items[i] for i in committed} == committed
+        assert [items[i]["result"] for i in range(300)] == list(range(300))
