@@ -5,7 +5,7 @@ batch_widget (private dirs under a temp dir, ``base_url=/a%40b/``) and prints:
 
 1. SSE fan-out: how many of 200 concurrent subscribers received the
    ``complete`` event of a 2,000-item job. Target: all of them.
-2. Latency of ``GET api/batch/jobs?limit=1`` (p50/p99), idle and while a
+2. Latency of ``GET api/status`` (p50/p99), idle and while a
    100,000-item job runs, side by side. Target: p99 during <= 3x p99 idle.
 
 Exit status 0 when both targets are met.
@@ -113,11 +113,11 @@ async def fan_out(server: Server, subscribers: int, items: int) -> tuple[int, fl
 
 
 async def latencies(server: Server, count: int, job_id: str | None = None) -> list[float]:
-    """Time ``count`` sequential ``GET api/batch/jobs?limit=1`` (stop early if the job ends)."""
+    """Time ``count`` sequential ``GET api/status`` (stop early if the job ends)."""
     times: list[float] = []
     for index in range(count):
         started = time.perf_counter()
-        await server.call("GET", "api/batch/jobs?limit=1")
+        await server.call("GET", "api/status")
         times.append((time.perf_counter() - started) * 1000)
         if job_id is not None and index % 20 == 19:
             snapshot = await server.call("GET", f"api/batch/jobs/{job_id}")
@@ -158,7 +158,7 @@ async def measure(server: Server, args: argparse.Namespace) -> bool:
         f"of a {args.fan_items:,}-item job in {fan_time:.2f} s "
         f"(target: all) {'PASS' if fan_ok else 'FAIL'}"
     )
-    print(f"GET api/batch/jobs?limit=1 latency (ms)  {'p50':>8} {'p99':>8} {'n':>6}")
+    print(f"GET api/status latency (ms)             {'p50':>8} {'p99':>8} {'n':>6}")
     load = f"during {args.load_items:,}-item job ({args.load_executor})"
     for label, values in [("idle", idle), (load, busy)]:
         print(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import SLEEP, Api, Fetch
+from _helpers import SLEEP, Api, Fetch
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.auth import Authorizer
 from tornado.httpclient import HTTPClientError

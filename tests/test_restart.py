@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _helpers import SLEEP, TERMINAL
 from _server import ServerHandle, running_server
-from conftest import SLEEP, TERMINAL
 
 
 def call(server: ServerHandle, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import Api, eventually
+from _helpers import Api, eventually
 
 from batch_widget._app import BatchWidgetApp
 

@@ -1,0 +1,78 @@
+"""nbval setup: the notebooks run against a real Jupyter server with batch_widget.
+
+``pytest notebooks --nbval`` (or ``pytest tests notebooks --nbval``) runs every
+notebook here cell by cell in a fresh kernel and compares its outputs with the
+stored ones. The kernels find the server through ``BATCH_WIDGET_URL`` and
+``BATCH_WIDGET_TOKEN`` (SPEC §7), which they inherit from this process.
+
+Why hooks and not a fixture: nbval's cells are plain ``pytest.Item``s, which
+never request fixtures (autouse or not), and each notebook's kernel starts in
+the notebook collector's ``setup()``. So the server starts in a ``tryfirst``
+``pytest_runtest_setup`` hook, before the first notebook's kernel, once per
+session, and only when a notebook actually runs; it stops at session end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent
+SANITIZE_FILE = NOTEBOOKS / "nbval_sanitize.cfg"
+ENV_KEYS = ("BATCH_WIDGET_URL", "BATCH_WIDGET_TOKEN")
+
+sys.path.insert(0, str(NOTEBOOKS.parent / "tests"))  # tests/_server.py: the real-server harness
+
+from _server import running_server  # noqa: E402
+
+_session = contextlib.ExitStack()
+_started = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Default ``--nbval-sanitize-with`` to this folder's sanitize file."""
+    option = config.option
+    if hasattr(option, "nbval_sanitize_with") and option.nbval_sanitize_with is None:
+        option.nbval_sanitize_with = str(SANITIZE_FILE)
+
+
+def _is_notebook_cell(item: pytest.Item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
+def _start_server() -> None:
+    """Start one server for the session and point kernels at it through the env."""
+    tmp = Path(_session.enter_context(tempfile.TemporaryDirectory(prefix="bw-nbval-")))
+    server = _session.enter_context(running_server(tmp))
+    saved = {key: os.environ.get(key) for key in ENV_KEYS}
+    _session.callback(_restore_env, saved)
+    os.environ["BATCH_WIDGET_URL"] = server.url
+    os.environ["BATCH_WIDGET_TOKEN"] = server.token
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the first notebook's kernel starts, start the server it will use."""
+    global _started  # noqa: PLW0603  # one server per session, started lazily
+    if _started or not _is_notebook_cell(item):
+        return
+    _started = True
+    _start_server()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the server (SIGTERM, then wait) and restore the environment."""
+    _session.close()
