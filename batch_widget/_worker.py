@@ -7,9 +7,11 @@ the driver hands it to SQLite without rebuilding it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
+import os
 import re
 import threading
 import time
@@ -63,10 +65,12 @@ def resolve(ref: str | bytes) -> Processor:
     return func  # type: ignore[no-any-return]  # checked callable just above
 
 
-def init_process(cancel_event: Any) -> None:
-    """Process-pool initializer: remember the job's shared cancel event."""
+def init_process(cancel_event: Any, niceness: int) -> None:
+    """Process-pool initializer: remember the job's cancel event, yield the CPU to the server."""
     global _process_cancel  # noqa: PLW0603  # one event per child process, set once
     _process_cancel = cancel_event
+    with contextlib.suppress(OSError):  # the forkserver may already run at this niceness
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 def run_chunk(

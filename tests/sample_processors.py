@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,3 +37,8 @@ def square(item: int) -> int:
 def pid_of_worker(item: Any) -> int:
     """The process id that ran the item."""
     return os.getpid()
+
+
+def niceness(item: Any) -> int:
+    """The scheduling niceness of the thread running the item (Linux: per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

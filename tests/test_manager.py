@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -406,6 +408,19 @@ async def test_a_notebook_function_runs_from_its_pickle(make_manager: ManagerFac
         assert [i["result"] for i in manager.items(job["id"])[0]] == [102, 104, 106]
     with pytest.raises(InvalidRequest, match="base64"):
         manager.create([1], callable_b64="not base64!!")
+
+
+async def test_workers_run_at_lower_priority_than_the_server(
+    make_manager: ManagerFactory,
+) -> None:
+    server_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    manager = make_manager()
+    for executor in ("thread", "process"):
+        job = manager.create([1, 2], processor="sample_processors:niceness", executor=executor)
+        await wait(manager, job["id"], timeout=120)
+        results = {i["result"] for i in manager.items(job["id"])[0]}
+        assert results == {min(server_niceness + 10, 19)}, executor
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == server_niceness
 
 
 def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
