@@ -95,6 +95,11 @@ function settingsFrom(options = {}) {
     debug: Boolean(options.debug)
   };
 }
+function strictest(subs, name) {
+  let value = Infinity;
+  for (const sub of subs) value = Math.min(value, sub.settings[name]);
+  return Number.isFinite(value) ? value : DEFAULTS[name];
+}
 function defaultTimers() {
   const g = globalThis;
   return {
@@ -121,6 +126,7 @@ var Hub = class {
     this.isOpen = false;
     this.everOpened = false;
     this.downSince = null;
+    this.cancelDownTimer = null;
     this.lastMessageAt = this.now();
     this.builds = 0;
     this.closed = false;
@@ -298,7 +304,7 @@ var Hub = class {
     es.bwErrored = false;
     this.isOpen = true;
     this.everOpened = true;
-    this.downSince = null;
+    this.markUp();
     this.lastMessageAt = this.now();
     this.trace("stream open");
     for (const job of this.jobs.values()) this.poll(job, "catch-up on open");
@@ -308,7 +314,7 @@ var Hub = class {
     if (es !== this.es || this.closed) return;
     es.bwErrored = true;
     const firstError = this.downSince === null;
-    if (firstError) this.downSince = this.now();
+    if (firstError) this.markDown();
     this.isOpen = false;
     const closedForGood = es.readyState === READY_CLOSED;
     this.trace(`stream error (readyState ${es.readyState})`);
@@ -342,10 +348,41 @@ var Hub = class {
     if (es !== this.es || this.closed) return;
     this.lastMessageAt = this.now();
   }
+  /**
+   * The stream just went down: from now, once it has stayed down for
+   * `watchdogTimeout`, switch to polling at once rather than at the next
+   * watchdog tick (which could be up to `watchdogInterval` later).
+   */
+  markDown() {
+    this.downSince = this.now();
+    if (this.cancelDownTimer) this.cancelDownTimer();
+    const timeout = this.minSetting("watchdogTimeout");
+    this.cancelDownTimer = this.after(timeout, () => this.onDownTooLong(), this.controller.signal);
+  }
+  markUp() {
+    this.downSince = null;
+    if (this.cancelDownTimer) this.cancelDownTimer();
+    this.cancelDownTimer = null;
+  }
+  onDownTooLong() {
+    this.cancelDownTimer = null;
+    if (this.closed || this.isOpen) return;
+    this.trace("stream down for watchdog_timeout: polling");
+    this.refreshConnections();
+    for (const job of this.jobs.values()) {
+      if (!job.terminal) this.pollIfDue(job, "stream down, polling");
+    }
+  }
+  /** Poll unless this job was polled within half a watchdog interval (two timers, one poll). */
+  pollIfDue(job, reason) {
+    const recent = this.now() - job.lastPollAt < this.jobSetting(job, "watchdogInterval") / 2;
+    if (!recent) this.poll(job, reason);
+  }
+  minSetting(name) {
+    return strictest(this.subs, name);
+  }
   reconnectDelay() {
-    let delay = Infinity;
-    for (const sub of this.subs) delay = Math.min(delay, sub.settings.reconnectDelay);
-    return Number.isFinite(delay) ? delay : DEFAULTS.reconnectDelay;
+    return this.minSetting("reconnectDelay");
   }
   // -- jobs, the watchdog and polling ----------------------------------------------
   addJob(jobId) {
@@ -362,6 +399,7 @@ var Hub = class {
       lastUpdate: this.now(),
       // age is counted from subscription until data arrives
       lastSnapshotAt: null,
+      lastPollAt: -Infinity,
       error: null,
       inflight: false,
       controller,
@@ -375,9 +413,7 @@ var Hub = class {
     return job;
   }
   jobSetting(job, name) {
-    let value = Infinity;
-    for (const sub of job.subs) value = Math.min(value, sub.settings[name]);
-    return Number.isFinite(value) ? value : DEFAULTS[name];
+    return strictest(job.subs, name);
   }
   retimeWatchdog(job) {
     const interval = this.jobSetting(job, "watchdogInterval");
@@ -396,18 +432,19 @@ var Hub = class {
     if (this.isOpen && now - this.lastMessageAt >= timeout) {
       this.trace("stream silent, rebuilding it");
       this.dropStream();
-      this.downSince = now;
+      this.markDown();
       this.connect();
       this.refreshConnections();
     }
     if (job.terminal) return;
     const streamDownTooLong = !this.isOpen && this.downSince !== null && (!this.everOpened || now - this.downSince >= timeout);
-    if (streamDownTooLong) this.poll(job, "stream down, polling");
+    if (streamDownTooLong) this.pollIfDue(job, "stream down, polling");
     else if (age >= timeout) this.poll(job, "watchdog: no update");
   }
   poll(job, reason) {
     if (this.closed || job.inflight || !this.jobs.has(job.id)) return;
     job.inflight = true;
+    job.lastPollAt = this.now();
     for (const sub of job.subs) sub.polls += 1;
     this.trace(`poll ${job.id} (${reason})`);
     const { signal } = job.controller;

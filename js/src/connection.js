@@ -60,6 +60,13 @@ function settingsFrom(options = {}) {
   };
 }
 
+/** The smallest value of a timing setting among `subs` (the most demanding widget wins). */
+function strictest(subs, name) {
+  let value = Infinity;
+  for (const sub of subs) value = Math.min(value, sub.settings[name]);
+  return Number.isFinite(value) ? value : DEFAULTS[name];
+}
+
 function defaultTimers() {
   const g = globalThis;
   return {
@@ -95,6 +102,7 @@ class Hub {
     this.isOpen = false;
     this.everOpened = false;
     this.downSince = null; // first error since the last open; null while open or untried
+    this.cancelDownTimer = null; // fires once the stream has been down for watchdog_timeout
     this.lastMessageAt = this.now();
     this.builds = 0;
     this.closed = false;
@@ -296,7 +304,7 @@ class Hub {
     es.bwErrored = false;
     this.isOpen = true;
     this.everOpened = true;
-    this.downSince = null;
+    this.markUp();
     this.lastMessageAt = this.now();
     this.trace("stream open");
     // Catch up on whatever happened while the stream was away.
@@ -308,7 +316,7 @@ class Hub {
     if (es !== this.es || this.closed) return;
     es.bwErrored = true;
     const firstError = this.downSince === null;
-    if (firstError) this.downSince = this.now();
+    if (firstError) this.markDown();
     this.isOpen = false;
     const closedForGood = es.readyState === READY_CLOSED;
     this.trace(`stream error (readyState ${es.readyState})`);
@@ -350,10 +358,46 @@ class Hub {
     this.lastMessageAt = this.now();
   }
 
+  /**
+   * The stream just went down: from now, once it has stayed down for
+   * `watchdogTimeout`, switch to polling at once rather than at the next
+   * watchdog tick (which could be up to `watchdogInterval` later).
+   */
+  markDown() {
+    this.downSince = this.now();
+    if (this.cancelDownTimer) this.cancelDownTimer();
+    const timeout = this.minSetting("watchdogTimeout");
+    this.cancelDownTimer = this.after(timeout, () => this.onDownTooLong(), this.controller.signal);
+  }
+
+  markUp() {
+    this.downSince = null;
+    if (this.cancelDownTimer) this.cancelDownTimer();
+    this.cancelDownTimer = null;
+  }
+
+  onDownTooLong() {
+    this.cancelDownTimer = null;
+    if (this.closed || this.isOpen) return;
+    this.trace("stream down for watchdog_timeout: polling");
+    this.refreshConnections();
+    for (const job of this.jobs.values()) {
+      if (!job.terminal) this.pollIfDue(job, "stream down, polling");
+    }
+  }
+
+  /** Poll unless this job was polled within half a watchdog interval (two timers, one poll). */
+  pollIfDue(job, reason) {
+    const recent = this.now() - job.lastPollAt < this.jobSetting(job, "watchdogInterval") / 2;
+    if (!recent) this.poll(job, reason);
+  }
+
+  minSetting(name) {
+    return strictest(this.subs, name);
+  }
+
   reconnectDelay() {
-    let delay = Infinity;
-    for (const sub of this.subs) delay = Math.min(delay, sub.settings.reconnectDelay);
-    return Number.isFinite(delay) ? delay : DEFAULTS.reconnectDelay;
+    return this.minSetting("reconnectDelay");
   }
 
   // -- jobs, the watchdog and polling ----------------------------------------------
@@ -371,6 +415,7 @@ class Hub {
       version: -Infinity,
       lastUpdate: this.now(), // age is counted from subscription until data arrives
       lastSnapshotAt: null,
+      lastPollAt: -Infinity,
       error: null,
       inflight: false,
       controller,
@@ -385,9 +430,7 @@ class Hub {
   }
 
   jobSetting(job, name) {
-    let value = Infinity;
-    for (const sub of job.subs) value = Math.min(value, sub.settings[name]);
-    return Number.isFinite(value) ? value : DEFAULTS[name];
+    return strictest(job.subs, name);
   }
 
   retimeWatchdog(job) {
@@ -410,20 +453,21 @@ class Hub {
       // buffering proxy. Start over; the new stream's open polls to catch up.
       this.trace("stream silent, rebuilding it");
       this.dropStream();
-      this.downSince = now;
+      this.markDown();
       this.connect();
       this.refreshConnections();
     }
     if (job.terminal) return; // nothing will change by itself any more
     const streamDownTooLong =
       !this.isOpen && this.downSince !== null && (!this.everOpened || now - this.downSince >= timeout);
-    if (streamDownTooLong) this.poll(job, "stream down, polling");
+    if (streamDownTooLong) this.pollIfDue(job, "stream down, polling");
     else if (age >= timeout) this.poll(job, "watchdog: no update");
   }
 
   poll(job, reason) {
     if (this.closed || job.inflight || !this.jobs.has(job.id)) return;
     job.inflight = true;
+    job.lastPollAt = this.now();
     for (const sub of job.subs) sub.polls += 1;
     this.trace(`poll ${job.id} (${reason})`);
     const { signal } = job.controller;

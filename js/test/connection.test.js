@@ -173,6 +173,29 @@ describe("error recovery matrix", () => {
     widget.unsubscribe();
   });
 
+  test("extended drop mid-interval: polls exactly watchdog_timeout after the drop", async () => {
+    const env = environment();
+    env.server.jobs.set("a", snap("a", 1));
+    const widget = follow(env, "a");
+    env.ES.last.open();
+    await flush();
+    assert.equal(env.server.polls("a"), 1);
+
+    await env.clock.advance(7_000); // between two watchdog ticks
+    env.ES.last.emit("progress", snap("a", 2));
+    env.ES.behaviour = "fail";
+    env.ES.last.fail({ closed: true });
+    await env.clock.advance(59_999);
+    assert.equal(widget.last.connection, "reconnecting");
+    assert.equal(env.server.polls("a"), 1, "no poll before watchdog_timeout");
+    env.server.jobs.set("a", snap("a", 4, { done: 3 }));
+    await env.clock.advance(1);
+    assert.equal(widget.last.connection, "polling", "polling as soon as the timeout is up");
+    assert.equal(env.server.polls("a"), 2, "and it really polls then, not at the next tick");
+    assert.equal(widget.version, 4);
+    widget.unsubscribe();
+  });
+
   test("SSE dead from the start: the job still reaches completed by polling alone", async () => {
     const env = environment();
     env.ES.behaviour = "fail";
