@@ -47,9 +47,14 @@ def jp_server_cleanup() -> None:
     """No in-process Jupyter server here: nothing for pytest-jupyter to clean up."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless system Chromium, shared by every e2e test."""
+    """Headless system Chromium, shared by the tests of one module.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is open, and every asyncio test
+    collected after the e2e modules would then fail to start its own loop.
+    """
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
