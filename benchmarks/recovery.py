@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]  # the e2e harness
 
 from _lab import LabHandle, launch_chromium, running_lab, widget_cell  # noqa: E402
 from _page import (  # noqa: E402
@@ -300,9 +300,13 @@ def markdown(rows: list[Row]) -> str:
         "",
         "- A dropped or refused stream is detected at once (the browser's `error` event), not in",
         "  15-60 s: the watchdog's range only matters when nothing tells the browser.",
-        "- The watchdog acts at its first tick after the timeout, so between `watchdog_timeout`",
-        "  and `watchdog_timeout + watchdog_interval` (60-75 s), not at exactly 60 s.",
-        "- With SSE dead the widget then polls every `watchdog_interval` (15 s), not every 60 s.",
+        "- A stream that stays down switches the widget to polling exactly `watchdog_timeout`",
+        "  (60 s) after it went down; from then on it polls every `watchdog_interval` (15 s),",
+        "  not every 60 s.",
+        "- A silent broadcaster (connection open, heartbeats flowing, no job events) is only",
+        "  seen by the watchdog's check, which runs every `watchdog_interval`: it polls at the",
+        "  first check after `watchdog_timeout`, so between 60 and 75 s, as the seed's design",
+        "  (a 15 s check of a 60 s age) implies.",
         "- Once the network is back, the browser's own retry (every `retry:` 5 s) reopens the",
         "  stream within 0-5 s and the poll on `open` makes the UI current at once; an",
         "  outage's downtime is its length plus that (the extended disconnect here lasts",

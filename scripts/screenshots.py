@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]  # the e2e harness
 
 from _lab import LabHandle, launch_chromium, running_lab, widget_cell  # noqa: E402
 from _page import attrs, open_warm_notebook, show_cells, wait_for, wait_for_status  # noqa: E402

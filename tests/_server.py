@@ -164,7 +164,8 @@ def _cli_value(value: Any) -> str | None:
     return None
 
 
-def _server_env(home: Path) -> dict[str, str]:
+def isolated_env(home: Path) -> dict[str, str]:
+    """This process's environment with every Jupyter directory (and HOME) under ``home``."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -196,7 +197,7 @@ def build_server(
     home = tmp_path / "home"
     root = tmp_path / "root"
     root.mkdir(parents=True, exist_ok=True)
-    env = _server_env(home)
+    env = isolated_env(home)
     port, token = free_port(), secrets.token_hex(16)
     db_path = tmp_path / "jobs.sqlite"
     traits = {"db_url": f"sqlite:///{db_path}", "progress_interval": 0.05, **traits}

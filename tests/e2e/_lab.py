@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from _server import free_port, isolated_env
 
 __all__ = [
     "BASE_URL",
@@ -76,14 +77,6 @@ USER_SETTINGS = {
         "checkForUpdates": False,
     },
 }
-
-
-def free_port() -> int:
-    """Return a TCP port that is free right now on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def launch_chromium(playwright: Any, **kwargs: Any) -> Any:
@@ -289,22 +282,7 @@ class LabHandle:
 
 
 def _lab_env(home: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("JUPYTER", "JPY_", "BATCH_WIDGET_", "IPYTHON"))
-    }
-    dirs = {
-        "HOME": home,
-        "JUPYTER_CONFIG_DIR": home / "config",
-        "JUPYTER_DATA_DIR": home / "data",
-        "JUPYTER_RUNTIME_DIR": home / "runtime",
-        "IPYTHONDIR": home / "ipython",
-    }
-    for path in dirs.values():
-        path.mkdir(parents=True, exist_ok=True)
-    env.update({key: str(path) for key, path in dirs.items()})
-    env["PYTHONUNBUFFERED"] = "1"
+    env = isolated_env(home)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
     return env
 
