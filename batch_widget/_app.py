@@ -20,7 +20,7 @@ from batch_widget._handlers import (
     route_table,
 )
 from batch_widget._manager import JobManager
-from batch_widget._store import Store
+from batch_widget._store import Store, path_from_url
 
 __all__ = ["BatchWidgetApp"]
 
@@ -123,8 +123,10 @@ class BatchWidgetApp(ExtensionApp):
     @validate("db_url")
     def _validate_db_url(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"])
-        if not value.startswith("sqlite:///"):
-            raise TraitError(f"db_url must look like sqlite:///<absolute path>, not {value!r}")
+        try:
+            path_from_url(value)
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
         return value
 
     # -- wiring --------------------------------------------------------------
