@@ -71,6 +71,7 @@ class JobManager:
         allow_callables: bool = True,
         resume_interrupted: bool = False,
         log: logging.Logger | None = None,
+        stall_warning_after: float = 60.0,
     ) -> None:
         self.store = store
         self.broadcaster = broadcaster
@@ -81,6 +82,7 @@ class JobManager:
         self.completion_broadcast_retries = completion_broadcast_retries
         self.broadcast_retry_delay = broadcast_retry_delay
         self.resume_interrupted = resume_interrupted
+        self.stall_warning_after = stall_warning_after
         self.log = log or _log
         self.rules = _validation.Rules(
             max_items=max_items, executor=executor,
@@ -279,13 +281,15 @@ class JobManager:
         row = entry.row
         key = row.key
         return JobRun(
-            job_key=key, ref=row.callable if row.callable is not None else row.processor,
+            job_id=row.id, job_key=key,
+            ref=row.callable if row.callable is not None else row.processor,
             params=_validation.load_params(row.params),
             workers=row.max_workers or self.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, started, outcomes),
             progress_interval=self.progress_interval, log=self.log,
+            stall_warning_after=self.stall_warning_after,
         )
 
     def _run_job(self, entry: _Entry) -> None:

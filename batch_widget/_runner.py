@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -136,6 +136,34 @@ class CancelFlag:
         return self.thread_event.is_set()
 
 
+class StallWatch:
+    """Warn when no chunk has finished for a while: the first clue to a stuck job."""
+
+    def __init__(self, after: float, job_id: str, log: logging.Logger) -> None:
+        self.after = after
+        self.job_id = job_id
+        self.log = log
+        self.progressed()
+
+    def progressed(self) -> None:
+        """Note that a chunk just finished."""
+        self.last = time.monotonic()
+        self.next_warning = self.last + self.after
+
+    def check(self, running: Iterable[list[tuple[int, str]]]) -> None:
+        """Log a WARNING naming the running items if nothing finished for ``after`` seconds."""
+        now = time.monotonic()
+        if now < self.next_warning:
+            return
+        self.next_warning = now + self.after
+        indexes = sorted(chunk[0][0] for chunk in running if chunk)
+        shown = ", ".join(map(str, indexes[:10])) + (", ..." if len(indexes) > 10 else "")
+        self.log.warning(
+            "batch_widget: job %s: no item has finished for %.1f s; %d chunk(s) still running, "
+            "starting at item index(es) %s. A processor may be hung: see "
+            "GET api/batch/jobs/%s/items?status=running", self.job_id, now - self.last, len(indexes), shown, self.job_id)
+
+
 CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome]], None]
 
 
@@ -144,19 +172,22 @@ class JobRun:
 
     Parameters
     ----------
-    job_key, ref, params
-        The job's store key, processor reference (import path or pickle) and params.
+    job_id, job_key, ref, params
+        The job's id and store key, processor reference (import path or pickle) and params.
     workers, executor
         Pool size, and ``"thread"`` or ``"process"``.
     fetch
         ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
     commit
         ``commit(started_ranges, outcomes)`` stores a batch and publishes progress.
+    stall_warning_after
+        Seconds without a finished chunk before a WARNING names the running items.
     """
 
     def __init__(
         self,
         *,
+        job_id: str,
         job_key: int,
         ref: str | bytes,
         params: dict[str, Any],
@@ -167,6 +198,7 @@ class JobRun:
         commit: CommitHook,
         progress_interval: float,
         log: logging.Logger,
+        stall_warning_after: float = 60.0,
     ) -> None:
         self.job_key = job_key
         self.ref = ref
@@ -179,6 +211,7 @@ class JobRun:
         self.interval = progress_interval
         self.log = log
         self.flag = CancelFlag()
+        self.stall = StallWatch(stall_warning_after, job_id, log)
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
 
     def _make_pool(self) -> Executor:
@@ -236,6 +269,10 @@ class JobRun:
                                return_when=FIRST_COMPLETED)
             for future in finished:
                 outcomes.extend(self._collect(future, inflight.pop(future)))
+            if finished:
+                self.stall.progressed()
+            else:
+                self.stall.check(inflight.values())
             if time.monotonic() >= next_commit:
                 self.commit(started, outcomes)
                 started, outcomes = [], []

@@ -423,6 +423,20 @@ async def test_workers_run_at_lower_priority_than_the_server(
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == server_niceness
 
 
+async def test_a_hung_item_is_named_in_a_warning(
+    make_manager: ManagerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = make_manager(stall_warning_after=0.3, max_workers=1)
+    job = manager.create(["quick", "hung"], processor=SLEEP, params={"seconds": 0.6})
+    await wait(manager, job["id"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    stalls = [w for w in warnings if "no item has finished" in w]
+    assert stalls, warnings
+    assert f"job {job['id']}" in stalls[0]
+    assert "starting at item index(es) 1." in stalls[-1]  # the item still running
+    assert len(stalls) <= 4  # repeated every 0.3 s at most, not on every wait
+
+
 def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
     sizer = ChunkSizer(target=0.05)
     assert sizer.size(undispatched=10_000, workers=4) == 1  # nothing measured yet
