@@ -898,15 +898,19 @@ function render({ model, el, signal }) {
     getXsrf: () => readCookie("_xsrf")
   });
   let handle = null;
+  async function act(call, jobId) {
+    let snapshot;
+    try {
+      snapshot = await call(jobId, lifetime);
+    } catch (error) {
+      if (handle) handle.poll();
+      throw error;
+    }
+    if (handle) handle.offer(snapshot);
+  }
   const actions = {
-    async cancel(jobId) {
-      const snapshot = await api.cancel(jobId, lifetime);
-      if (handle) handle.offer(snapshot);
-    },
-    async retry(jobId) {
-      const snapshot = await api.retry(jobId, lifetime);
-      if (handle) handle.offer(snapshot);
-    },
+    cancel: (jobId) => act(api.cancel, jobId),
+    retry: (jobId) => act(api.retry, jobId),
     failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
     outputs: (jobId) => api.getOutputs(jobId, lifetime)
   };

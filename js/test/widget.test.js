@@ -126,6 +126,40 @@ test("Cancel posts with the XSRF cookie and token header and applies the answer"
   assert.equal(globalThis[REGISTRY_KEY].size, 0);
 });
 
+test("a refused Cancel shows why and polls at once to show where the job is now", async () => {
+  let polls = 0;
+  globalThis.fetch = async (url, init = {}) => {
+    if (init.method === "POST") {
+      return Response.json({ message: "job a is already cancelled" }, { status: 409 });
+    }
+    if (url.includes("/outputs")) return Response.json({ outputs: [] });
+    if (url.includes("/items")) return Response.json({ items: [], total: 0 });
+    polls += 1;
+    // The first poll (catch-up on open) still sees it running; then it has ended.
+    return Response.json(
+      polls === 1 ? snap("a", 1) : snap("a", 7, { status: "cancelled", done: 3 }),
+    );
+  };
+  const model = fakeModel();
+  const el = globalThis.document.createElement("div");
+  const cleanup = widget.render({ model, el });
+  try {
+    globalThis.EventSource.last.open();
+    await flush();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(model.state.status, "processing");
+    el.children[0].find("bw-cancel").click();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(polls, 2, "the refusal triggered a poll");
+    assert.equal(model.state.status, "cancelled");
+    assert.equal(model.state.version, 7);
+    const message = el.children[0].find("bw-message").textContent;
+    assert.match(message, /Cancel failed: job a is already cancelled \(409\)/);
+  } finally {
+    cleanup(); // a failed assertion must not leave timers keeping node alive
+  }
+});
+
 test("changing job_id follows the new job on the same stream", async () => {
   const model = fakeModel();
   const el = globalThis.document.createElement("div");

@@ -1,0 +1,263 @@
+"""What a user does in the widget and what they see, in a real JupyterLab and Chromium.
+
+Cancel, Retry, the output links and a refused action, each clicked in the page
+(through the :class:`FaultProxy`, faults off unless a test sets one) and checked
+against the data attributes of the widget root, its buttons and its message,
+then against the server's own snapshot over REST.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _lab import LabHandle, widget_cell
+from _page import (
+    attrs,
+    open_warm_notebook,
+    page_now,
+    recorded,
+    show_cells,
+    wait_for,
+    wait_for_status,
+)
+from _proxy import FaultProxy
+
+pytestmark = pytest.mark.e2e
+
+GZIP = "batch_widget.processors:gzip_file"
+TERMINAL = {"completed", "failed", "cancelled", "interrupted"}
+SLOW_ITEMS = 40
+
+
+def slow_job(lab: LabHandle, n: int, name: str) -> dict[str, Any]:
+    """A job a user has time to act on: ``n`` items of 0.3 s on 2 workers (40: about 6 s)."""
+    return lab.create_job(range(n), seconds=0.3, max_workers=2, name=name)
+
+
+def widget(page: Any) -> Any:
+    return page.locator(".bw-progress")
+
+
+def settled(lab: LabHandle, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The server's snapshot once the job is terminal and no longer changes."""
+    previous = lab.wait_job(job_id, timeout)
+    while True:
+        time.sleep(0.5)
+        current = lab.job(job_id)
+        if current["version"] == previous["version"]:
+            return current
+        previous = current
+
+
+def assert_agrees_with_server(page: Any, lab: LabHandle, job_id: str) -> dict[str, Any]:
+    """The widget ends up showing exactly the server's final snapshot; return it.
+
+    The server is read once it has settled; the widget gets a few seconds to
+    show that snapshot (it is pushed over SSE), then every count must match.
+    """
+    server = settled(lab, job_id)
+    with contextlib.suppress(TimeoutError):  # the exact comparison below says what differs
+        wait_for(
+            lambda: attrs(page)["version"] == server["version"],
+            timeout=5,
+            what=f"widget at the server's version {server['version']}",
+        )
+    shown = attrs(page)
+    assert {k: shown[k] for k in ("status", "done", "failed", "total", "version")} == {
+        k: server[k] for k in ("status", "done", "failed", "total", "version")
+    }
+    return shown
+
+
+def wait_processing_with_progress(page: Any, done: int = 2, timeout: float = 60) -> None:
+    """Wait until the widget is live, processing, with at least ``done`` items done."""
+    live = page.locator(".bw-progress[data-connection=live][data-status=processing]")
+    widget(page).and_(live).wait_for(timeout=timeout * 1000)
+    wait_for(lambda: attrs(page)["done"] >= done, timeout, what=f"{done} items done")
+
+
+# -- Cancel -----------------------------------------------------------------------------
+
+
+def test_cancel_button_stops_a_running_job(
+    page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
+) -> None:
+    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
+    job = slow_job(lab, SLOW_ITEMS, "to cancel")
+    show_cells(page, [widget_cell(job["id"])])
+    wait_processing_with_progress(page)
+
+    root = widget(page)
+    cancel, retry = root.locator("button.bw-cancel"), root.locator("button.bw-retry")
+    assert cancel.is_visible() and cancel.is_enabled()
+    assert retry.is_hidden()
+    clicked_at = page_now(page)
+    cancel.click()
+
+    shown = wait_for_status(page, "cancelled", timeout=30)
+    assert shown["total"] == SLOW_ITEMS
+    assert shown["done"] + shown["failed"] < shown["total"], shown
+    cancel.wait_for(state="hidden", timeout=5000)
+    assert retry.is_visible() and retry.is_enabled()
+    assert root.locator(".bw-message").inner_text() == ""
+    # The click, not the job running out, ended it: the widget went from
+    # processing straight to cancelled, well short of the total.
+    after = [e["status"] for e in recorded(page, 0) if e["t"] >= clicked_at]
+    assert "completed" not in after, after
+    final = assert_agrees_with_server(page, lab, job["id"])
+    assert final["status"] == "cancelled"
+    done, failed, total = final["done"], final["failed"], final["total"]
+    counts = f"{done} done · {failed} failed · {total - done - failed} pending of {total}"
+    assert root.locator(".bw-counts").inner_text() == counts
+
+
+# -- Retry ------------------------------------------------------------------------------
+
+
+def test_retry_button_reruns_a_cancelled_job_to_completion(
+    page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
+) -> None:
+    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
+    job = slow_job(lab, 30, "to retry")
+    lab.api("POST", f"api/batch/jobs/{job['id']}/cancel", {})
+    before = settled(lab, job["id"])
+    assert before["status"] == "cancelled" and before["done"] < before["total"]
+    show_cells(page, [widget_cell(job["id"])])
+
+    shown = wait_for_status(page, "cancelled", timeout=30)
+    assert (shown["done"], shown["version"]) == (before["done"], before["version"])
+    root = widget(page)
+    cancel, retry = root.locator("button.bw-cancel"), root.locator("button.bw-retry")
+    assert retry.is_visible() and cancel.is_hidden()
+    clicked_at = page_now(page)
+    retry.click()
+
+    # Back to active: Cancel offered again, Retry gone, counts below the total.
+    active = page.locator(".bw-progress[data-status=queued], .bw-progress[data-status=processing]")
+    root.and_(active).wait_for(timeout=15_000)
+    cancel.wait_for(state="visible", timeout=5000)
+    assert retry.is_hidden()
+    final = wait_for_status(page, "completed", timeout=60)
+    statuses = [e["status"] for e in recorded(page, 0) if e["t"] >= clicked_at]
+    assert statuses[-1] == "completed"
+    assert {"queued", "processing"} & set(statuses), statuses
+    assert statuses.index("completed") > max(
+        statuses.index(s) for s in ("queued", "processing") if s in statuses
+    )
+    assert (final["done"], final["failed"], final["total"]) == (30, 0, 30)
+    assert final["version"] > before["version"]
+    agreed = assert_agrees_with_server(page, lab, job["id"])
+    assert agreed["done"] == agreed["total"] == 30
+    # Nothing left to retry or cancel, and no error shown.
+    assert cancel.is_hidden() and retry.is_hidden()
+    assert root.locator(".bw-message").inner_text() == ""
+
+
+# -- Output files -----------------------------------------------------------------------
+
+
+def test_output_files_are_links_that_open_in_jupyterlab(
+    page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
+) -> None:
+    folder = f"{Path(notebook_name).stem} out"  # a space, escaped in the links
+    sources = [f"{folder}/a.txt", f"{folder}/b c.txt", f"{folder}/nested/d.txt"]
+    for index, relative in enumerate(sources):
+        path = lab.root_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"file {index}\n" * 100, encoding="utf-8")
+    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
+    job = lab.create_job(
+        [str(lab.root_dir / relative) for relative in sources], name="gzip", processor=GZIP
+    )
+    show_cells(page, [widget_cell(job["id"])])
+
+    shown = wait_for_status(page, "completed", timeout=60)
+    assert (shown["done"], shown["failed"], shown["total"]) == (3, 0, 3)
+    links = widget(page).locator("a.bw-output")
+    wait_for(lambda: links.count() == len(sources), 15, what="one output link per file")
+    outputs = [f"{relative}.gz" for relative in sources]
+    assert all((lab.root_dir / output).is_file() for output in outputs)
+    # Paths relative to the Lab's root, each segment escaped, under the page's base_url.
+    expected = [f"{lab.base_url}lab/tree/{urllib.parse.quote(output)}" for output in outputs]
+    assert links.evaluate_all("els => els.map(e => e.getAttribute('href'))") == expected
+    assert links.all_inner_texts() == outputs
+
+    # Following a link opens that file in JupyterLab, on the same origin.
+    target = outputs[1]
+    with page.context.expect_page(timeout=30_000) as opened:
+        links.nth(1).click()
+    tab = opened.value
+    tab.wait_for_load_state("domcontentloaded")
+    origin = proxy.url.rstrip("/")
+    assert tab.url == origin + expected[1]
+    name = target.rsplit("/", 1)[-1]
+    # The Lab names its window after the current document: this file's tab.
+    tab.wait_for_function(
+        "(name) => document.title === `${name} - JupyterLab`",
+        arg=name,
+        timeout=60_000,
+        polling=100,
+    )
+    contents_url = f"{origin}{lab.base_url}api/contents/{urllib.parse.quote(target)}"
+    contents = tab.request.get(contents_url + "?content=0")
+    assert contents.status == 200, contents.text()
+    assert contents.json()["path"] == target
+    tab.close()
+
+
+# -- A refused action -------------------------------------------------------------------
+
+# The widget learns nothing of the job for this long while its job events are
+# held back: its view stays stale, Cancel on screen, while the job has ended.
+STALE_FOR = 12_000
+
+
+def test_refused_cancel_shows_a_message_and_the_widget_catches_up(
+    page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
+) -> None:
+    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
+    job = slow_job(lab, SLOW_ITEMS, "race")
+    show_cells(page, [widget_cell(job["id"], watchdog_timeout=STALE_FOR)])
+    wait_processing_with_progress(page)
+
+    # The job ends elsewhere (another tab, the kernel API) while this page's
+    # job events are held up; heartbeats still flow, so the stream looks live.
+    proxy.silence_sse(heartbeats=True)
+    silenced_at = time.monotonic()
+    lab.api("POST", f"api/batch/jobs/{job['id']}/cancel", {})
+    assert settled(lab, job["id"])["status"] == "cancelled"
+
+    root = widget(page)
+    cancel, message = root.locator("button.bw-cancel"), root.locator(".bw-message")
+    shown = attrs(page)
+    assert time.monotonic() - silenced_at < STALE_FOR / 1000 - 3, "too slow for the window"
+    assert shown["status"] == "processing", shown  # still stale: the user sees Cancel
+    assert cancel.is_visible() and message.inner_text() == ""
+    cancel.click()
+
+    message.filter(has_text="Cancel failed").wait_for(timeout=10_000)
+    text = message.inner_text()
+    assert "already cancelled" in text and "(409)" in text, text
+    # The refusal means the widget was stale: it polls at once and shows the
+    # truth, with job events still held up and long before its watchdog would.
+    final = wait_for_status(page, "cancelled", timeout=5)
+    assert time.monotonic() - silenced_at < STALE_FOR / 1000, "caught up by the watchdog"
+    assert final["done"] + final["failed"] < final["total"]
+    assert final["total"] == SLOW_ITEMS
+    proxy.restore()
+    assert_agrees_with_server(page, lab, job["id"])
+    retry = root.locator("button.bw-retry")
+    cancel.wait_for(state="hidden", timeout=5000)
+    assert retry.is_visible()
+
+    # And it still acts: Retry runs the rest, and the old message goes away.
+    retry.click()
+    wait_for_status(page, "completed", timeout=60)
+    final = assert_agrees_with_server(page, lab, job["id"])
+    assert final["done"] == final["total"] == SLOW_ITEMS
+    assert message.inner_text() == ""
