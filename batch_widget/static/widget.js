@@ -18,8 +18,13 @@ function jobUrl({ baseUrl, token } = {}, jobId, suffix = "", query = "") {
   return withToken(query ? `${path}?${query}` : path, token);
 }
 function fileHref(baseUrl, path) {
-  const encoded = String(path).split("/").map(encodeURIComponent).join("/");
-  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encoded}`;
+  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encodePath(path)}`;
+}
+function downloadHref(baseUrl, path) {
+  return `${normalizeBaseUrl(baseUrl)}files/${encodePath(path)}`;
+}
+function encodePath(path) {
+  return String(path).split("/").map(encodeURIComponent).join("/");
 }
 var ApiError = class extends Error {
   constructor(status, message) {
@@ -60,7 +65,8 @@ function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetch
     // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
     cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
     retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
-    fileHref: (path) => fileHref(baseUrl, path)
+    fileHref: (path) => fileHref(baseUrl, path),
+    downloadHref: (path) => downloadHref(baseUrl, path)
   };
 }
 
@@ -564,7 +570,7 @@ function defaultFrame(fn) {
   return () => clearTimeout(id);
 }
 function createView(el, options) {
-  const { actions, fileHref: fileHref2, signal } = options;
+  const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
   const frame = options.frame || defaultFrame;
   const now = options.now || Date.now;
   const timers = options.timers || globalThis;
@@ -741,6 +747,13 @@ function createView(el, options) {
       link.setAttribute("rel", "noopener");
       const row = element(doc, "li");
       row.append(link);
+      if (downloadHref2) {
+        const download = element(doc, "a", "bw-download", "download");
+        download.setAttribute("href", downloadHref2(path));
+        download.setAttribute("download", path.split("/").pop());
+        download.setAttribute("title", `download ${path}`);
+        row.append(download);
+      }
       list.append(row);
     }
     outputs.replaceChildren(title, list);
@@ -914,7 +927,12 @@ function render({ model, el, signal }) {
     failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
     outputs: (jobId) => api.getOutputs(jobId, lifetime)
   };
-  const view = createView(el, { actions, fileHref: api.fileHref, signal: lifetime });
+  const view = createView(el, {
+    actions,
+    fileHref: api.fileHref,
+    downloadHref: api.downloadHref,
+    signal: lifetime
+  });
   const mirror = createMirror(model, lifetime);
   view.setDebug(model.get("debug"));
   function settings() {

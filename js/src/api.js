@@ -28,8 +28,19 @@ export function jobUrl({ baseUrl, token } = {}, jobId, suffix = "", query = "") 
 
 /** A link that opens a server-relative file in JupyterLab (each segment escaped). */
 export function fileHref(baseUrl, path) {
-  const encoded = String(path).split("/").map(encodeURIComponent).join("/");
-  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encoded}`;
+  return `${normalizeBaseUrl(baseUrl)}lab/tree/${encodePath(path)}`;
+}
+
+/**
+ * The URL that downloads an output file (Jupyter's `files/` handler): for
+ * binary outputs such as `.gz`, which JupyterLab cannot show in a tab.
+ */
+export function downloadHref(baseUrl, path) {
+  return `${normalizeBaseUrl(baseUrl)}files/${encodePath(path)}`;
+}
+
+function encodePath(path) {
+  return String(path).split("/").map(encodeURIComponent).join("/");
 }
 
 /** An HTTP error that carries the server's `{"message": ...}` and the status. */
@@ -88,5 +99,6 @@ export function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch
     cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
     retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
     fileHref: (path) => fileHref(baseUrl, path),
+    downloadHref: (path) => downloadHref(baseUrl, path),
   };
 }

@@ -61,7 +61,8 @@ function defaultFrame(fn) {
  * @param {object} options
  * @param {{cancel: Function, retry: Function, failedItems: Function, outputs: Function}} options.actions
  *   async calls for the job shown (each takes the job id)
- * @param {(path: string) => string} options.fileHref link for an output file
+ * @param {(path: string) => string} options.fileHref link that opens an output file in JupyterLab
+ * @param {(path: string) => string} [options.downloadHref] link that downloads it
  * @param {AbortSignal} options.signal unmounts the view when aborted
  * @param {(fn: () => void) => () => void} [options.frame] schedules a render; returns a cancel
  * @param {() => number} [options.now]
@@ -69,7 +70,7 @@ function defaultFrame(fn) {
  * @returns {{update: (info: object) => void, setDebug: (debug: boolean) => void, root: HTMLElement}}
  */
 export function createView(el, options) {
-  const { actions, fileHref, signal } = options;
+  const { actions, fileHref, downloadHref, signal } = options;
   const frame = options.frame || defaultFrame;
   const now = options.now || Date.now;
   const timers = options.timers || globalThis;
@@ -264,6 +265,13 @@ export function createView(el, options) {
       link.setAttribute("rel", "noopener");
       const row = element(doc, "li");
       row.append(link);
+      if (downloadHref) {
+        const download = element(doc, "a", "bw-download", "download");
+        download.setAttribute("href", downloadHref(path));
+        download.setAttribute("download", path.split("/").pop());
+        download.setAttribute("title", `download ${path}`);
+        row.append(download);
+      }
       list.append(row);
     }
     outputs.replaceChildren(title, list);

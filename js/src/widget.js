@@ -120,7 +120,12 @@ function render({ model, el, signal }) {
     failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
     outputs: (jobId) => api.getOutputs(jobId, lifetime),
   };
-  const view = createView(el, { actions, fileHref: api.fileHref, signal: lifetime });
+  const view = createView(el, {
+    actions,
+    fileHref: api.fileHref,
+    downloadHref: api.downloadHref,
+    signal: lifetime,
+  });
   const mirror = createMirror(model, lifetime);
   view.setDebug(model.get("debug"));
 

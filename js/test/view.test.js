@@ -34,6 +34,7 @@ function mount(overrides = {}) {
   const view = createView(el, {
     actions,
     fileHref: (path) => `/base/lab/tree/${path.split("/").map(encodeURIComponent).join("/")}`,
+    downloadHref: (path) => `/base/files/${path.split("/").map(encodeURIComponent).join("/")}`,
     signal: controller.signal,
     frame: (fn) => {
       frames.push(fn);
@@ -98,6 +99,10 @@ test("failed items and outputs are fetched and shown; Retry appears", async () =
   const links = root.findAll("bw-output");
   assert.equal(links.length, 2);
   assert.equal(links[0].getAttribute("href"), "/base/lab/tree/out/a%20b.gz");
+  const downloads = root.findAll("bw-download");
+  assert.equal(downloads.length, 2, "each output can also be downloaded");
+  assert.equal(downloads[0].getAttribute("href"), "/base/files/out/a%20b.gz");
+  assert.equal(downloads[0].getAttribute("download"), "a b.gz");
   assert.equal(root.find("bw-cancel").hidden, true);
   assert.equal(root.find("bw-retry").hidden, false);
   root.find("bw-retry").click();

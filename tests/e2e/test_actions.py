@@ -9,6 +9,7 @@ then against the server's own snapshot over REST.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import time
 import urllib.parse
 from pathlib import Path
@@ -208,6 +209,23 @@ def test_output_files_are_links_that_open_in_jupyterlab(
     assert contents.status == 200, contents.text()
     assert contents.json()["path"] == target
     tab.close()
+
+    # Each output can also be downloaded as it is (JupyterLab cannot show a .gz).
+    downloads = widget(page).locator("a.bw-download")
+    expected_downloads = [f"{lab.base_url}files/{urllib.parse.quote(o)}" for o in outputs]
+    assert downloads.evaluate_all("els => els.map(e => e.getAttribute('href'))") == (
+        expected_downloads
+    )
+    # Fetched from the page itself, with the page's own credentials, as a click would.
+    fetched = page.evaluate(
+        """async (href) => {
+            const answer = await fetch(href);
+            return [answer.status, Array.from(new Uint8Array(await answer.arrayBuffer()))];
+        }""",
+        expected_downloads[1],
+    )
+    assert fetched[0] == 200
+    assert gzip.decompress(bytes(fetched[1])) == (lab.root_dir / sources[1]).read_bytes()
 
 
 # -- A refused action -------------------------------------------------------------------
