@@ -45,6 +45,18 @@ QUIET_EXTENSIONS = {
 }
 
 
+def stop_process(process: subprocess.Popen[Any] | None, sig: int, timeout: float) -> None:
+    """Send ``sig`` to a running ``process`` and wait; SIGKILL it after ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     """Return a TCP port that is free right now on 127.0.0.1."""
     with socket.socket() as probe:
@@ -107,13 +119,7 @@ class ServerHandle:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server with ``sig`` (SIGTERM: clean shutdown) and wait for it to exit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig, STOP_TIMEOUT)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()

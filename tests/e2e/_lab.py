@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from _server import free_port, isolated_env
+from _server import free_port, isolated_env, stop_process
 
 __all__ = [
     "BASE_URL",
@@ -160,13 +160,7 @@ class LabHandle:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the app (its kernels with it) and wait for it to exit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig, STOP_TIMEOUT)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()
