@@ -245,7 +245,7 @@ class CancelHandler(BatchHandler):
     @authorized
     async def post(self, job_id: str) -> None:
         """Stop starting items; answer the snapshot (409 when already terminal)."""
-        self.write_json(self.manager.cancel(job_id))
+        self.write_json(await self.run_blocking(self.manager.cancel, job_id))
 
 
 class RetryHandler(BatchHandler):

@@ -88,7 +88,12 @@ class JobManager:
             max_items=max_items, executor=executor,
             allowed_processors=tuple(allowed_processors), allow_callables=allow_callables,
         )
+        # _lock guards the in-memory records and is only ever held briefly, so
+        # reads (status polls on the IOLoop) never wait on the disk. _actions
+        # serialises state changes (cancel, retry, delete, finish), which may
+        # write a whole job's items. Order: _actions before _lock, never after.
         self._lock = threading.RLock()
+        self._actions = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
         self._running: dict[str, _Entry] = {}
@@ -218,50 +223,61 @@ class JobManager:
         return snapshot
 
     def cancel(self, job_id: str) -> Snapshot:
-        """Start no more items; running ones finish. Queued jobs end at once."""
-        with self._lock:
-            entry = self._entry(job_id)
-            status = entry.row.status
-            if status.terminal:
-                raise JobStateConflict(f"job {job_id} is already {status.value}")
-            if entry.run is not None:
-                entry.run.flag.set(RunEnd.CANCELLED)
-                self.log.info("batch_widget: job %s cancel requested", job_id)
-                return self._snapshot(entry)
-            self._queue.remove(job_id)
-        return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
+        """Start no more items; running ones finish. Queued jobs end at once.
+
+        Blocking for a queued job (it marks every item cancelled).
+        """
+        with self._actions:
+            with self._lock:
+                entry = self._entry(job_id)
+                status = entry.row.status
+                if status.terminal:
+                    raise JobStateConflict(f"job {job_id} is already {status.value}")
+                if entry.run is not None:
+                    entry.run.flag.set(RunEnd.CANCELLED)
+                    self.log.info("batch_widget: job %s cancel requested", job_id)
+                    return self._snapshot(entry)
+                self._queue.remove(job_id)
+            return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
 
     def retry(self, job_id: str) -> Snapshot:
         """Queue again every item not done of a terminal job."""
-        with self._lock:
-            entry = self._entry(job_id)
-            row = entry.row
-            if not row.status.terminal:
-                raise JobStateConflict(f"job {job_id} is {row.status.value}; only a finished "
-                                       "job can be retried")
-            if row.done == row.total:
-                raise JobStateConflict(f"job {job_id} has nothing to retry: every item is done")
-            self.rules.check_stored_processor(row.processor, row.callable)
-            row.status, row.failed, row.finished_at, row.error = JobStatus.QUEUED, 0, None, None
-            row.version += 1
-            self.store.reset_for_retry(row)
-            self._queue.append(job_id)
-            snapshot = self._snapshot(entry)
+        with self._actions:
+            with self._lock:
+                entry = self._entry(job_id)
+                row = entry.row
+                if not row.status.terminal:
+                    raise JobStateConflict(f"job {job_id} is {row.status.value}; only a "
+                                           "finished job can be retried")
+                if row.done == row.total:
+                    raise JobStateConflict(f"job {job_id} has nothing to retry: every item "
+                                           "is done")
+                self.rules.check_stored_processor(row.processor, row.callable)
+                queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
+                                             finished_at=None, error=None,
+                                             version=row.version + 1)
+            self.store.reset_for_retry(queued)
+            with self._lock:
+                entry.row = queued
+                self._queue.append(job_id)
+                snapshot = self._snapshot(entry)
         self.log.info("batch_widget: job %s queued for retry (%d items to run)",
-                      job_id, row.total - row.done)
+                      job_id, queued.total - queued.done)
         self._publish(snapshot)
         self._schedule()
         return snapshot
 
     def delete(self, job_id: str) -> None:
         """Forget a terminal job and its items."""
-        with self._lock:
-            entry = self._entry(job_id)
-            if not entry.row.status.terminal:
-                raise JobStateConflict(f"job {job_id} is {entry.row.status.value}; cancel it "
-                                       "before deleting it")
+        with self._actions:
+            with self._lock:
+                entry = self._entry(job_id)
+                if not entry.row.status.terminal:
+                    raise JobStateConflict(f"job {job_id} is {entry.row.status.value}; cancel "
+                                           "it before deleting it")
             self.store.delete_job(entry.row)
-            del self._jobs[job_id]
+            with self._lock:
+                del self._jobs[job_id]
         self.log.info("batch_widget: job %s deleted", job_id)
 
     # -- running ---------------------------------------------------------------
@@ -360,18 +376,20 @@ class JobManager:
         self, entry: _Entry, status: JobStatus, *, error: str | None = None,
         items: ItemStatus | None = None,
     ) -> Snapshot:
-        with self._changed:
-            row = entry.row
-            row.status, row.finished_at, row.error = status, _now(), error
-            row.version += 1
-            saved = dataclasses.replace(row)
-            snapshot = self._snapshot(entry)
+        with self._actions:
+            with self._lock:
+                row = entry.row
+                saved = dataclasses.replace(row, status=status, finished_at=_now(), error=error,
+                                            version=row.version + 1)
             # The terminal state is committed before anyone hears of it.
             if items is None:
                 self.store.save_job(saved)
             else:
                 self.store.finish_items(saved, items)
-            self._changed.notify_all()
+            with self._changed:
+                entry.row = saved
+                snapshot = self._snapshot(entry)
+                self._changed.notify_all()
         level = logging.WARNING if status is JobStatus.FAILED else logging.INFO
         self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
                      row.id, status.value, saved.done, saved.failed, saved.total,

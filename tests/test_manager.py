@@ -437,6 +437,36 @@ async def test_a_hung_item_is_named_in_a_warning(
     assert len(stalls) <= 4  # repeated every 0.3 s at most, not on every wait
 
 
+class GatedStore(Store):
+    """A real store whose item-wide writes wait for a gate: a stand-in for a slow disk."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def finish_items(self, job: Any, status: Any) -> int:
+        self.entered.set()
+        assert self.gate.wait(30)
+        return super().finish_items(job, status)
+
+
+async def test_reads_do_not_wait_for_a_slow_state_change(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path / "jobs.sqlite")
+    manager = JobManager(store, None)  # not started: the job stays queued
+    job = manager.create(list(range(100)), processor=SLEEP)
+    cancelling = asyncio.ensure_future(asyncio.to_thread(manager.cancel, job["id"]))
+    assert await asyncio.to_thread(store.entered.wait, 10)
+    # The cancel holds its write open; status reads and listings still answer.
+    assert manager.get(job["id"])["status"] == "queued"
+    assert manager.list_jobs()[1] == 1
+    store.gate.set()
+    cancelled = await cancelling
+    assert cancelled["status"] == "cancelled"
+    assert manager.get(job["id"]) == cancelled
+    store.close()
+
+
 def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
     sizer = ChunkSizer(target=0.05)
     assert sizer.size(undispatched=10_000, workers=4) == 1  # nothing measured yet
