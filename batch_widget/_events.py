@@ -393,6 +393,7 @@ class Broadcaster:
             sub.offer_heartbeat()
 
     def _sweep(self) -> None:
+        # PeriodicCallback wants a callback returning None; drop_stalled returns the dropped.
         self.drop_stalled()
 
     def drop_stalled(self) -> list[Subscriber]:

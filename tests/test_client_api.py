@@ -171,7 +171,6 @@ def test_wait_times_out_with_the_job_attached() -> None:
 
 
 def test_displaying_a_job_builds_the_widget() -> None:
-    pytest.importorskip("batch_widget._widget")
     job = bw.submit(SLEEP, [1], params={"seconds": 0})
     bundle = job._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle

@@ -70,6 +70,16 @@ function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetch
   };
 }
 
+// src/states.js
+var ACTIVE_STATUSES = Object.freeze(["queued", "processing"]);
+var TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
+function isTerminal(status) {
+  return TERMINAL_STATUSES.includes(status);
+}
+function isActive(status) {
+  return ACTIVE_STATUSES.includes(status);
+}
+
 // src/connection.js
 var CONNECTION_STATES = Object.freeze([
   "connecting",
@@ -78,7 +88,6 @@ var CONNECTION_STATES = Object.freeze([
   "polling",
   "closed"
 ]);
-var TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
 var DEFAULTS = Object.freeze({
   reconnectDelay: 5e3,
   watchdogInterval: 15e3,
@@ -86,9 +95,6 @@ var DEFAULTS = Object.freeze({
 });
 var REGISTRY_KEY = "__batchWidgetHub";
 var READY_CLOSED = 2;
-function isTerminal(status) {
-  return TERMINAL_STATUSES.includes(status);
-}
 function positive(value, fallback) {
   const number = Number(value);
   return Number.isFinite(number) && number > 0 ? number : fallback;
@@ -527,9 +533,6 @@ function readCookie(name, doc = globalThis.document) {
 }
 
 // src/view.js
-var ACTIVE = ["queued", "processing"];
-var RETRYABLE = ["failed", "cancelled", "interrupted"];
-var TERMINAL = ["completed", ...RETRYABLE];
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
 function formatDuration(seconds) {
@@ -546,9 +549,9 @@ function formatRate(rate) {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
 }
 function canRetry(snapshot) {
-  if (!snapshot) return false;
-  if (RETRYABLE.includes(snapshot.status)) return true;
-  return snapshot.status === "completed" && snapshot.failed > 0;
+  if (!snapshot || !isTerminal(snapshot.status)) return false;
+  if (snapshot.done >= snapshot.total) return false;
+  return snapshot.status !== "completed" || snapshot.failed > 0;
 }
 function parseTime(value) {
   if (!value) return null;
@@ -668,7 +671,7 @@ function createView(el, options) {
     const snapshot = info && info.snapshot;
     if (!snapshot || signal.aborted) return;
     const key = `${info.jobId}:${snapshot.failed}`;
-    const terminal = TERMINAL.includes(snapshot.status);
+    const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
       if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
         state.failedInflight = true;
@@ -791,7 +794,7 @@ function createView(el, options) {
     barDone.style.width = percent(done);
     barFailed.style.width = percent(failed);
     counts.textContent = snapshot ? `${done} done \xB7 ${failed} failed \xB7 ${pending} pending of ${total}` : "";
-    const active = ACTIVE.includes(jobStatus);
+    const active = isActive(jobStatus);
     rate.textContent = active ? formatRate(snapshot.rate) : "";
     eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;
@@ -843,7 +846,6 @@ var MIRRORED_TRAITS = Object.freeze([
   "polls"
 ]);
 var SAVE_INTERVAL_MS = 250;
-var TERMINAL2 = ["completed", "failed", "cancelled", "interrupted"];
 function mirroredValues(info) {
   const snapshot = info.snapshot || {};
   return {
@@ -885,7 +887,7 @@ function createMirror(model, signal, timers = globalThis) {
       }
       if (Object.keys(changed).length === 0) return;
       pending = { ...pending, ...changed };
-      const urgent = TERMINAL2.includes(values.status) || values.connection === "closed";
+      const urgent = isTerminal(values.status) || values.connection === "closed";
       if (urgent || signal.aborted) {
         if (timer !== null) timers.clearTimeout(timer);
         save();

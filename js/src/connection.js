@@ -11,6 +11,9 @@
 // outside world (EventSource, fetch, clock, timers, console) is injectable.
 
 import { createApi, streamUrl } from "./api.js";
+import { isTerminal } from "./states.js";
+
+export { isTerminal, TERMINAL_STATUSES } from "./states.js";
 
 /** The connection states a widget reports (SPEC §8): an explicit union, not booleans. */
 export const CONNECTION_STATES = Object.freeze([
@@ -21,8 +24,6 @@ export const CONNECTION_STATES = Object.freeze([
   "closed",
 ]);
 
-/** Job states a job ends in (SPEC §2). */
-export const TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
 
 /** Defaults of the widget traits, in milliseconds (SPEC §8). */
 export const DEFAULTS = Object.freeze({
@@ -41,10 +42,6 @@ export const REGISTRY_KEY = "__batchWidgetHub";
 const READY_OPEN = 1;
 const READY_CLOSED = 2;
 
-/** True when `status` is a terminal job state. */
-export function isTerminal(status) {
-  return TERMINAL_STATUSES.includes(status);
-}
 
 function positive(value, fallback) {
   const number = Number(value);

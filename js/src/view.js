@@ -2,9 +2,8 @@
 // the injected `actions`: it is fed `info` objects from the connection layer
 // and renders at most once per animation frame.
 
-const ACTIVE = ["queued", "processing"];
-const RETRYABLE = ["failed", "cancelled", "interrupted"];
-const TERMINAL = ["completed", ...RETRYABLE];
+import { isActive, isTerminal } from "./states.js";
+
 const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
 
@@ -27,9 +26,11 @@ export function formatRate(rate) {
 
 /** Whether Retry has something to do for this snapshot (SPEC §3 `retry`). */
 export function canRetry(snapshot) {
-  if (!snapshot) return false;
-  if (RETRYABLE.includes(snapshot.status)) return true;
-  return snapshot.status === "completed" && snapshot.failed > 0;
+  // The server's rule: a finished job with items not done; otherwise it answers
+  // 409 "nothing to retry", so the button would only lead to an error.
+  if (!snapshot || !isTerminal(snapshot.status)) return false;
+  if (snapshot.done >= snapshot.total) return false;
+  return snapshot.status !== "completed" || snapshot.failed > 0;
 }
 
 function parseTime(value) {
@@ -178,7 +179,7 @@ export function createView(el, options) {
     const snapshot = info && info.snapshot;
     if (!snapshot || signal.aborted) return;
     const key = `${info.jobId}:${snapshot.failed}`;
-    const terminal = TERMINAL.includes(snapshot.status);
+    const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
       if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
         state.failedInflight = true;
@@ -316,7 +317,7 @@ export function createView(el, options) {
     counts.textContent = snapshot
       ? `${done} done · ${failed} failed · ${pending} pending of ${total}`
       : "";
-    const active = ACTIVE.includes(jobStatus);
+    const active = isActive(jobStatus);
     rate.textContent = active ? formatRate(snapshot.rate) : "";
     eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;

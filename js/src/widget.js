@@ -4,6 +4,7 @@
 import { createApi } from "./api.js";
 import { subscribe } from "./connection.js";
 import { readCookie, readPageConfig } from "./page.js";
+import { isTerminal } from "./states.js";
 import { createView } from "./view.js";
 
 /** Traits the browser reports back to Python (SPEC §8, browser → Python). */
@@ -18,7 +19,6 @@ export const MIRRORED_TRAITS = Object.freeze([
   "polls",
 ]);
 const SAVE_INTERVAL_MS = 250;
-const TERMINAL = ["completed", "failed", "cancelled", "interrupted"];
 
 function mirroredValues(info) {
   const snapshot = info.snapshot || {};
@@ -71,7 +71,7 @@ export function createMirror(model, signal, timers = globalThis) {
       }
       if (Object.keys(changed).length === 0) return;
       pending = { ...pending, ...changed };
-      const urgent = TERMINAL.includes(values.status) || values.connection === "closed";
+      const urgent = isTerminal(values.status) || values.connection === "closed";
       if (urgent || signal.aborted) {
         if (timer !== null) timers.clearTimeout(timer);
         save();

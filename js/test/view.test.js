@@ -143,4 +143,6 @@ test("formatting helpers", () => {
   assert.equal(canRetry(snap("a", 1, { status: "completed", failed: 1 })), true);
   assert.equal(canRetry(snap("a", 1, { status: "interrupted" })), true);
   assert.equal(canRetry(snap("a", 1, { status: "processing" })), false);
+  // Cancelled after its last item finished: nothing left to retry.
+  assert.equal(canRetry(snap("a", 1, { status: "cancelled", done: 10 })), false);
 });
