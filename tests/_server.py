@@ -28,9 +28,9 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-__all__ = ["BASE_URL", "ServerHandle", "free_port", "running_server"]
+__all__ = ["BASE_URL", "JupyterProcess", "ServerHandle", "free_port", "running_server"]
 
 BASE_URL = "/a%40b/"  # an escaped character, as JupyterHub user names produce
 START_TIMEOUT = 60.0
@@ -65,34 +65,32 @@ def free_port() -> int:
         return port
 
 
-@dataclass
-class ServerHandle:
-    """A ``jupyter server`` subprocess and how to reach it.
+@dataclass(kw_only=True)
+class JupyterProcess:
+    """A Jupyter app in a subprocess with private directories, and how to reach it.
 
     Attributes
     ----------
     url : str
-        Base URL including ``base_url``, ending in ``/``.
+        Direct URL including ``base_url``, ending in ``/``.
     token : str
-        The server's token.
+        The app's token.
     base_url : str
-        The server's ``base_url``.
-    runtime_dir : Path
-        Where the server writes its ``jpserver-<pid>.json``.
+        The app's ``base_url``.
     root_dir : Path
-        The server's root (notebook) directory.
+        The app's root (notebook) directory.
     env : dict
-        The environment the server runs with (reuse it for kernels or nbval).
+        The environment the app runs with (reuse it for kernels or nbval).
     """
+
+    start_timeout: ClassVar[float] = START_TIMEOUT
 
     url: str
     token: str
     base_url: str
     port: int
     home: Path
-    runtime_dir: Path
     root_dir: Path
-    db_path: Path
     log_path: Path
     args: list[str]
     env: dict[str, str]
@@ -100,13 +98,18 @@ class ServerHandle:
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     @property
+    def label(self) -> str:
+        """What the app is called in error messages."""
+        return "jupyter server"
+
+    @property
     def pid(self) -> int:
-        """The running server's pid (what a kernel sees as ``JPY_PARENT_PID``)."""
-        assert self.process is not None, "server is not running"
+        """The running app's pid (what a kernel sees as ``JPY_PARENT_PID``)."""
+        assert self.process is not None, f"{self.label} is not running"
         return self.process.pid
 
     def start(self) -> None:
-        """Start the server and wait until the batch API answers 200."""
+        """Start the app and wait until the batch API answers 200."""
         self._log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.args,
@@ -118,7 +121,7 @@ class ServerHandle:
         self._wait_ready()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the server with ``sig`` (SIGTERM: clean shutdown) and wait for it to exit."""
+        """Stop the app with ``sig`` (SIGTERM: clean shutdown) and wait for it to exit."""
         stop_process(self.process, sig, STOP_TIMEOUT)
         self.process = None
         if self._log_file is not None:
@@ -126,7 +129,7 @@ class ServerHandle:
             self._log_file = None
 
     def kill(self) -> None:
-        """Kill the server with SIGKILL, as a crash or an OOM kill would."""
+        """Kill the app with SIGKILL, as a crash or an OOM kill would."""
         self.stop(signal.SIGKILL)
 
     def restart(self) -> None:
@@ -135,32 +138,55 @@ class ServerHandle:
         self.start()
 
     def log(self) -> str:
-        """Return everything the server has written so far."""
+        """Return everything the app has written so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def get(self, path: str) -> Any:
-        """GET ``{url}{path}`` with the token and return the decoded JSON."""
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        """Call ``{url}{path}`` with the token; return the decoded JSON (None when empty)."""
+        data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path, headers={"Authorization": f"token {self.token}"}
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while True:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"jupyter server exited with {self.process.returncode}:\n{self.log()}"
+                    f"{self.label} exited with {self.process.returncode}:\n{self.log()}"
                 )
             with contextlib.suppress(OSError, ValueError):
-                self.get("api/batch/jobs")
+                self.api("GET", "api/batch/jobs")
                 return
             if time.monotonic() > deadline:
                 self.stop(signal.SIGKILL)
-                raise RuntimeError(f"jupyter server not ready in {START_TIMEOUT} s:\n{self.log()}")
+                raise RuntimeError(
+                    f"{self.label} not ready in {self.start_timeout} s:\n{self.log()}"
+                )
             time.sleep(0.2)
+
+
+@dataclass(kw_only=True)
+class ServerHandle(JupyterProcess):
+    """A ``jupyter server`` subprocess with batch_widget on its own job store.
+
+    Attributes
+    ----------
+    runtime_dir : Path
+        Where the server writes its ``jpserver-<pid>.json``.
+    db_path : Path
+        The job store.
+    """
+
+    runtime_dir: Path
+    db_path: Path
 
 
 def _cli_value(value: Any) -> str | None:

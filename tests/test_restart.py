@@ -34,7 +34,7 @@ def wait_for(server: ServerHandle, job_id: str, check: Any, timeout: float = 60)
     """Poll the job until ``check(snapshot)``; return the snapshot."""
     deadline = time.monotonic() + timeout
     while True:
-        snapshot = server.get(f"api/batch/jobs/{job_id}")
+        snapshot = server.api("GET", f"api/batch/jobs/{job_id}")
         if check(snapshot):
             return snapshot
         assert time.monotonic() < deadline, snapshot
@@ -43,7 +43,7 @@ def wait_for(server: ServerHandle, job_id: str, check: Any, timeout: float = 60)
 
 def all_items(server: ServerHandle, job_id: str) -> dict[int, Any]:
     """Every item record of the job, by index."""
-    answer = server.get(f"api/batch/jobs/{job_id}/items?limit=10000")
+    answer = server.api("GET", f"api/batch/jobs/{job_id}/items?limit=10000")
     return {item["index"]: item for item in answer["items"]}
 
 
@@ -72,7 +72,7 @@ def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
         server.kill()
         server.start()
 
-        after_restart = server.get(f"api/batch/jobs/{job['id']}")
+        after_restart = server.api("GET", f"api/batch/jobs/{job['id']}")
         assert after_restart["status"] == "interrupted"
         assert after_restart["done"] >= len(committed)
         assert after_restart["done"] < 300

@@ -22,18 +22,14 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, ClassVar
 
-from _server import free_port, isolated_env, stop_process
+from _server import JupyterProcess, free_port, isolated_env
 
 __all__ = [
     "BASE_URL",
@@ -65,7 +61,6 @@ RECONNECT_DELAY = 1000
 WATCHDOG_INTERVAL = 1000
 WATCHDOG_TIMEOUT = 3000
 START_TIMEOUT = 120.0
-STOP_TIMEOUT = 15.0
 SLEEP = "batch_widget.processors:sleep"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -105,85 +100,30 @@ def widget_cell(
     )
 
 
-@dataclass
-class LabHandle:
+@dataclass(kw_only=True)
+class LabHandle(JupyterProcess):
     """A JupyterLab or Notebook 7 subprocess and how to reach it.
+
+    ``url`` is the direct URL (tests call the API there, past any proxy, so
+    faults never hit the test's own control plane).
 
     Attributes
     ----------
     app : str
         ``"lab"`` or ``"notebook"``.
-    url : str
-        Direct URL including ``base_url``, ending in ``/`` (tests call the API here,
-        past any proxy, so faults never hit the test's own control plane).
     """
 
+    start_timeout: ClassVar[float] = START_TIMEOUT
+
     app: str
-    url: str
-    token: str
-    base_url: str
-    port: int
-    home: Path
-    root_dir: Path
-    log_path: Path
-    args: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
     _workspaces: int = 0
 
-    # -- lifecycle ---------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the app and wait until the batch API answers."""
-        self._log_file = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.args,
-            env=self.env,
-            cwd=self.root_dir,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.app} exited with {self.process.returncode}:\n{self.log()}"
-                )
-            with contextlib.suppress(OSError, ValueError):
-                self.api("GET", "api/batch/jobs")
-                return
-            if time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise RuntimeError(f"{self.app} not ready in {START_TIMEOUT} s:\n{self.log()}")
-            time.sleep(0.3)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the app (its kernels with it) and wait for it to exit."""
-        stop_process(self.process, sig, STOP_TIMEOUT)
-        self.process = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log(self) -> str:
-        """Everything the app has written so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+    @property
+    def label(self) -> str:
+        """The app's name, for error messages."""
+        return self.app
 
     # -- REST --------------------------------------------------------------------
-
-    def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
-        """Call ``{url}{path}`` with the token; return the decoded JSON (None when empty)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
 
     def create_job(
         self,

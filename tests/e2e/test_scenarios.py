@@ -49,6 +49,28 @@ def start_job(
     return lab.create_job(range(n), seconds=seconds, fail=fail or [], name=name, max_workers=1)
 
 
+def show_job(
+    page: Any,
+    lab: LabHandle,
+    proxy: FaultProxy,
+    notebook_name: str,
+    n: int,
+    *,
+    fail: list[int],
+    wait_live: bool = True,
+) -> dict[str, Any]:
+    """Open a notebook through the proxy, start an ``n``-item job, show its widget.
+
+    With ``wait_live``, return once the widget is live and shows progress.
+    """
+    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
+    job = start_job(lab, n, fail=fail)
+    show_cells(page, [widget_cell(job["id"])])
+    if wait_live:
+        wait_live_with_progress(page)
+    return job
+
+
 def wait_live_with_progress(page: Any, index: int = 0, done: int = 2, timeout: float = 60) -> None:
     """Wait until widget ``index`` is live and shows at least ``done`` items finished."""
     root = page.locator(".bw-progress").nth(index)
@@ -95,9 +117,7 @@ def now_ms() -> float:
 def test_normal_operation_updates_live_over_sse(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 20, seconds=0.2, fail=[5])
-    show_cells(page, [widget_cell(job["id"])])
+    job = show_job(page, lab, proxy, notebook_name, 20, fail=[5], wait_live=False)
 
     assert_final(page, lab, job["id"], done=19, failed=1)
 
@@ -112,10 +132,7 @@ def test_normal_operation_updates_live_over_sse(
 def test_brief_network_glitch_reconnects(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 40, seconds=0.2, fail=[30])
-    show_cells(page, [widget_cell(job["id"])])
-    wait_live_with_progress(page)
+    job = show_job(page, lab, proxy, notebook_name, 40, fail=[30])
 
     cut_at = now_ms()
     proxy.cut(1.5)
@@ -136,10 +153,7 @@ def test_brief_network_glitch_reconnects(
 def test_extended_disconnect_polls_then_goes_live(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 60, seconds=0.2, fail=[2])
-    show_cells(page, [widget_cell(job["id"])])
-    wait_live_with_progress(page)
+    job = show_job(page, lab, proxy, notebook_name, 60, fail=[2])
 
     cut_at = now_ms()
     cut_seconds = WATCHDOG_TIMEOUT / 1000 + 3
@@ -167,9 +181,7 @@ def test_sse_completely_dead_completes_by_polling(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
     proxy.kill_sse()
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 30, seconds=0.2, fail=[7, 8])
-    show_cells(page, [widget_cell(job["id"])])
+    job = show_job(page, lab, proxy, notebook_name, 30, fail=[7, 8], wait_live=False)
 
     assert_final(page, lab, job["id"], done=28, failed=2)
 
@@ -190,10 +202,7 @@ def test_silent_broadcaster_is_noticed_by_the_watchdog(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str, heartbeats: bool
 ) -> None:
     """The stream stays open but job events stop (with or without heartbeats)."""
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 60, seconds=0.2, fail=[40])
-    show_cells(page, [widget_cell(job["id"])])
-    wait_live_with_progress(page)
+    job = show_job(page, lab, proxy, notebook_name, 60, fail=[40])
 
     silenced_at = now_ms()
     proxy.silence_sse(heartbeats=heartbeats)
@@ -217,10 +226,7 @@ def test_page_reload_mid_job_comes_back_current(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 50, seconds=0.2, fail=[45])
-    show_cells(page, [widget_cell(job["id"])])
-    wait_live_with_progress(page)
+    job = show_job(page, lab, proxy, notebook_name, 50, fail=[45])
     save_notebook(page)
 
     page.reload(wait_until="domcontentloaded")
@@ -243,10 +249,7 @@ def test_page_reload_mid_job_comes_back_current(
 def test_kernel_restart_then_attach_shows_the_live_job(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str
 ) -> None:
-    open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    job = start_job(lab, 50, seconds=0.2, fail=[1])
-    show_cells(page, [widget_cell(job["id"])])
-    wait_live_with_progress(page)
+    job = show_job(page, lab, proxy, notebook_name, 50, fail=[1])
 
     lab.restart_kernel(notebook_name)
     page.wait_for_function(
