@@ -189,6 +189,23 @@ class ServerHandle(JupyterProcess):
     db_path: Path
 
 
+def jupyter_command(module: str, *, port: int, token: str, base_url: str, root: Path) -> list[str]:
+    """The command line that starts Jupyter app ``module`` on 127.0.0.1, private and headless."""
+    return [
+        sys.executable,
+        "-m",
+        module,
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.base_url={base_url}",
+        f"--ServerApp.root_dir={root}",
+    ]
+
+
 def _cli_value(value: Any) -> str | None:
     """Render a scalar trait value for the command line; None for containers."""
     if isinstance(value, (bool, int, float, str)):
@@ -242,17 +259,7 @@ def build_server(
     config_file = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
     config_file.write_text(json.dumps(sections, indent=1), encoding="utf-8")
     args = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.base_url={base_url}",
-        f"--ServerApp.root_dir={root}",
+        *jupyter_command("jupyter_server", port=port, token=token, base_url=base_url, root=root),
         *(
             f"--BatchWidgetApp.{k}={_cli_value(v)}"
             for k, v in traits.items()

@@ -25,6 +25,16 @@ function environment() {
   return { clock, ES, server, registry, logs, options };
 }
 
+/** A fresh page with one widget following `jobId` (at v1) on an open stream. */
+async function liveWidget(jobId) {
+  const env = environment();
+  env.server.jobs.set(jobId, snap(jobId, 1));
+  const widget = follow(env, jobId);
+  env.ES.last.open();
+  await flush();
+  return { env, widget };
+}
+
 function follow(env, jobId, extra = {}) {
   const seen = [];
   const unsubscribe = subscribe(jobId, (info) => seen.push(info), { ...env.options, ...extra });
@@ -109,11 +119,7 @@ describe("error recovery matrix", () => {
   });
 
   test("brief drop the browser retries itself (CONNECTING): no second EventSource", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     env.ES.last.fail({ closed: false });
     assert.equal(widget.last.connection, "reconnecting");
     await env.clock.advance(10_000);
@@ -128,11 +134,7 @@ describe("error recovery matrix", () => {
   });
 
   test("extended drop: polls after watchdog_timeout, at watchdog cadence, live again on open", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     env.ES.last.emit("progress", snap("a", 2));
     assert.equal(env.server.polls("a"), 1);
 
@@ -174,11 +176,7 @@ describe("error recovery matrix", () => {
   });
 
   test("extended drop mid-interval: polls exactly watchdog_timeout after the drop", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     assert.equal(env.server.polls("a"), 1);
 
     await env.clock.advance(7_000); // between two watchdog ticks
@@ -220,11 +218,7 @@ describe("error recovery matrix", () => {
   });
 
   test("broadcaster silent while the stream stays open: the watchdog notices and polls", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     assert.equal(env.server.polls("a"), 1);
     env.server.jobs.set("a", snap("a", 6, { done: 5 })); // changes no event reports
 
@@ -243,11 +237,7 @@ describe("error recovery matrix", () => {
   });
 
   test("a mute stream (no heartbeats either) is polled and rebuilt", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     env.server.jobs.set("a", snap("a", 2));
     await env.clock.advance(DEFAULTS.watchdogTimeout + DEFAULTS.watchdogInterval);
     assert.ok(env.server.polls("a") >= 2);
@@ -388,11 +378,7 @@ describe("diagnostics and options", () => {
   });
 
   test("a failing poll reports an error and keeps the last snapshot", async () => {
-    const env = environment();
-    env.server.jobs.set("a", snap("a", 1));
-    const widget = follow(env, "a");
-    env.ES.last.open();
-    await flush();
+    const { env, widget } = await liveWidget("a");
     env.server.down = true;
     await env.clock.advance(60_000);
     assert.equal(widget.last.error, "Failed to fetch");

@@ -22,14 +22,13 @@ import contextlib
 import json
 import os
 import secrets
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from _server import JupyterProcess, free_port, isolated_env
+from _server import JupyterProcess, free_port, isolated_env, jupyter_command
 
 __all__ = [
     "BASE_URL",
@@ -253,17 +252,7 @@ def build_lab(
         ("jupyterlab", "LabApp") if app == "lab" else ("notebook", "JupyterNotebookApp")
     )
     args = [
-        sys.executable,
-        "-m",
-        module,
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.base_url={base_url}",
-        f"--ServerApp.root_dir={root}",
+        *jupyter_command(module, port=port, token=token, base_url=base_url, root=root),
         f"--{app_class}.expose_app_in_browser=True",
         *(["--LabApp.news_url=None"] if app == "lab" else []),
         *(f"--BatchWidgetApp.{key}={value}" for key, value in traits.items()),
