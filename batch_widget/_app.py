@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime, timezone
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
 
+from batch_widget._errors import StoreInUse
 from batch_widget._events import Broadcaster
 from batch_widget._handlers import (
     APP_KEY,
@@ -20,9 +23,12 @@ from batch_widget._handlers import (
     route_table,
 )
 from batch_widget._manager import JobManager
-from batch_widget._store import Store, path_from_url
+from batch_widget._store import Store, StoreLock, path_from_url
 
 __all__ = ["BatchWidgetApp"]
+
+#: How often a server that found the store owned by another one tries to take it over.
+TAKEOVER_INTERVAL = 5.0
 
 
 class BatchWidgetApp(ExtensionApp):
@@ -74,6 +80,17 @@ class BatchWidgetApp(ExtensionApp):
     allow_callables = Bool(
         True, help="Accept notebook-defined functions (cloudpickled) as processors."
     ).tag(config=True)
+    cancel_timeout = Float(
+        10.0,
+        help="Seconds running items get to finish after a cancel or at shutdown. Then a "
+        "process job's workers are terminated and a thread job's threads abandoned (they "
+        "cannot be stopped; their results are discarded), and those items count as cancelled.",
+    ).tag(config=True)
+    store_write_timeout = Float(
+        60.0,
+        help="Seconds a running job keeps its progress in memory and retries while the "
+        "store cannot be written (disk full, file locked or read-only) before it fails.",
+    ).tag(config=True)
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
@@ -88,7 +105,9 @@ class BatchWidgetApp(ExtensionApp):
     store: Store | None = None
     broadcaster: Broadcaster | None = None
     manager: JobManager | None = None
+    store_lock: StoreLock | None = None
     _started = False
+    _takeover: PeriodicCallback | None = None
 
     @default("db_url")
     def _default_db_url(self) -> str:
@@ -109,6 +128,8 @@ class BatchWidgetApp(ExtensionApp):
         "heartbeat_interval",
         "sse_timeout",
         "broadcast_retry_delay",
+        "cancel_timeout",
+        "store_write_timeout",
     )
     def _validate_positive_float(self, proposal: dict[str, Any]) -> float:
         return float(_positive(proposal))
@@ -148,6 +169,8 @@ class BatchWidgetApp(ExtensionApp):
             "executor",
             "allowed_processors",
             "allow_callables",
+            "cancel_timeout",
+            "store_write_timeout",
         ]
         summary = {name: getattr(self, name) for name in names}
         summary["broadcaster_class"] = _class_path(self.broadcaster_class)
@@ -161,13 +184,30 @@ class BatchWidgetApp(ExtensionApp):
         return log if isinstance(log, logging.Logger) else logging.getLogger("batch_widget")
 
     def initialize_settings(self) -> None:
-        """Build the store, broadcaster and manager and put them in the settings."""
-        self.store = Store.from_url(self.db_url)
+        """Build the broadcaster, and the store and manager if this server owns the store."""
         self.broadcaster = self.broadcaster_class(
             heartbeat_interval=self.heartbeat_interval,
             sse_timeout=self.sse_timeout,
             log=self.server_log,
         )
+        self.settings.update(
+            {
+                APP_KEY: self,
+                BROADCASTER_KEY: self.broadcaster,
+                CONFIG_KEY: self.config_summary(),
+            }
+        )
+        self.store_lock = StoreLock(path_from_url(self.db_url))
+        if not self._take_store():
+            self.server_log.warning("batch_widget: %s", self._in_use_message())
+
+    def _take_store(self) -> bool:
+        """Own the store if no other server does, then build the store and the manager."""
+        if self.manager is not None:
+            return True
+        if self.store_lock is None or not self.store_lock.acquire(self._owner_record()):
+            return False
+        self.store = Store.from_url(self.db_url)
         self.manager = self.manager_class(
             self.store,
             self.broadcaster,
@@ -182,15 +222,53 @@ class BatchWidgetApp(ExtensionApp):
             allow_callables=self.allow_callables,
             resume_interrupted=self.resume_interrupted,
             log=self.server_log,
+            cancel_timeout=self.cancel_timeout,
+            store_write_timeout=self.store_write_timeout,
         )
-        self.settings.update(
-            {
-                APP_KEY: self,
-                MANAGER_KEY: self.manager,
-                BROADCASTER_KEY: self.broadcaster,
-                CONFIG_KEY: self.config_summary(),
-            }
+        self.settings[MANAGER_KEY] = self.manager
+        return True
+
+    def _owner_record(self) -> dict[str, Any]:
+        url = ""
+        if self.serverapp is not None:
+            try:
+                url = str(self.serverapp.connection_url)
+            except Exception:  # only a label for another server's message
+                url = ""
+        return {"pid": os.getpid(), "url": url,
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    def _in_use_message(self) -> str:
+        owner = self.store_lock.owner() if self.store_lock is not None else {}
+        who = ", ".join(f"{k} {owner[k]}" for k in ("pid", "url", "since") if owner.get(k))
+        return (
+            f"the job store {path_from_url(self.db_url)} is in use by another Jupyter server"
+            f"{f' ({who})' if who else ''}. This server does not run or change its jobs: "
+            "its batch API answers 503 until that server stops, and then takes the store "
+            "over. To run jobs from both at once, give this server a store of its own "
+            "(--BatchWidgetApp.db_url=sqlite:////path/to/other.sqlite)."
         )
+
+    def require_manager(self) -> JobManager:
+        """The manager, taking the store over if its owner has gone; else ``StoreInUse``."""
+        if self.manager is None and self._take_store():
+            self._on_takeover()
+        if self.manager is None:
+            raise StoreInUse(self._in_use_message())
+        return self.manager
+
+    def _on_takeover(self) -> None:
+        self.server_log.warning("batch_widget: took over the job store %s: the server that "
+                                "owned it has stopped", path_from_url(self.db_url))
+        if self._started and self.manager is not None:
+            self.manager.start()
+        if self._takeover is not None:
+            self._takeover.stop()
+            self._takeover = None
+
+    def _try_takeover(self) -> None:
+        if self.manager is None and self._take_store():
+            self._on_takeover()
 
     def initialize_handlers(self) -> None:
         """Register the routes; ExtensionApp prefixes each with the server's base_url."""
@@ -209,17 +287,24 @@ class BatchWidgetApp(ExtensionApp):
         call this too, because an embedding that never calls that hook (e.g.
         pytest-jupyter) must still work.
         """
-        if self._started or self.manager is None or self.broadcaster is None:
+        if self._started or self.broadcaster is None:
             return
         self._started = True
         self.server_log.info("batch_widget: starting with %s", self.config_summary())
         self.broadcaster.start()
-        self.manager.start()
+        if self.manager is not None:
+            self.manager.start()
+        else:
+            self._takeover = PeriodicCallback(self._try_takeover, TAKEOVER_INTERVAL * 1000)
+            self._takeover.start()
 
     async def stop_extension(self) -> None:
         """Stop the manager (joining its threads), the broadcaster, and close the store."""
         manager, broadcaster, store = self.manager, self.broadcaster, self.store
         self.manager = self.broadcaster = self.store = None
+        if self._takeover is not None:
+            self._takeover.stop()
+            self._takeover = None
         if manager is not None and self._started:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, manager.stop)
@@ -227,6 +312,8 @@ class BatchWidgetApp(ExtensionApp):
             broadcaster.stop()
         if store is not None:
             store.close()
+        if self.store_lock is not None:
+            self.store_lock.release()
         self._started = False
         self.server_log.info("batch_widget: stopped")
 

@@ -35,3 +35,21 @@ class JobStateConflict(BatchError):
     """The action does not fit the job's state, e.g. cancelling a finished job (409)."""
 
     status_code = 409
+
+
+class StoreUnavailable(BatchError):
+    """The job store cannot serve this request right now (503)."""
+
+    status_code = 503
+
+
+class StoreIOError(StoreUnavailable):
+    """Reading or writing the store failed (disk full, file locked or read-only); it may pass."""
+
+
+class StoreLost(StoreUnavailable):
+    """The store file was deleted or replaced while the server ran; it will not come back."""
+
+
+class StoreInUse(StoreUnavailable):
+    """Another server owns the job store; this one must not touch its jobs."""

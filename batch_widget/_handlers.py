@@ -56,6 +56,8 @@ T = TypeVar("T")
 class _Startable(Protocol):
     def ensure_started(self) -> None: ...
 
+    def require_manager(self) -> JobManager: ...
+
 
 class BatchHandler(APIHandler):
     """Base of every batch_widget handler: parts lookup, argument parsing, errors."""
@@ -77,7 +79,10 @@ class BatchHandler(APIHandler):
 
     @property
     def manager(self) -> JobManager:
-        """The job manager BatchWidgetApp built."""
+        """The job manager; ``StoreInUse`` (503) while another server owns the store."""
+        app: _Startable | None = self.settings.get(APP_KEY)
+        if app is not None:
+            return app.require_manager()
         manager: JobManager = self.settings[MANAGER_KEY]
         return manager
 
@@ -106,6 +111,15 @@ class BatchHandler(APIHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a domain error as one line: it is the client's mistake, not a crash."""
+        if isinstance(value, BatchError) and value.status_code >= 500:
+            self.log.error(
+                "batch_widget: %s %s -> %s: %s",
+                self.request.method,
+                self.request.path,
+                value.status_code,
+                value,
+            )
+            return
         if isinstance(value, BatchError):
             self.log.info(
                 "batch_widget: %s %s -> %s: %s",

@@ -15,20 +15,30 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
 from batch_widget import _validation
-from batch_widget._errors import JobNotFound, JobStateConflict
+from batch_widget._errors import (
+    BatchError,
+    JobNotFound,
+    JobStateConflict,
+    StoreIOError,
+    StoreLost,
+    StoreUnavailable,
+)
 from batch_widget._runner import JobRun, RateMeter, RunEnd
 from batch_widget._store import JobRow, Store
 from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
 from batch_widget._worker import Outcome, ProcessorError, resolve
 
 _log = logging.getLogger("batch_widget")
+#: A job's end is written with a short retry: it holds the lock other actions wait on.
+_FINISH_WRITE_TIMEOUT = 5.0
+_WRITE_RETRY_PAUSE = 0.2
 
 
 class Publisher(Protocol):
@@ -72,6 +82,8 @@ class JobManager:
         resume_interrupted: bool = False,
         log: logging.Logger | None = None,
         stall_warning_after: float = 60.0,
+        cancel_timeout: float = 10.0,
+        store_write_timeout: float = 60.0,
     ) -> None:
         self.store = store
         self.broadcaster = broadcaster
@@ -83,6 +95,8 @@ class JobManager:
         self.broadcast_retry_delay = broadcast_retry_delay
         self.resume_interrupted = resume_interrupted
         self.stall_warning_after = stall_warning_after
+        self.cancel_timeout = cancel_timeout
+        self.store_write_timeout = store_write_timeout
         self.log = log or _log
         self.rules = _validation.Rules(
             max_items=max_items, executor=executor,
@@ -99,11 +113,14 @@ class JobManager:
         self._running: dict[str, _Entry] = {}
         self._started = False
         self._stopping = False
-        interrupted = store.interrupt_unfinished()
+        interrupted, completed = store.interrupt_unfinished(_now())
         if interrupted:
             self.log.warning("batch_widget: %d job(s) were unfinished when the server stopped "
                              "and are now interrupted: %s", len(interrupted),
                              ", ".join(interrupted))
+        if completed:
+            self.log.info("batch_widget: %d job(s) had run every item when the server stopped "
+                          "and are now completed: %s", len(completed), ", ".join(completed))
         self._jobs: dict[str, _Entry] = {row.id: _Entry(row) for row in store.load_jobs()}
 
     # -- lifecycle -------------------------------------------------------------
@@ -119,29 +136,44 @@ class JobManager:
             resumable = [e for e in self._jobs.values()
                          if self.resume_interrupted and e.row.status is JobStatus.INTERRUPTED]
         for entry in resumable:
-            self.log.info("batch_widget: resuming interrupted job %s", entry.row.id)
-            self.retry(entry.row.id)
+            self._resume(entry.row.id)
         self._schedule()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop starting items, let running ones finish, mark unfinished jobs interrupted."""
-        with self._lock:
-            self._stopping = True
-            queued = [self._jobs[job_id] for job_id in self._queue]
-            self._queue.clear()
-            running = [(e.row.id, e.run, e.thread) for e in self._running.values()]
-        for _, run, _ in running:
-            if run is not None:
-                run.flag.set(RunEnd.STOPPED)
-        for entry in queued:
-            self._finish(entry, JobStatus.INTERRUPTED)
+    def _resume(self, job_id: str) -> None:
+        """Re-queue one interrupted job; a job that cannot resume stays as it is, logged."""
+        self.log.info("batch_widget: resuming interrupted job %s", job_id)
+        try:
+            self.retry(job_id)
+        except BatchError as exc:
+            self.log.warning("batch_widget: interrupted job %s cannot be resumed: %s",
+                             job_id, exc)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop starting items and mark unfinished jobs interrupted.
+
+        Running items get ``cancel_timeout`` seconds to finish; then their process
+        workers are terminated and their threads abandoned (daemon threads never
+        keep the server alive). Returns within ``timeout`` (default: that plus 5 s).
+        """
+        timeout = self.cancel_timeout + 5.0 if timeout is None else timeout
+        with self._actions:
+            with self._lock:
+                self._stopping = True
+                queued = [self._jobs[job_id] for job_id in self._queue]
+                self._queue.clear()
+                running = [(e.row.id, e.run, e.thread) for e in self._running.values()]
+            for _, run, _ in running:
+                if run is not None:
+                    run.flag.set(RunEnd.STOPPED)
+            for entry in queued:
+                self._finish(entry, JobStatus.INTERRUPTED)
         deadline = time.monotonic() + timeout
         for job_id, _, thread in running:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
                 if thread.is_alive():
-                    self.log.warning("batch_widget: job %s still has items running after %.0fs "
-                                     "of shutdown", job_id, timeout)
+                    self.log.warning("batch_widget: job %s did not end within %.0f s of "
+                                     "shutdown", job_id, timeout)
 
     # -- queries ---------------------------------------------------------------
 
@@ -204,6 +236,7 @@ class JobManager:
         executor: Any = None,
     ) -> Snapshot:
         """Validate, store and queue a job. Blocking: it writes every item."""
+        self._check_running()
         spec = self.rules.job_spec(items, processor=processor, callable_b64=callable_b64,
                                    name=name, params=params, max_workers=max_workers,
                                    executor=executor)
@@ -235,27 +268,44 @@ class JobManager:
                     raise JobStateConflict(f"job {job_id} is already {status.value}")
                 if entry.run is not None:
                     entry.run.flag.set(RunEnd.CANCELLED)
-                    self.log.info("batch_widget: job %s cancel requested", job_id)
+                    self.log.info("batch_widget: job %s cancel requested; running items get "
+                                  "%g s to finish", job_id, self.cancel_timeout)
                     return self._snapshot(entry)
-                self._queue.remove(job_id)
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+                else:  # neither queued nor running: end it rather than leave it stuck
+                    self.log.warning("batch_widget: job %s was %s with no run; cancelling it",
+                                     job_id, status.value)
             return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
 
     def retry(self, job_id: str) -> Snapshot:
-        """Queue again every item not done of a terminal job."""
+        """Queue again every item not done of a terminal job.
+
+        A job that is not ``completed`` but has every item done (interrupted or
+        cancelled just after its last item) has nothing to run: it completes.
+        """
+        self._check_running()
         with self._actions:
             with self._lock:
                 entry = self._entry(job_id)
                 row = entry.row
-                if not row.status.terminal:
+                if not row.status.terminal or entry.run is not None:
                     raise JobStateConflict(f"job {job_id} is {row.status.value}; only a "
                                            "finished job can be retried")
                 if row.done == row.total:
-                    raise JobStateConflict(f"job {job_id} has nothing to retry: every item "
-                                           "is done")
-                self.rules.check_stored_processor(row.processor, row.callable)
-                queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
-                                             finished_at=None, error=None,
-                                             version=row.version + 1)
+                    if row.status is JobStatus.COMPLETED:
+                        raise JobStateConflict(f"job {job_id} has nothing to retry: every "
+                                               "item is done")
+                    nothing_left = True
+                else:
+                    nothing_left = False
+                    self.rules.check_stored_processor(row.processor, row.callable)
+                    queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
+                                                 finished_at=None, error=None,
+                                                 version=row.version + 1)
+            if nothing_left:
+                self.log.info("batch_widget: job %s had every item done: completed", job_id)
+                return self._finish(entry, JobStatus.COMPLETED)
             self.store.reset_for_retry(queued)
             with self._lock:
                 entry.row = queued
@@ -272,7 +322,7 @@ class JobManager:
         with self._actions:
             with self._lock:
                 entry = self._entry(job_id)
-                if not entry.row.status.terminal:
+                if not entry.row.status.terminal or entry.run is not None:
                     raise JobStateConflict(f"job {job_id} is {entry.row.status.value}; cancel "
                                            "it before deleting it")
             self.store.delete_job(entry.row)
@@ -288,69 +338,73 @@ class JobManager:
                    and len(self._running) < self.max_concurrent_jobs):
                 entry = self._jobs[self._queue.popleft()]
                 self._running[entry.row.id] = entry
-                entry.run = self._new_run(entry)
-                entry.thread = threading.Thread(target=self._run_job, args=(entry,),
+                run = entry.run = self._new_run(entry)
+                entry.thread = threading.Thread(target=self._run_job, args=(entry, run),
                                                 name=f"batch-job-{entry.row.id}", daemon=True)
                 entry.thread.start()
 
     def _new_run(self, entry: _Entry) -> JobRun:
         row = entry.row
         key = row.key
-        return JobRun(
+        run = JobRun(
             job_id=row.id, job_key=key,
             ref=row.callable if row.callable is not None else row.processor,
             params=_validation.load_params(row.params),
             workers=row.max_workers or self.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
-            commit=lambda started, outcomes: self._commit(entry, started, outcomes),
+            commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
             progress_interval=self.progress_interval, log=self.log,
+            cancel_timeout=self.cancel_timeout, store_write_timeout=self.store_write_timeout,
             stall_warning_after=self.stall_warning_after,
         )
+        return run
 
-    def _run_job(self, entry: _Entry) -> None:
-        run = entry.run
-        assert run is not None
+    def _run_job(self, entry: _Entry, run: JobRun) -> None:
+        """The body of a job's thread: whatever happens, the job ends in a terminal state."""
+        status, error, items = JobStatus.COMPLETED, None, None
         try:
             resolve(run.ref)
             if not run.flag.is_set():
-                self._begin(entry)
+                self._begin(entry, run)
             end = run.run()
         except ProcessorError as exc:
-            self._finish(entry, JobStatus.FAILED, error=str(exc))
-        except Exception as exc:
+            status, error = JobStatus.FAILED, str(exc)
+        except StoreUnavailable as exc:
+            status, error = JobStatus.FAILED, str(exc)
+        except BaseException as exc:
             self.log.exception("batch_widget: job %s crashed", entry.row.id)
-            self._finish(entry, JobStatus.FAILED, error=f"the job crashed: {exc!r}")
+            status, error = JobStatus.FAILED, f"the job crashed: {exc!r}"
         else:
             if end is RunEnd.CANCELLED:
-                self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
+                status, items = JobStatus.CANCELLED, ItemStatus.CANCELLED
             elif end is RunEnd.STOPPED:
-                self._finish(entry, JobStatus.INTERRUPTED)
-            else:
-                self._finish(entry, JobStatus.COMPLETED)
+                status, items = JobStatus.INTERRUPTED, ItemStatus.PENDING
+        try:
+            self._finish(entry, status, error=error, items=items, run=run)
         finally:
-            with self._lock:
-                self._running.pop(entry.row.id, None)
-                entry.run = entry.thread = None
+            self._release(entry, run)
+            self.store.release_reader()  # one connection per job thread would pile up
             self._schedule()
 
-    def _begin(self, entry: _Entry) -> None:
+    def _begin(self, entry: _Entry, run: JobRun) -> None:
         with self._lock:
-            row = entry.row
-            row.status, row.started_at = JobStatus.PROCESSING, _now()
-            row.version += 1
-            entry.meter.reset(row.done + row.failed)
-            saved = dataclasses.replace(row)
+            saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
+                                        started_at=_now(), version=entry.row.version + 1)
+        self._persist(lambda: self.store.save_job(saved), self.store_write_timeout)
+        with self._lock:
+            entry.row = saved
+            entry.meter.reset(saved.done + saved.failed)
             snapshot = self._snapshot(entry)
-        self.store.save_job(saved)
         self.log.info("batch_widget: job %s started: %d items to run on %d %s workers",
-                      row.id, row.total - row.done, row.max_workers or self.max_workers,
-                      row.executor)
+                      saved.id, saved.total - saved.done, run.workers, saved.executor)
         self._publish(snapshot)
 
     def _commit(
-        self, entry: _Entry, started: Sequence[tuple[int, int, int]], outcomes: Sequence[Outcome]
+        self, entry: _Entry, run: JobRun, started: Sequence[tuple[int, int, int]],
+        outcomes: Sequence[Outcome],
     ) -> None:
+        """Store a batch of progress, then show it; on a store error change nothing and raise."""
         if not started and not outcomes:
             return
         done = failed = 0
@@ -360,42 +414,102 @@ class JobManager:
             elif outcome[0] == "failed":
                 failed += 1
         with self._lock:
+            if entry.run is not run:
+                return
             row = entry.row
-            row.done += done
-            row.failed += failed
-            row.version += 1
-            entry.meter.record(row.done + row.failed)
-            saved = dataclasses.replace(row)
-            snapshot = self._snapshot(entry)
+            saved = dataclasses.replace(row, done=row.done + done, failed=row.failed + failed,
+                                        version=row.version + 1)
         self.store.commit_progress(saved, started, outcomes)
+        with self._lock:
+            entry.row = saved
+            entry.meter.record(saved.done + saved.failed)
+            snapshot = self._snapshot(entry)
         self.log.debug("batch_widget: job %s progress %d done, %d failed of %d",
-                       row.id, saved.done, saved.failed, saved.total)
+                       saved.id, saved.done, saved.failed, saved.total)
         self._publish(snapshot)
 
     def _finish(
         self, entry: _Entry, status: JobStatus, *, error: str | None = None,
-        items: ItemStatus | None = None,
+        items: ItemStatus | None = None, run: JobRun | None = None,
     ) -> Snapshot:
+        """Commit, then show, the job's terminal state; free its slot in the same step.
+
+        If the store cannot record the end, the job still ends here (so it can be
+        retried or deleted) and the failure is logged: the store keeps the job
+        active, and the next server start closes it.
+        """
         with self._actions:
             with self._lock:
                 row = entry.row
                 saved = dataclasses.replace(row, status=status, finished_at=_now(), error=error,
                                             version=row.version + 1)
-            # The terminal state is committed before anyone hears of it.
-            if items is None:
-                self.store.save_job(saved)
-            else:
-                self.store.finish_items(saved, items)
+            write: Callable[[], object] = (
+                (lambda: self.store.save_job(saved)) if items is None
+                else (lambda: self.store.finish_items(saved, items)))
+            try:
+                self._persist(write, min(self.store_write_timeout, _FINISH_WRITE_TIMEOUT))
+            except StoreUnavailable as exc:
+                self.log.error("batch_widget: job %s ended %s, but the job store could not "
+                               "record it: %s", row.id, status.value, exc)
+                if status is not JobStatus.FAILED:
+                    saved = dataclasses.replace(saved, status=JobStatus.FAILED)
+                saved.error = f"{error + '; ' if error else ''}{exc}"
             with self._changed:
                 entry.row = saved
+                self._release_locked(entry, run)
                 snapshot = self._snapshot(entry)
                 self._changed.notify_all()
-        level = logging.WARNING if status is JobStatus.FAILED else logging.INFO
+        level = logging.WARNING if saved.status is JobStatus.FAILED else logging.INFO
         self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
-                     row.id, status.value, saved.done, saved.failed, saved.total,
-                     f" ({error})" if error else "")
+                     row.id, saved.status.value, saved.done, saved.failed, saved.total,
+                     f" ({saved.error})" if saved.error else "")
         self._publish(snapshot)
         return snapshot
+
+    def _release(self, entry: _Entry, run: JobRun) -> None:
+        """Free the job's run slot if ``run`` still holds it (a last resort after a crash)."""
+        with self._changed:
+            if entry.run is not run:
+                return
+            if not entry.row.status.terminal:
+                entry.row = dataclasses.replace(
+                    entry.row, status=JobStatus.FAILED, finished_at=_now(),
+                    error="the job's run ended without recording an end; see the server log",
+                    version=entry.row.version + 1)
+            self._release_locked(entry, run)
+            self._changed.notify_all()
+            snapshot = self._snapshot(entry)
+        self._publish(snapshot)
+
+    def _release_locked(self, entry: _Entry, run: JobRun | None) -> None:
+        if run is not None and entry.run is run:
+            entry.run = entry.thread = None
+            self._running.pop(entry.row.id, None)
+
+    def _persist(self, write: Callable[[], object], timeout: float) -> None:
+        """Run a store write, retrying a failing disk for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        warned = False
+        while True:
+            try:
+                write()
+            except StoreLost:
+                raise
+            except StoreIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                if not warned:
+                    self.log.warning("batch_widget: %s; retrying for up to %.0f s", exc, timeout)
+                    warned = True
+                time.sleep(_WRITE_RETRY_PAUSE)
+            else:
+                return
+
+    def _check_running(self) -> None:
+        if self._stopping:
+            raise StoreUnavailable("the server is shutting down; try again once it restarted")
+        if self.store.lost is not None:
+            raise StoreLost(self.store.lost)
 
     # -- publishing ------------------------------------------------------------
 

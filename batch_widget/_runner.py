@@ -10,6 +10,7 @@ hand-off of its own), keeps each worker fed, and commits every outcome at most
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 import multiprocessing
@@ -24,12 +25,13 @@ from concurrent.futures import (
     Executor,
     Future,
     ProcessPoolExecutor,
-    ThreadPoolExecutor,
     wait,
 )
 from typing import Any
 
 from batch_widget import _worker
+from batch_widget._errors import StoreIOError
+from batch_widget._pools import DaemonThreadPool, process_pool, terminate_workers
 from batch_widget._worker import Outcome
 
 #: Chunks in flight per worker: one running, one queued, so no worker idles.
@@ -122,11 +124,13 @@ class CancelFlag:
         self.thread_event = threading.Event()
         self.process_event: Any = None
         self.reason: RunEnd | None = None
+        self.set_at: float | None = None
 
     def set(self, reason: RunEnd) -> None:
-        """Ask the run to start no more items."""
+        """Ask the run to start no more items (the first reason given wins)."""
         if self.reason is None:
             self.reason = reason
+            self.set_at = time.monotonic()
         self.thread_event.set()
         if self.process_event is not None:
             self.process_event.set()
@@ -150,7 +154,7 @@ class StallWatch:
         self.last = time.monotonic()
         self.next_warning = self.last + self.after
 
-    def check(self, running: Iterable[list[tuple[int, str]]]) -> None:
+    def check(self, running: Iterable[Sequence[tuple[int, str]]]) -> None:
         """Log a WARNING naming the running items if nothing finished for ``after`` seconds."""
         now = time.monotonic()
         if now < self.next_warning:
@@ -166,6 +170,27 @@ class StallWatch:
 
 
 CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome]], None]
+Item = tuple[int, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """Items handed to a worker together; ``isolated`` when it runs alone to find a crasher."""
+
+    items: list[Item]
+    isolated: bool = False
+
+
+@dataclasses.dataclass
+class _Unsaved:
+    """What the run has not yet committed: dispatched ranges and outcomes."""
+
+    started: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    outcomes: list[Outcome] = dataclasses.field(default_factory=list)
+    failing_since: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.outcomes)
 
 
 class JobRun:
@@ -180,7 +205,13 @@ class JobRun:
     fetch
         ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
     commit
-        ``commit(started_ranges, outcomes)`` stores a batch and publishes progress.
+        ``commit(started_ranges, outcomes)`` stores a batch and publishes progress;
+        it raises ``StoreIOError`` (and changes nothing) when the store fails.
+    cancel_timeout
+        Seconds running items get to finish after a cancel or stop; then process
+        workers are terminated and thread workers abandoned.
+    store_write_timeout
+        Seconds the run keeps retrying a failing store before it gives up (raises).
     stall_warning_after
         Seconds without a finished chunk before a WARNING names the running items.
     """
@@ -195,12 +226,15 @@ class JobRun:
         workers: int,
         executor: str,
         undispatched: int,
-        fetch: Callable[[int, int], list[tuple[int, str]]],
+        fetch: Callable[[int, int], list[Item]],
         commit: CommitHook,
         progress_interval: float,
         log: logging.Logger,
+        cancel_timeout: float = 10.0,
+        store_write_timeout: float = 60.0,
         stall_warning_after: float = 60.0,
     ) -> None:
+        self.job_id = job_id
         self.job_key = job_key
         self.ref = ref
         self.params = params
@@ -211,87 +245,230 @@ class JobRun:
         self.commit = commit
         self.interval = progress_interval
         self.log = log
+        self.cancel_timeout = cancel_timeout
+        self.store_write_timeout = store_write_timeout
         self.flag = CancelFlag()
         self.stall = StallWatch(stall_warning_after, job_id, log)
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
+        #: Items whose worker process died with them inside: each runs again alone.
+        self.suspects: deque[Item] = deque()
+        self.abandoned: list[int] = []
+        self._pool: Executor | None = None
+
+    # -- pools -------------------------------------------------------------------
 
     def _make_pool(self) -> Executor:
         if self.executor == "process":
-            # forkserver: forking a multi-threaded server process can deadlock.
-            context = multiprocessing.get_context("forkserver")
-            self.flag.process_event = context.Event()
+            if self.flag.process_event is None:
+                self.flag.process_event = multiprocessing.get_context("forkserver").Event()
             if self.flag.is_set():
                 self.flag.process_event.set()
-            return ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_worker.init_process,
-                initargs=(self.flag.process_event, batch_niceness()),
-            )
-        return ThreadPoolExecutor(self.workers, thread_name_prefix=f"batch-worker-{self.job_key}",
-                                  initializer=yield_cpu)
+            return process_pool(self.workers, _worker.init_process,
+                                (self.flag.process_event, batch_niceness(), os.getpid()))
+        return DaemonThreadPool(self.workers, f"batch-worker-{self.job_key}", yield_cpu)
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self.abandoned and isinstance(pool, ProcessPoolExecutor):
+            terminate_workers(pool)
+        pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+
+    # -- the run -----------------------------------------------------------------
 
     def run(self) -> RunEnd:
-        """Process every pending item (or stop early when asked); return how it ended."""
+        """Process every pending item (or stop early when asked); return how it ended.
+
+        Raises ``StoreIOError``/``StoreLost`` when the store stays unwritable.
+        """
         yield_cpu()
-        pool = self._make_pool()
+        self._pool = self._make_pool()
         try:
-            self._drive(pool)
+            self._drive()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            self._close_pool()
         return self.flag.reason or RunEnd.FINISHED
 
-    def _submit(self, pool: Executor, chunk: list[tuple[int, str]]) -> Future[list[Outcome]]:
-        thread_cancel = self.flag.thread_event if self.executor == "thread" else None
-        return pool.submit(_worker.run_chunk, self.ref, self.params, self.job_key, chunk,
-                           thread_cancel)
-
-    def _drive(self, pool: Executor) -> None:
-        inflight: dict[Future[list[Outcome]], list[tuple[int, str]]] = {}
-        started: list[tuple[int, int, int]] = []
-        outcomes: list[Outcome] = []
+    def _drive(self) -> None:
+        inflight: dict[Future[list[Outcome]], _Chunk] = {}
+        unsaved = _Unsaved()
         cursor, exhausted = -1, False
         next_commit = time.monotonic() + self.interval
         while True:
-            while (not exhausted and not self.flag.is_set()
-                   and len(inflight) < self.workers * _CHUNKS_PER_WORKER):
-                chunk = self.fetch(cursor, self.sizer.size(self.undispatched, self.workers))
-                if not chunk:
-                    exhausted = True
-                    break
-                cursor = chunk[-1][0]
-                self.undispatched -= len(chunk)
-                started.append((self.job_key, chunk[0][0], cursor))
-                try:
-                    inflight[self._submit(pool, chunk)] = chunk
-                except BrokenExecutor as exc:
-                    outcomes.extend(self._lost(chunk, exc))
-            if not inflight:
+            if self.flag.is_set():
+                unsaved.outcomes.extend(_skipped(self.suspects, self.job_key))
+                self.suspects.clear()
+            elif self.suspects or any(c.isolated for c in inflight.values()):
+                if not inflight:  # alone in the pool, so a crash names its item
+                    self._dispatch(inflight, _Chunk([self.suspects.popleft()], isolated=True))
+            else:
+                cursor, exhausted = self._fill(inflight, unsaved, cursor, exhausted)
+            if not inflight and (exhausted or self.flag.is_set()) and not self.suspects:
                 break
-            finished, _ = wait(inflight, timeout=max(0.0, next_commit - time.monotonic()),
+            finished, _ = wait(inflight, timeout=self._wait_for(next_commit),
                                return_when=FIRST_COMPLETED)
-            for future in finished:
-                outcomes.extend(self._collect(future, inflight.pop(future)))
+            if self._collect(inflight, finished, unsaved):
+                self._rebuild_pool(inflight, unsaved)
             if finished:
                 self.stall.progressed()
             else:
-                self.stall.check(inflight.values())
+                self.stall.check(c.items for c in inflight.values())
+            if self._grace_over() and inflight:
+                self._abandon(inflight)
+                break
             if time.monotonic() >= next_commit:
-                self.commit(started, outcomes)
-                started, outcomes = [], []
+                self._save(unsaved)
                 next_commit = time.monotonic() + self.interval
-        self.commit(started, outcomes)
+        self._save(unsaved, final=True)
+
+    def _fill(
+        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved, cursor: int,
+        exhausted: bool,
+    ) -> tuple[int, bool]:
+        """Keep every worker fed; return the new cursor and whether the ledger ran dry."""
+        while not exhausted and len(inflight) < self.workers * _CHUNKS_PER_WORKER:
+            try:
+                chunk = self.fetch(cursor, self.sizer.size(self.undispatched, self.workers))
+            except StoreIOError as exc:
+                self._store_failed(unsaved, exc)
+                if not inflight:
+                    time.sleep(self.interval)  # nothing to wait on: do not spin
+                break
+            if not chunk:
+                return cursor, True
+            cursor = chunk[-1][0]
+            self.undispatched -= len(chunk)
+            unsaved.started.append((self.job_key, chunk[0][0], cursor))
+            self._dispatch(inflight, _Chunk(chunk))
+        return cursor, exhausted
+
+    def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
+        assert self._pool is not None
+        thread_cancel = self.flag.thread_event if self.executor == "thread" else None
+        try:
+            future = self._pool.submit(_worker.run_chunk, self.ref, self.params, self.job_key,
+                                       chunk.items, thread_cancel)
+        except BrokenExecutor as exc:  # the pool broke between two chunks: a fresh one
+            future = Future()
+            future.set_exception(exc)
+        inflight[future] = chunk
+
+    def _wait_for(self, next_commit: float) -> float:
+        now = time.monotonic()
+        timeout = next_commit - now
+        if self.flag.set_at is not None:
+            timeout = min(timeout, self.flag.set_at + self.cancel_timeout - now)
+        return max(0.0, timeout)
+
+    def _grace_over(self) -> bool:
+        set_at = self.flag.set_at
+        return set_at is not None and time.monotonic() >= set_at + self.cancel_timeout
+
+    # -- outcomes ------------------------------------------------------------------
 
     def _collect(
-        self, future: Future[list[Outcome]], chunk: list[tuple[int, str]]
-    ) -> list[Outcome]:
-        try:
-            result = future.result()
-        except Exception as exc:  # a process worker died: fail its items, keep the job going
-            return self._lost(chunk, exc)
-        self.sizer.observe(result)
-        return result
+        self, inflight: dict[Future[list[Outcome]], _Chunk], finished: Iterable[Future[Any]],
+        unsaved: _Unsaved,
+    ) -> bool:
+        """Take the outcomes of ``finished`` chunks; return True if the process pool broke."""
+        broken = False
+        for future in finished:
+            chunk = inflight.pop(future)
+            try:
+                result = future.result()
+            except BrokenExecutor as exc:
+                broken = True
+                if chunk.isolated:
+                    unsaved.outcomes.extend(self._died(chunk.items, exc))
+                else:
+                    self.suspects.extend(chunk.items)
+            except BaseException as exc:  # the chunk as a whole could not run
+                unsaved.outcomes.extend(self._lost(chunk.items, exc))
+            else:
+                self.sizer.observe(result)
+                unsaved.outcomes.extend(result)
+        return broken
 
-    def _lost(self, chunk: list[tuple[int, str]], exc: BaseException) -> list[Outcome]:
-        self.log.warning("batch_widget: a worker died running %d items of job key %d: %s",
-                         len(chunk), self.job_key, exc)
-        message = f"the worker running this item died: {type(exc).__name__}: {exc}"
-        return [("failed", None, message, None, None, self.job_key, i) for i, _ in chunk]
+    def _rebuild_pool(
+        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
+    ) -> None:
+        """A worker process died: settle the dead pool's other chunks, start a fresh pool.
+
+        The items of every chunk the dead pool held become suspects and run again,
+        one at a time, so the next crash names the item that causes it; only that
+        item fails, and the job goes on.
+        """
+        wait(inflight)  # a broken pool fails every future it still holds at once
+        self._collect(inflight, list(inflight), unsaved)
+        self.log.warning(
+            "batch_widget: job %s: a worker process died; %d item(s) it may have been "
+            "running will run again one at a time to find the one that crashes it",
+            self.job_id, len(self.suspects))
+        assert self._pool is not None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._make_pool()
+
+    def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:
+        """Give up on items still running ``cancel_timeout`` after a cancel or stop."""
+        self.abandoned = sorted(index for chunk in inflight.values() for index, _ in chunk.items)
+        shown = ", ".join(map(str, self.abandoned[:10])) + (
+            ", ..." if len(self.abandoned) > 10 else "")
+        what = "cancel" if self.flag.reason is RunEnd.CANCELLED else "server shutdown"
+        if isinstance(self._pool, ProcessPoolExecutor):
+            ended = terminate_workers(self._pool)
+            fate = f"terminated {ended} worker process(es)"
+        else:
+            fate = ("threads cannot be stopped: they run on in the background until the "
+                    "processor returns, and their results are discarded")
+        self.log.warning(
+            "batch_widget: job %s: %d item(s) still running %.1f s after the %s (index(es) "
+            "%s); %s", self.job_id, len(self.abandoned), self.cancel_timeout, what, shown, fate)
+        inflight.clear()
+
+    def _save(self, unsaved: _Unsaved, final: bool = False) -> None:
+        """Commit what is unsaved; on a store failure keep it and retry (wait if ``final``)."""
+        while unsaved:
+            try:
+                self.commit(unsaved.started, unsaved.outcomes)
+            except StoreIOError as exc:
+                self._store_failed(unsaved, exc)
+                if not final:
+                    return
+                time.sleep(min(1.0, max(self.interval, 0.05)))
+                continue
+            if unsaved.failing_since is not None:
+                self.log.warning("batch_widget: job %s: the job store is writable again after "
+                                 "%.1f s; progress saved", self.job_id,
+                                 time.monotonic() - unsaved.failing_since)
+            unsaved.started, unsaved.outcomes, unsaved.failing_since = [], [], None
+            return
+
+    def _store_failed(self, unsaved: _Unsaved, exc: StoreIOError) -> None:
+        """Note a store failure; raise once it has lasted ``store_write_timeout``."""
+        now = time.monotonic()
+        if unsaved.failing_since is None:
+            unsaved.failing_since = now
+            self.log.warning(
+                "batch_widget: job %s: %s; holding its progress in memory and retrying for "
+                "up to %.0f s", self.job_id, exc, self.store_write_timeout)
+        elif now - unsaved.failing_since >= self.store_write_timeout:
+            raise StoreIOError(f"{exc} (still failing after {self.store_write_timeout:g} s)")
+
+    def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
+        self.log.warning("batch_widget: job %s: item %s crashed its worker process (%s)",
+                         self.job_id, ", ".join(str(i) for i, _ in items), exc)
+        message = ("the worker process running this item died (os._exit, a segfault or the "
+                   "out-of-memory killer?); the other items went on in a fresh worker")
+        return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
+
+    def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
+        self.log.warning("batch_widget: job %s: a chunk of %d item(s) could not run: %r",
+                         self.job_id, len(items), exc)
+        message = f"the worker could not run this item: {type(exc).__name__}: {exc}"
+        return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
+
+
+def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:
+    """Outcomes that send never-run items back to pending (the job's end decides their fate)."""
+    return [(_worker.SKIPPED, None, None, None, None, job_key, i) for i, _ in items]

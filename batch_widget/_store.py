@@ -8,15 +8,16 @@ The store knows nothing of HTTP, threads pools or widgets.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_widget._errors import InvalidRequest
+from batch_widget._errors import InvalidRequest, StoreIOError, StoreLost
 from batch_widget._types import ItemRecord, ItemStatus, JobStatus
 
 SCHEMA_VERSION = 1
@@ -111,7 +112,9 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
-        self._writer = self._connect()
+        self._lost: str | None = None
+        self._writer = self._connect(create=True)
+        self._identity = _file_identity(self.path)
         self._migrate()
 
     @classmethod
@@ -121,15 +124,49 @@ class Store:
 
     # -- connections -------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+    def _connect(self, create: bool = False) -> sqlite3.Connection:
+        # Only the first connection may create the file: a reader opened after the
+        # file was deleted must fail, not start an empty store beside the real one.
+        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.OperationalError:
+            self.check_file()
+            raise
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
+    def check_file(self) -> None:
+        """Raise ``StoreLost`` if the store file was deleted or replaced since it was opened.
+
+        SQLite keeps writing to a deleted file through its open descriptor, and a
+        new connection would create an empty store in its place: both lose data
+        silently, so every read and write checks first (one ``stat``).
+        """
+        if self._lost is None:
+            try:
+                identity = _file_identity(self.path)
+            except OSError:
+                identity = None
+            if identity == self._identity:
+                return
+            state = "deleted" if identity is None else "replaced by another file"
+            self._lost = (
+                f"the job store {self.path} was {state} while the server was running; "
+                "nothing more can be saved. Restart the Jupyter server to start a new store "
+                "(restore the file first to keep its jobs)")
+        raise StoreLost(self._lost)
+
+    @property
+    def lost(self) -> str | None:
+        """Why the store is gone for good, or None while it is fine."""
+        return self._lost
+
     def _reader(self) -> sqlite3.Connection:
+        self.check_file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -143,13 +180,21 @@ class Store:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job store is closed")
-            self._writer.execute("BEGIN IMMEDIATE")
+            self.check_file()
+            conn = self._writer
             try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if _is_disk_error(exc):
+                    self.check_file()
+                    raise StoreIOError(
+                        f"the job store {self.path} cannot be written: {exc}") from exc
                 raise
-            self._writer.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self._transaction() as conn:
@@ -163,6 +208,17 @@ class Store:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def release_reader(self) -> None:
+        """Close the calling thread's read connection (a job's thread ends with its run)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._readers:
+                self._readers.remove(conn)
+                conn.close()
 
     def close(self) -> None:
         """Close every connection; later calls raise."""
@@ -216,28 +272,53 @@ class Store:
             conn.execute("DELETE FROM items WHERE job = ?", (job.key,))
             conn.execute("DELETE FROM jobs WHERE key = ?", (job.key,))
 
-    def interrupt_unfinished(self) -> list[str]:
-        """Mark jobs a dead server left active ``interrupted``; running items go pending."""
+    def interrupt_unfinished(self, now: str) -> tuple[list[str], list[str]]:
+        """Close the jobs a dead server left active; return (interrupted ids, completed ids).
+
+        A job with items still to run becomes ``interrupted``, its running items
+        pending again. A job whose every item had ended (the server died between
+        its last commit and its end) is ``completed``: there is nothing to resume.
+        """
         active = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
         with self._transaction() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM jobs WHERE status IN (?, ?)", active)]
             conn.execute(
                 "UPDATE items SET status = 'pending' WHERE status = 'running' AND job IN "
                 "(SELECT key FROM jobs WHERE status IN (?, ?))", active)
-            conn.execute(
-                "UPDATE jobs SET status = ?, version = version + 1 WHERE status IN (?, ?)",
-                (JobStatus.INTERRUPTED.value, *active))
-        return ids
+            rows = conn.execute(
+                "SELECT key, id, EXISTS (SELECT 1 FROM items WHERE job = jobs.key "
+                "AND status = 'pending') FROM jobs WHERE status IN (?, ?)", active).fetchall()
+            interrupted = [(key, job_id) for key, job_id, unfinished in rows if unfinished]
+            completed = [(key, job_id) for key, job_id, unfinished in rows if not unfinished]
+            conn.executemany(
+                "UPDATE jobs SET status = ?, version = version + 1 WHERE key = ?",
+                [(JobStatus.INTERRUPTED.value, key) for key, _ in interrupted])
+            conn.executemany(
+                "UPDATE jobs SET status = ?, finished_at = ?, version = version + 1 "
+                "WHERE key = ?", [(JobStatus.COMPLETED.value, now, key) for key, _ in completed])
+        return [i for _, i in interrupted], [i for _, i in completed]
+
+    def unfinished_count(self, job_key: int) -> int:
+        """How many of the job's items are pending or running."""
+        (count,) = self._reader().execute(
+            "SELECT COUNT(*) FROM items WHERE job = ? AND status IN ('pending', 'running')",
+            (job_key,)).fetchone()
+        return int(count)
 
     # -- items ---------------------------------------------------------------
 
     def pending_items(self, job_key: int, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to ``limit`` pending ``(index, input_json)`` with index above ``after``."""
-        return self._reader().execute(
-            "SELECT idx, input FROM items WHERE job = ? AND idx > ? AND status = 'pending' "
-            "ORDER BY idx LIMIT ?", (job_key, after, limit),
-        ).fetchall()
+        try:
+            rows: list[tuple[int, str]] = self._reader().execute(
+                "SELECT idx, input FROM items WHERE job = ? AND idx > ? AND status = 'pending' "
+                "ORDER BY idx LIMIT ?", (job_key, after, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            if not _is_disk_error(exc):
+                raise
+            self.check_file()
+            raise StoreIOError(f"the job store {self.path} cannot be read: {exc}") from exc
+        return rows
 
     def commit_progress(
         self,
@@ -307,6 +388,73 @@ class Store:
             if isinstance(listed, list):
                 paths.extend(str(p) for p in listed)
         return paths
+
+
+class StoreLock:
+    """Ownership of a store file, so that one server at a time runs and changes its jobs.
+
+    Two Jupyter servers of one user share the default ``db_url``. Without an
+    owner, the second would mark the first one's running jobs interrupted and a
+    retry would run their items twice. The lock is an advisory ``flock`` on a
+    file beside the store, which the kernel drops when its process dies, even
+    by SIGKILL, so a crash never leaves a stale owner. The file also records who
+    holds it, for the message the other server shows.
+    """
+
+    def __init__(self, store_path: str | Path) -> None:
+        self.path = Path(f"{store_path}.lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object owns the store."""
+        return self._fd is not None
+
+    def acquire(self, owner: dict[str, Any]) -> bool:
+        """Take the store if no other process holds it; record ``owner``. Never blocks."""
+        if self._fd is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one server per store is up to the user
+            self._fd = -1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(owner).encode())
+        self._fd = fd
+        return True
+
+    def owner(self) -> dict[str, Any]:
+        """What the current holder recorded (empty if unreadable)."""
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
+
+    def release(self) -> None:
+        """Give the store up (the file stays: deleting it would race a new owner)."""
+        fd, self._fd = self._fd, None
+        if fd is not None and fd >= 0:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    """True for failures of the disk or the file (full, locked, read-only, I/O), not of SQL."""
+    disk = (sqlite3.OperationalError, OSError)
+    return isinstance(exc, disk) or type(exc) is sqlite3.DatabaseError
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _item_rows(job_key: int, items: Iterable[Any]) -> Iterator[list[tuple[int, int, str]]]:

@@ -65,12 +65,37 @@ def resolve(ref: str | bytes) -> Processor:
     return func  # type: ignore[no-any-return]  # checked callable just above
 
 
-def init_process(cancel_event: Any, niceness: int) -> None:
-    """Process-pool initializer: remember the job's cancel event, yield the CPU to the server."""
+def init_process(cancel_event: Any, niceness: int, server_pid: int) -> None:
+    """Process-pool initializer: remember the job's cancel event, yield the CPU to the server.
+
+    It also starts a watch that ends this worker when the server is gone: an idle
+    worker blocks on a queue whose write end it holds itself, and a hung item never
+    returns, so neither would notice a SIGKILLed server on its own.
+    """
     global _process_cancel  # noqa: PLW0603  # one event per child process, set once
     _process_cancel = cancel_event
     with contextlib.suppress(OSError):  # the forkserver may already run at this niceness
         os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True,
+                     name="batch-server-watch").start()
+
+
+def _exit_with_server(server_pid: int, every: float = 0.5) -> None:
+    """End this process (at once, like the server did) when the server is gone.
+
+    Two signs, either is enough: ``server_pid`` no longer exists, or this worker's
+    parent (the forkserver, which exits when the server closes its end of their
+    pipe) changed: the second also covers a dead server nobody has reaped yet.
+    """
+    parent = os.getppid()
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
+        try:
+            os.kill(server_pid, 0)
+        except (ProcessLookupError, PermissionError):  # gone, or the pid was reused
+            os._exit(1)
 
 
 def run_chunk(
@@ -96,7 +121,7 @@ def run_chunk(
         started = clock()
         try:
             result = func(json.loads(raw), **params)
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
             append(("failed", None, _describe(exc), traceback.format_exc(), clock() - started,
                     job_key, index))
             continue
