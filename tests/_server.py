@@ -154,6 +154,25 @@ class JupyterProcess:
             raw = response.read()
         return json.loads(raw) if raw else None
 
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 10
+    ) -> tuple[int, Any]:
+        """Send a JSON request with the token; return ``(status, JSON or None)``, never raising."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data if data is not None else (b"" if method == "POST" else None),
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            return error.code, json.loads(raw) if raw else None
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -162,9 +181,14 @@ class JupyterProcess:
                 raise RuntimeError(
                     f"{self.label} exited with {self.process.returncode}:\n{self.log()}"
                 )
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 self.api("GET", "api/batch/jobs")
                 return
+            except urllib.error.HTTPError as error:
+                if error.code == 503:  # up, and waiting for another server's job store
+                    return
+            except (OSError, ValueError):
+                pass
             if time.monotonic() > deadline:
                 self.stop(signal.SIGKILL)
                 raise RuntimeError(

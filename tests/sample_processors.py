@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,47 @@ def pid_of_worker(item: Any) -> int:
 def niceness(item: Any) -> int:
     """The scheduling niceness of the thread running the item (Linux: per thread)."""
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def exits(item: int, exit_on: tuple[int, ...] = (), interrupt_on: tuple[int, ...] = ()) -> int:
+    """``sys.exit(2)`` or ``KeyboardInterrupt`` for chosen items, as an argparse ``main()`` does."""
+    if item in exit_on:
+        sys.exit(2)
+    if item in interrupt_on:
+        raise KeyboardInterrupt
+    return item
+
+
+def crash(item: int, on: tuple[int, ...] = (), how: str = "exit", seconds: float = 0.0) -> int:
+    """Kill the worker process for chosen items: ``os._exit`` or a real segfault."""
+    time.sleep(seconds)
+    if item in on:
+        if how == "segfault":
+            ctypes.string_at(0)  # reads address 0: SIGSEGV
+        os._exit(3)
+    return item
+
+
+def hang(
+    item: int, on: tuple[int, ...] = (), pid_dir: str = "", release: str = "",
+    seconds: float = 0.0,
+) -> int:
+    """Never return for chosen items (a processor stuck on a dead network share).
+
+    Writes ``<pid_dir>/<item>.pid`` first, so a test knows which process is stuck.
+    A test that must not leave a stuck thread behind creates the file ``release``.
+    """
+    if pid_dir:
+        Path(pid_dir, f"{item}.pid").write_text(str(os.getpid()), encoding="utf-8")
+    if item in on:
+        while not (release and Path(release).exists()):
+            time.sleep(0.05)
+    time.sleep(seconds)
+    return item
+
+
+def once(item: Any, marker_dir: str, seconds: float = 0.0) -> Any:
+    """Leave one marker file per run of an item: a test counts how often each item ran."""
+    time.sleep(seconds)
+    Path(marker_dir, f"{item}.{os.getpid()}.{uuid.uuid4().hex}").touch()
+    return item

@@ -9,78 +9,21 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
-from tornado.ioloop import IOLoop
+from _engine import ManagerFactory, Recorder, make_manager, wait, wait_until
 
 from batch_widget import _worker
 from batch_widget._errors import InvalidRequest, JobNotFound, JobStateConflict, PermissionDenied
 from batch_widget._manager import JobManager
 from batch_widget._runner import ChunkSizer
 from batch_widget._store import Store
-from batch_widget._types import Snapshot
 
 SLEEP = "batch_widget.processors:sleep"
-
-
-class Recorder:
-    """A real publisher that keeps what it is given (and can refuse the first few)."""
-
-    def __init__(self, fail_terminal: int = 0) -> None:
-        self.events: list[Snapshot] = []
-        self.attempts: list[Snapshot] = []
-        self.fail_terminal = fail_terminal
-
-    def publish(self, snapshot: Snapshot) -> None:
-        self.attempts.append(snapshot)
-        terminal = snapshot["status"] in {"completed", "failed", "cancelled", "interrupted"}
-        if terminal and self.fail_terminal > 0:
-            self.fail_terminal -= 1
-            raise ConnectionError("broadcast refused on purpose")
-        self.events.append(snapshot)
-
-    def of(self, job_id: str) -> list[Snapshot]:
-        return [s for s in self.events if s["id"] == job_id]
-
-
-ManagerFactory = Callable[..., JobManager]
-
-
-@pytest.fixture
-async def make_manager(tmp_path: Path) -> AsyncIterator[ManagerFactory]:
-    """Build started managers on a store in the test's temp dir; stop them afterwards."""
-    made: list[JobManager] = []
-
-    def factory(recorder: Recorder | None = None, start: bool = True, **options: Any) -> JobManager:
-        options.setdefault("progress_interval", 0.05)
-        manager = JobManager(Store(tmp_path / "jobs.sqlite"), recorder, loop=IOLoop.current(),
-                             **options)
-        if start:
-            manager.start()
-        made.append(manager)
-        return manager
-
-    yield factory
-    for manager in made:
-        await asyncio.to_thread(manager.stop)
-        manager.store.close()
-
-
-async def wait(manager: JobManager, job_id: str, timeout: float = 60) -> Snapshot:
-    snapshot = await asyncio.to_thread(manager.wait, job_id, timeout)
-    await asyncio.sleep(0.05)  # let the IOLoop deliver the last event
-    return snapshot
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+__all__ = ["make_manager"]  # the fixture, imported for pytest
 
 
 async def test_a_job_goes_queued_processing_completed(make_manager: ManagerFactory) -> None:

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from _helpers import SLEEP, TERMINAL
 from _server import ServerHandle, running_server
-
-
-def call(server: ServerHandle, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Send a JSON request with the token; return (code, decoded body or None)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server.url + path,
-        data=data if data is not None else (b"" if method == "POST" else None),
-        method=method,
-        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def wait_for(server: ServerHandle, job_id: str, check: Any, timeout: float = 60) -> Any:
@@ -51,8 +31,7 @@ def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
     tmp_path: Path,
 ) -> None:
     with running_server(tmp_path) as server:
-        code, job = call(
-            server,
+        code, job = server.call(
             "POST",
             "api/batch/jobs",
             {
@@ -80,7 +59,7 @@ def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
         assert {i: items[i] for i in committed} == committed
         assert not [item for item in items.values() if item["status"] == "running"]
 
-        code, retried = call(server, "POST", f"api/batch/jobs/{job['id']}/retry")
+        code, retried = server.call("POST", f"api/batch/jobs/{job['id']}/retry")
         assert code == 200, retried
         final = wait_for(server, job["id"], lambda s: s["status"] in TERMINAL)
         assert final["status"] == "completed"
