@@ -89,3 +89,11 @@ def once(item: Any, marker_dir: str, seconds: float = 0.0) -> Any:
     time.sleep(seconds)
     Path(marker_dir, f"{item}.{os.getpid()}.{uuid.uuid4().hex}").touch()
     return item
+
+
+def sleep_then_fail(item: Any, seconds: float = 0.2, fail: tuple[Any, ...] = ()) -> Any:
+    """Sleep, then raise for items in ``fail``: a retry of them takes time, as in real life."""
+    time.sleep(seconds)
+    if item in fail:
+        raise ValueError(f"item {item!r} failed after {seconds} s")
+    return item
