@@ -26,7 +26,7 @@ from batch_widget._errors import JobNotFound, JobStateConflict
 from batch_widget._runner import JobRun, RateMeter, RunEnd
 from batch_widget._store import JobRow, Store
 from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
-from batch_widget._worker import Outcome, ProcessorError, resolve
+from batch_widget._worker import Outcome, ProcessorError
 
 _log = logging.getLogger("batch_widget")
 
@@ -208,10 +208,11 @@ class JobManager:
                                    name=name, params=params, max_workers=max_workers,
                                    executor=executor)
         row = JobRow(key=0, id=self._new_id(), name=spec.name, processor=spec.label,
-                     callable=spec.pickled, params=spec.params_json, max_workers=spec.max_workers,
+                     callable_size=None if spec.pickled is None else len(spec.pickled),
+                     params=spec.params_json, max_workers=spec.max_workers,
                      executor=spec.executor, status=JobStatus.QUEUED, total=len(items),
                      version=1, created_at=_now())
-        self.store.insert_job(row, items)
+        self.store.insert_job(row, items, spec.pickled)
         with self._lock:
             entry = self._jobs[row.id] = _Entry(row)
             self._queue.append(row.id)
@@ -252,7 +253,7 @@ class JobManager:
                 if row.done == row.total:
                     raise JobStateConflict(f"job {job_id} has nothing to retry: every item "
                                            "is done")
-                self.rules.check_stored_processor(row.processor, row.callable)
+                self.rules.check_stored_processor(row.processor, row.callable_size is not None)
                 queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
                                              finished_at=None, error=None,
                                              version=row.version + 1)
@@ -298,7 +299,8 @@ class JobManager:
         key = row.key
         return JobRun(
             job_id=row.id, job_key=key,
-            ref=row.callable if row.callable is not None else row.processor,
+            ref=row.processor if row.callable_size is None
+            else lambda: self.store.load_callable(key),
             params=_validation.load_params(row.params),
             workers=row.max_workers or self.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
@@ -312,7 +314,7 @@ class JobManager:
         run = entry.run
         assert run is not None
         try:
-            resolve(run.ref)
+            run.prepare()
             if not run.flag.is_set():
                 self._begin(entry)
             end = run.run()

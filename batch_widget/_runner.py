@@ -174,7 +174,9 @@ class JobRun:
     Parameters
     ----------
     job_id, job_key, ref, params
-        The job's id and store key, processor reference (import path or pickle) and params.
+        The job's id and store key, processor and params. ``ref`` is an import path,
+        or a function returning the job's pickled function: it is called when the run
+        starts, so a stored pickle is in memory only while its job runs.
     workers, executor
         Pool size, and ``"thread"`` or ``"process"``.
     fetch
@@ -190,7 +192,7 @@ class JobRun:
         *,
         job_id: str,
         job_key: int,
-        ref: str | bytes,
+        ref: str | Callable[[], bytes],
         params: dict[str, Any],
         workers: int,
         executor: str,
@@ -203,6 +205,7 @@ class JobRun:
     ) -> None:
         self.job_key = job_key
         self.ref = ref
+        self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
         self.workers = workers
         self.executor = executor
@@ -229,8 +232,20 @@ class JobRun:
         return ThreadPoolExecutor(self.workers, thread_name_prefix=f"batch-worker-{self.job_key}",
                                   initializer=yield_cpu)
 
+    def prepare(self) -> None:
+        """Load the processor; raise ``ProcessorError`` when it cannot be.
+
+        Thread workers share the one function; each process gets the reference
+        (import path or pickle) with its chunks and loads it once.
+        """
+        ref = self.ref if isinstance(self.ref, str) else self.ref()
+        func = _worker.resolve(ref)
+        self.task_ref = func if self.executor == "thread" else ref
+
     def run(self) -> RunEnd:
         """Process every pending item (or stop early when asked); return how it ended."""
+        if self.task_ref is None:
+            self.prepare()
         yield_cpu()
         pool = self._make_pool()
         try:
@@ -241,7 +256,8 @@ class JobRun:
 
     def _submit(self, pool: Executor, chunk: list[tuple[int, str]]) -> Future[list[Outcome]]:
         thread_cancel = self.flag.thread_event if self.executor == "thread" else None
-        return pool.submit(_worker.run_chunk, self.ref, self.params, self.job_key, chunk,
+        assert self.task_ref is not None, "run() prepares the processor first"
+        return pool.submit(_worker.run_chunk, self.task_ref, self.params, self.job_key, chunk,
                            thread_cancel)
 
     def _drive(self, pool: Executor) -> None:

@@ -55,14 +55,22 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 _JOB_COLUMNS = (
-    "key", "id", "name", "processor", "callable", "params", "max_workers", "executor",
+    "key", "id", "name", "processor", "callable_size", "params", "max_workers", "executor",
     "status", "total", "done", "failed", "version", "created_at", "started_at",
     "finished_at", "error",
+)
+#: What ``load_jobs`` selects: the size of a pickled function, never the pickle itself.
+_JOB_SELECT = ", ".join(
+    "length(callable) AS callable_size" if name == "callable_size" else name
+    for name in _JOB_COLUMNS
 )
 _MUTABLE_JOB_COLUMNS = (
     "status", "done", "failed", "version", "started_at", "finished_at", "error",
 )
 _INSERT_BATCH = 10_000
+#: Free pages (4 KiB each) worth handing back to the file system after a delete.
+_VACUUM_MIN_PAGES = 256
+_INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
 
 
 @dataclass
@@ -73,7 +81,8 @@ class JobRow:
     id: str
     name: str
     processor: str
-    callable: bytes | None
+    #: Bytes of the job's pickled function (loaded only to run it), None for an import path.
+    callable_size: int | None
     params: str
     max_workers: int | None
     executor: str
@@ -111,7 +120,9 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
-        self._writer = self._connect()
+        self._shrinks = False
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._writer = self._connect(new_file=new)
         self._migrate()
 
     @classmethod
@@ -121,9 +132,13 @@ class Store:
 
     # -- connections -------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, new_file: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                check_same_thread=False)
+        if new_file:
+            # A file can take this mode only while empty, before journal_mode=WAL.
+            # Stores made earlier keep mode NONE: they reuse freed pages, never shrink.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -152,6 +167,9 @@ class Store:
             self._writer.execute("COMMIT")
 
     def _migrate(self) -> None:
+        with self._lock:
+            (mode,) = self._writer.execute("PRAGMA auto_vacuum").fetchone()
+            self._shrinks = mode == _INCREMENTAL
         with self._transaction() as conn:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
@@ -174,18 +192,20 @@ class Store:
 
     # -- jobs ----------------------------------------------------------------
 
-    def insert_job(self, job: JobRow, items: Iterable[Any]) -> int:
-        """Store a job and its items in one transaction; return the item count.
+    def insert_job(
+        self, job: JobRow, items: Iterable[Any], pickled: bytes | None = None
+    ) -> int:
+        """Store a job, its pickled function if any, and its items in one transaction.
 
-        An item that is not JSON-serialisable raises ``InvalidRequest`` and
-        stores nothing.
+        Return the item count. An item that is not JSON-serialisable raises
+        ``InvalidRequest`` and stores nothing.
         """
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO jobs (key, id, name, processor, callable, params, max_workers, "
                 "executor, status, total, done, failed, version, created_at) "
                 "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
-                (job.id, job.name, job.processor, job.callable, job.params, job.max_workers,
+                (job.id, job.name, job.processor, pickled, job.params, job.max_workers,
                  job.executor, job.status.value, job.total, job.version, job.created_at),
             )
             job.key = int(cursor.lastrowid or 0)
@@ -200,10 +220,17 @@ class Store:
 
     def load_jobs(self) -> list[JobRow]:
         """Every stored job, oldest first."""
-        rows = self._reader().execute(
-            f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs ORDER BY key"
-        ).fetchall()
+        rows = self._reader().execute(f"SELECT {_JOB_SELECT} FROM jobs ORDER BY key").fetchall()
         return [_job_from_row(row) for row in rows]
+
+    def load_callable(self, job_key: int) -> bytes:
+        """The pickled function of a job created with one; read only when the job runs."""
+        row = self._reader().execute(
+            "SELECT callable FROM jobs WHERE key = ?", (job_key,)).fetchone()
+        if row is None or row[0] is None:
+            raise KeyError(f"job key {job_key} has no stored function")
+        blob: bytes = row[0]
+        return blob
 
     def save_job(self, job: JobRow) -> None:
         """Commit a job's state and counters."""
@@ -211,10 +238,29 @@ class Store:
             _update_job(conn, job)
 
     def delete_job(self, job: JobRow) -> None:
-        """Forget a job and its items."""
+        """Forget a job and its items, and give the file space they took back.
+
+        Stores created with ``auto_vacuum=INCREMENTAL`` shrink here; older
+        ones keep the freed pages and reuse them for later jobs.
+        """
         with self._transaction() as conn:
             conn.execute("DELETE FROM items WHERE job = ?", (job.key,))
             conn.execute("DELETE FROM jobs WHERE key = ?", (job.key,))
+        self._release_free_pages()
+
+    def _release_free_pages(self) -> None:
+        with self._lock:
+            if self._closed or not self._shrinks:
+                return
+            (free,) = self._writer.execute("PRAGMA freelist_count").fetchone()
+            if free < _VACUUM_MIN_PAGES:
+                return
+            # execute() would step it once, freeing one page; executescript() steps it
+            # to the end (we are in autocommit mode, so its implicit COMMIT is a no-op).
+            self._writer.executescript("PRAGMA incremental_vacuum")
+            # The WAL grew by what the job wrote; a TRUNCATE checkpoint shrinks it
+            # too (it does less, harmlessly, while a reader holds an old snapshot).
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def interrupt_unfinished(self) -> list[str]:
         """Mark jobs a dead server left active ``interrupted``; running items go pending."""

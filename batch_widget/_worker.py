@@ -22,6 +22,8 @@ from typing import Any
 import cloudpickle
 
 Processor = Callable[..., Any]
+#: A processor as a worker receives it: import path, cloudpickle, or (threads) the function.
+Ref = str | bytes | Processor
 #: ``(status, result_json, error, traceback, duration, job_key, index)``
 Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", int, int]
 #: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
@@ -43,26 +45,66 @@ def check_import_path(path: str) -> None:
         )
 
 
-@functools.lru_cache(maxsize=64)
-def resolve(ref: str | bytes) -> Processor:
-    """Turn an import path or a cloudpickled function into a callable."""
+@functools.lru_cache(maxsize=256)
+def import_processor(path: str) -> Processor:
+    """Import the function an import path names (cached: a module stays imported anyway)."""
+    check_import_path(path)
+    module_name, _, attr = path.partition(":")
+    try:
+        func: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            func = getattr(func, part)
+    except (ImportError, AttributeError) as exc:
+        raise ProcessorError(f"processor {path!r} cannot be imported: {exc}") from exc
+    return _checked(func, repr(path))
+
+
+def unpickle_processor(pickled: bytes) -> Processor:
+    """Load a cloudpickled function. Never cached: it may carry megabytes of captured data."""
+    try:
+        func = cloudpickle.loads(pickled)
+    except Exception as exc:
+        raise ProcessorError(f"the pickled function cannot be loaded: {exc}") from exc
+    return _checked(func, "the pickled function")
+
+
+def resolve(ref: Ref) -> Processor:
+    """Turn an import path, a cloudpickled function or a function into a callable."""
+    if isinstance(ref, str):
+        return import_processor(ref)
     if isinstance(ref, bytes):
-        try:
-            func = cloudpickle.loads(ref)
-        except Exception as exc:
-            raise ProcessorError(f"the pickled function cannot be loaded: {exc}") from exc
-    else:
-        check_import_path(ref)
-        module_name, _, attr = ref.partition(":")
-        try:
-            func = importlib.import_module(module_name)
-            for part in attr.split("."):
-                func = getattr(func, part)
-        except (ImportError, AttributeError) as exc:
-            raise ProcessorError(f"processor {ref!r} cannot be imported: {exc}") from exc
+        return unpickle_processor(ref)
+    return _checked(ref, repr(ref))
+
+
+def _checked(func: Any, label: str) -> Processor:
     if not callable(func):
-        raise ProcessorError(f"processor {ref!r} is not callable")
+        raise ProcessorError(f"processor {label} is not callable")
     return func  # type: ignore[no-any-return]  # checked callable just above
+
+
+class _LastPickle:
+    """A worker process's one unpickled function, so a job's chunks load it once.
+
+    One slot, not a cache: a process holds at most the function it runs now.
+    """
+
+    def __init__(self) -> None:
+        self.pickled = b""
+        self.func: Processor | None = None
+
+    def resolve(self, ref: Ref) -> Processor:
+        if not isinstance(ref, bytes):
+            return resolve(ref)
+        func = self.func
+        if func is None or ref != self.pickled:
+            self.func = func = None  # let the previous function go before loading the next
+            func = unpickle_processor(ref)
+            self.func, self.pickled = func, ref
+        return func
+
+
+_last_pickle = _LastPickle()
 
 
 def init_process(cancel_event: Any, niceness: int) -> None:
@@ -74,7 +116,7 @@ def init_process(cancel_event: Any, niceness: int) -> None:
 
 
 def run_chunk(
-    ref: str | bytes,
+    ref: Ref,
     params: dict[str, Any],
     job_key: int,
     chunk: Sequence[tuple[int, str]],
@@ -85,7 +127,7 @@ def run_chunk(
     Items not started once ``cancel`` is set come back as ``SKIPPED``.
     """
     stop = cancel if cancel is not None else _process_cancel
-    func = resolve(ref)
+    func = _last_pickle.resolve(ref)
     outcomes: list[Outcome] = []
     append = outcomes.append
     clock = time.perf_counter
