@@ -20,9 +20,12 @@ from batch_widget._handlers import (
     route_table,
 )
 from batch_widget._manager import JobManager
+from batch_widget._memory import fix_mmap_threshold
 from batch_widget._store import Store, path_from_url
 
 __all__ = ["BatchWidgetApp"]
+
+_MAX_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc refuses more on 64-bit (HEAP_MAX_SIZE / 2)
 
 
 class BatchWidgetApp(ExtensionApp):
@@ -74,6 +77,13 @@ class BatchWidgetApp(ExtensionApp):
     allow_callables = Bool(
         True, help="Accept notebook-defined functions (cloudpickled) as processors."
     ).tag(config=True)
+    malloc_mmap_threshold = Int(
+        1024 * 1024,
+        help="Bytes from which glibc's malloc gives each block its own mapping, unmapped "
+        "when freed, so big transient buffers (pickled functions, pages of results) do not "
+        "stay in the server's memory after use. 0 leaves the allocator alone; the "
+        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.",
+    ).tag(config=True)
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
@@ -120,6 +130,14 @@ class BatchWidgetApp(ExtensionApp):
             raise TraitError(f"completion_broadcast_retries must be >= 0, not {value}")
         return value
 
+    @validate("malloc_mmap_threshold")
+    def _validate_mmap_threshold(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value <= _MAX_MMAP_THRESHOLD:
+            raise TraitError(f"malloc_mmap_threshold must be from 0 to {_MAX_MMAP_THRESHOLD} "
+                             f"(glibc's limit), not {value}")
+        return value
+
     @validate("db_url")
     def _validate_db_url(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"])
@@ -148,6 +166,7 @@ class BatchWidgetApp(ExtensionApp):
             "executor",
             "allowed_processors",
             "allow_callables",
+            "malloc_mmap_threshold",
         ]
         summary = {name: getattr(self, name) for name in names}
         summary["broadcaster_class"] = _class_path(self.broadcaster_class)
@@ -162,6 +181,8 @@ class BatchWidgetApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Build the store, broadcaster and manager and put them in the settings."""
+        self.server_log.debug("batch_widget: malloc's mmap threshold %s",
+                              fix_mmap_threshold(self.malloc_mmap_threshold))
         self.store = Store.from_url(self.db_url)
         self.broadcaster = self.broadcaster_class(
             heartbeat_interval=self.heartbeat_interval,

@@ -477,6 +477,8 @@ async def eventually_processing(api: Api, job_id: str) -> None:
         ("completion_broadcast_retries", -1),
         ("executor", "gpu"),
         ("db_url", "postgres://nope"),
+        ("malloc_mmap_threshold", -1),
+        ("malloc_mmap_threshold", 64 * 1024 * 1024),
     ],
 )
 def test_bad_configuration_is_refused(trait: str, value: Any) -> None:
@@ -502,6 +504,7 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "executor": "thread",
         "allowed_processors": ["*"],
         "allow_callables": True,
+        "malloc_mmap_threshold": 1024 * 1024,
         "broadcaster_class": "batch_widget._events.Broadcaster",
         "manager_class": "batch_widget._manager.JobManager",
     }
