@@ -216,6 +216,7 @@ class JobRun:
         self.log = log
         self.flag = CancelFlag()
         self.stall = StallWatch(stall_warning_after, job_id, log)
+        self.cpu_watch = _worker.CpuWatch(job_id, log) if executor == "thread" else None
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
 
     def _make_pool(self) -> Executor:
@@ -258,7 +259,7 @@ class JobRun:
         thread_cancel = self.flag.thread_event if self.executor == "thread" else None
         assert self.task_ref is not None, "run() prepares the processor first"
         return pool.submit(_worker.run_chunk, self.task_ref, self.params, self.job_key, chunk,
-                           thread_cancel)
+                           cancel=thread_cancel, cpu_watch=self.cpu_watch)
 
     def _drive(self, pool: Executor) -> None:
         inflight: dict[Future[list[Outcome]], list[tuple[int, str]]] = {}

@@ -42,3 +42,16 @@ def pid_of_worker(item: Any) -> int:
 def niceness(item: Any) -> int:
     """The scheduling niceness of the thread running the item (Linux: per thread)."""
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def spin(item: Any, seconds: float = 0.05) -> Any:
+    """Burn ``seconds`` of CPU in pure Python, holding the GIL as numeric loops do."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return item
+
+
+def big_result(item: int, size: int) -> str:
+    """A result whose JSON is ``size`` bytes plus the quotes."""
+    return str(item % 10) * size
