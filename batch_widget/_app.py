@@ -22,6 +22,7 @@ from batch_widget._handlers import (
 from batch_widget._manager import JobManager
 from batch_widget._memory import fix_mmap_threshold
 from batch_widget._store import Store, path_from_url
+from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = ["BatchWidgetApp"]
 
@@ -77,6 +78,12 @@ class BatchWidgetApp(ExtensionApp):
     allow_callables = Bool(
         True, help="Accept notebook-defined functions (cloudpickled) as processors."
     ).tag(config=True)
+    max_result_bytes = Int(
+        DEFAULT_MAX_RESULT_BYTES,
+        help="The most bytes of JSON one item's result may take; a bigger result fails its "
+        "item with an error that says to write big results to files and return their paths "
+        "under \"outputs\". Results live in the job store and are read back whole.",
+    ).tag(config=True)
     malloc_mmap_threshold = Int(
         1024 * 1024,
         help="Bytes from which glibc's malloc gives each block its own mapping, unmapped "
@@ -110,6 +117,7 @@ class BatchWidgetApp(ExtensionApp):
         "max_concurrent_jobs",
         "max_items",
         "reconnect_delay",
+        "max_result_bytes",
     )
     def _validate_positive_int(self, proposal: dict[str, Any]) -> int:
         return int(_positive(proposal))
@@ -166,6 +174,7 @@ class BatchWidgetApp(ExtensionApp):
             "executor",
             "allowed_processors",
             "allow_callables",
+            "max_result_bytes",
             "malloc_mmap_threshold",
         ]
         summary = {name: getattr(self, name) for name in names}
@@ -202,6 +211,7 @@ class BatchWidgetApp(ExtensionApp):
             allowed_processors=list(self.allowed_processors),
             allow_callables=self.allow_callables,
             resume_interrupted=self.resume_interrupted,
+            max_result_bytes=self.max_result_bytes,
             log=self.server_log,
         )
         self.settings.update(

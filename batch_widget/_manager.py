@@ -26,7 +26,7 @@ from batch_widget._errors import JobNotFound, JobStateConflict
 from batch_widget._runner import JobRun, RateMeter, RunEnd
 from batch_widget._store import JobRow, Store
 from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
-from batch_widget._worker import Outcome, ProcessorError
+from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES, Outcome, ProcessorError
 
 _log = logging.getLogger("batch_widget")
 
@@ -72,8 +72,10 @@ class JobManager:
         resume_interrupted: bool = False,
         log: logging.Logger | None = None,
         stall_warning_after: float = 60.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.store = store
+        self.max_result_bytes = max_result_bytes
         self.broadcaster = broadcaster
         self.loop = loop
         self.max_workers = max_workers
@@ -175,6 +177,20 @@ class JobManager:
         with self._lock:
             key = self._entry(job_id).row.key
         return self.store.items(key, wanted, offset, limit)
+
+    def items_page(
+        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> bytes:
+        """The JSON answer of ``GET .../items``, built from the stored JSON. Blocking.
+
+        It may hold fewer than ``limit`` items (never none while some match): a
+        page stops before the item that would take it over the store's byte budget.
+        """
+        wanted = _validation.item_status(status)
+        _validation.page(limit, offset)
+        with self._lock:
+            key = self._entry(job_id).row.key
+        return self.store.items_page(key, wanted, offset, limit)
 
     def outputs(self, job_id: str) -> list[str]:
         """Files named under ``"outputs"`` by the job's results, as the processors wrote them."""
@@ -308,6 +324,7 @@ class JobManager:
             commit=lambda started, outcomes: self._commit(entry, started, outcomes),
             progress_interval=self.progress_interval, log=self.log,
             stall_warning_after=self.stall_warning_after,
+            max_result_bytes=self.max_result_bytes,
         )
 
     def _run_job(self, entry: _Entry) -> None:

@@ -185,6 +185,8 @@ class JobRun:
         ``commit(started_ranges, outcomes)`` stores a batch and publishes progress.
     stall_warning_after
         Seconds without a finished chunk before a WARNING names the running items.
+    max_result_bytes
+        The longest JSON of one result; a longer one fails its item.
     """
 
     def __init__(
@@ -202,8 +204,10 @@ class JobRun:
         progress_interval: float,
         log: logging.Logger,
         stall_warning_after: float = 60.0,
+        max_result_bytes: int = _worker.DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.job_key = job_key
+        self.max_result_bytes = max_result_bytes
         self.ref = ref
         self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
@@ -259,7 +263,8 @@ class JobRun:
         thread_cancel = self.flag.thread_event if self.executor == "thread" else None
         assert self.task_ref is not None, "run() prepares the processor first"
         return pool.submit(_worker.run_chunk, self.task_ref, self.params, self.job_key, chunk,
-                           cancel=thread_cancel, cpu_watch=self.cpu_watch)
+                           cancel=thread_cancel, cpu_watch=self.cpu_watch,
+                           max_result_bytes=self.max_result_bytes)
 
     def _drive(self, pool: Executor) -> None:
         inflight: dict[Future[list[Outcome]], list[tuple[int, str]]] = {}

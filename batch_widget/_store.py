@@ -70,6 +70,8 @@ _MUTABLE_JOB_COLUMNS = (
 _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
+#: A page of ``items_page`` stops before the item that would take it past this many bytes.
+PAGE_BYTES = 8 * 1024 * 1024
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
 
 
@@ -327,11 +329,7 @@ class Store:
         self, job_key: int, status: ItemStatus | None, offset: int, limit: int
     ) -> tuple[list[ItemRecord], int]:
         """A page of the ledger in index order, and the number of matching items."""
-        where = "job = ?"
-        args: list[Any] = [job_key]
-        if status is not None:
-            where += " AND status = ?"
-            args = [*args, status.value]
+        where, args = _item_filter(job_key, status)
         conn = self._reader()
         (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
         rows = conn.execute(
@@ -339,6 +337,35 @@ class Store:
             f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
         ).fetchall()
         return [_item_from_row(row) for row in rows], int(total)
+
+    def items_page(
+        self, job_key: int, status: ItemStatus | None, offset: int, limit: int,
+        max_bytes: int = PAGE_BYTES,
+    ) -> bytes:
+        """A page of the ledger as the JSON body ``{"items": [...], "total": n}``.
+
+        Stored inputs and results are JSON already: they are copied into the page,
+        never decoded and encoded again. The page ends before the item that would
+        take it past ``max_bytes``, so it may hold fewer than ``limit`` items, but
+        never none while items match: readers advance by the items they got.
+        """
+        where, args = _item_filter(job_key, status)
+        conn = self._reader()
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
+        rows = conn.execute(
+            f"SELECT idx, input, status, result, error, traceback, duration FROM items "
+            f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
+        )
+        parts: list[str] = []
+        size = 0
+        for row in rows:
+            text = _item_json(row)
+            if parts and size + len(text) > max_bytes:
+                break
+            parts.append(text)
+            size += len(text) + 2
+        rows.close()
+        return f'{{"items": [{", ".join(parts)}], "total": {int(total)}}}'.encode()
 
     def outputs(self, job_key: int) -> list[str]:
         """Paths listed under ``"outputs"`` in the job's results, in item order."""
@@ -379,6 +406,22 @@ def _job_from_row(row: Sequence[Any]) -> JobRow:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["status"] = JobStatus(values["status"])
     return JobRow(**values)
+
+
+def _item_filter(job_key: int, status: ItemStatus | None) -> tuple[str, list[Any]]:
+    if status is None:
+        return "job = ?", [job_key]
+    return "job = ? AND status = ?", [job_key, status.value]
+
+
+def _item_json(row: Sequence[Any]) -> str:
+    """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
+    index, raw_input, status, raw_result, error, trace, duration = row
+    dumps = json.dumps
+    return (f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
+            f'"result": {"null" if raw_result is None else raw_result}, '
+            f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
+            f'"duration": {dumps(duration)}}}')
 
 
 def _item_from_row(row: Sequence[Any]) -> ItemRecord:

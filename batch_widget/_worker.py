@@ -29,6 +29,9 @@ Ref = str | bytes | Processor
 Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", int, int]
 #: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
 SKIPPED = "pending"
+#: The default of ``BatchWidgetApp.max_result_bytes``: the JSON of one result, at most.
+DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
+_MiB = 1024 * 1024
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _process_cancel: Any = None
@@ -189,11 +192,13 @@ def run_chunk(
     *,
     cancel: threading.Event | None = None,
     cpu_watch: CpuWatch | None = None,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> list[Outcome]:
     """Run the processor over ``chunk`` of ``(index, input_json)``; never raises.
 
     Items not started once ``cancel`` is set come back as ``SKIPPED``. A thread
-    worker reports the chunk's CPU time to ``cpu_watch``.
+    worker reports the chunk's CPU time to ``cpu_watch``. A result whose JSON is
+    over ``max_result_bytes`` fails its item.
     """
     cpu_started = time.thread_time()
     stop = cancel if cancel is not None else _process_cancel
@@ -219,10 +224,24 @@ def run_chunk(
             append(("failed", None, f"result is not JSON-serialisable: {exc}", None, duration,
                     job_key, index))
             continue
+        if len(encoded) > max_result_bytes:  # ASCII: json.dumps escapes the rest
+            append(("failed", None, _too_big(len(encoded), max_result_bytes), None, duration,
+                    job_key, index))
+            continue
         append(("done", encoded, None, None, duration, job_key, index))
     if cpu_watch is not None:
         cpu_watch.add(time.thread_time() - cpu_started)
     return outcomes
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (f"the result is {_size(size)} of JSON, more than BatchWidgetApp.max_result_bytes "
+            f"({_size(limit)}): every result is kept in the job store and read back whole. "
+            'Write big results to files and return their paths, e.g. {"outputs": [path]}')
+
+
+def _size(size: int) -> str:
+    return f"{size / _MiB:.1f} MiB" if size >= _MiB else f"{size} bytes"
 
 
 def _describe(exc: BaseException) -> str:

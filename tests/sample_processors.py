@@ -52,6 +52,6 @@ def spin(item: Any, seconds: float = 0.05) -> Any:
     return item
 
 
-def big_result(item: int, size: int) -> str:
-    """A result whose JSON is ``size`` bytes plus the quotes."""
-    return str(item % 10) * size
+def sized_result(size: int) -> str:
+    """A result of ``size`` characters (its JSON adds two quotes)."""
+    return "r" * size

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from batch_widget import processors
 from batch_widget._errors import InvalidRequest
 from batch_widget._manager import JobManager
 from batch_widget._store import SCHEMA_VERSION, JobRow, Store, path_from_url
-from batch_widget._types import JobStatus
+from batch_widget._types import ItemStatus, JobStatus
 
 
 def _row(job_id: str = "j1", total: int = 3) -> JobRow:
@@ -204,3 +205,27 @@ def test_a_store_made_by_an_earlier_release_keeps_working(tmp_path: Path) -> Non
     store.delete_job(old)
     assert [row.id for row in store.load_jobs()] == ["new"]
     store.close()
+
+
+def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    inputs = ["a", {"b": [1, "é"]}, None, 3.5, "x" * 1000]
+    store.insert_job(_row(total=len(inputs)), inputs)
+    (row,) = store.load_jobs()
+    outcomes = [("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, row.key, i)
+                for i in (0, 1, 4)]
+    outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, row.key, 2))
+    store.commit_progress(row, [], outcomes)
+
+    whole = json.loads(store.items_page(row.key, None, 0, 100))
+    records, total = store.items(row.key, None, 0, 100)
+    assert whole == {"items": records, "total": total} and total == 5
+
+    received: list[Any] = []
+    while len(received) < total:
+        page = json.loads(store.items_page(row.key, None, len(received), 100, max_bytes=300))
+        assert 1 <= len(page["items"]) < total and page["total"] == total
+        received += page["items"]
+    assert received == records
+    failed = json.loads(store.items_page(row.key, ItemStatus.FAILED, 0, 100))
+    assert [i["index"] for i in failed["items"]] == [2] and failed["total"] == 1

@@ -46,3 +46,32 @@ async def test_io_bound_gil_releasing_and_process_jobs_draw_no_such_warning(
     for job in (sleepy, hashing, spinning):
         assert (await api.wait(job["id"]))["status"] == "completed"
     assert server_log.messages(logging.WARNING, ADVICE) == []
+
+
+# --------------------------------------------------------------------------- result size
+
+SIZED = "sample_processors:sized_result"
+MiB = 1024 * 1024
+
+
+async def test_a_result_over_max_result_bytes_fails_only_its_item(api: Api) -> None:
+    job = await api.create([10, 17 * MiB, 20], processor=SIZED)  # the default cap: 16 MiB
+    final = await api.wait(job["id"])
+    assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 1)
+    code, answer, _ = await api.call("GET", "jobs", job["id"], "items")
+    assert code == 200
+    items = answer["items"]
+    assert [i["status"] for i in items] == ["done", "failed", "done"]
+    assert items[0]["result"] == "r" * 10 and items[1]["result"] is None
+    error = items[1]["error"]
+    assert "17.0 MiB" in error and "max_result_bytes" in error and '"outputs"' in error, error
+
+
+@pytest.mark.batch_config(max_result_bytes=1000)
+async def test_max_result_bytes_reaches_process_workers(api: Api) -> None:
+    job = await api.create([998, 999], processor=SIZED, executor="process")
+    final = await api.wait(job["id"])
+    assert (final["done"], final["failed"]) == (1, 1)
+    _, answer, _ = await api.call("GET", "jobs", job["id"], "items")
+    assert [i["status"] for i in answer["items"]] == ["done", "failed"]
+    assert "max_result_bytes (1000 bytes)" in answer["items"][1]["error"]
