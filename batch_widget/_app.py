@@ -23,12 +23,15 @@ from batch_widget._handlers import (
     route_table,
 )
 from batch_widget._manager import JobManager
+from batch_widget._memory import fix_mmap_threshold
 from batch_widget._store import Store, StoreLock, path_from_url
+from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = ["BatchWidgetApp"]
 
 #: How often a server that found the store owned by another one tries to take it over.
 TAKEOVER_INTERVAL = 5.0
+_MAX_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc refuses more on 64-bit (HEAP_MAX_SIZE / 2)
 
 
 class BatchWidgetApp(ExtensionApp):
@@ -91,6 +94,19 @@ class BatchWidgetApp(ExtensionApp):
         help="Seconds a running job keeps its progress in memory and retries while the "
         "store cannot be written (disk full, file locked or read-only) before it fails.",
     ).tag(config=True)
+    max_result_bytes = Int(
+        DEFAULT_MAX_RESULT_BYTES,
+        help="The most bytes of JSON one item's result may take; a bigger result fails its "
+        "item with an error that says to write big results to files and return their paths "
+        "under \"outputs\". Results live in the job store and are read back whole.",
+    ).tag(config=True)
+    malloc_mmap_threshold = Int(
+        1024 * 1024,
+        help="Bytes from which glibc's malloc gives each block its own mapping, unmapped "
+        "when freed, so big transient buffers (pickled functions, pages of results) do not "
+        "stay in the server's memory after use. 0 leaves the allocator alone; the "
+        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.",
+    ).tag(config=True)
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
@@ -119,6 +135,7 @@ class BatchWidgetApp(ExtensionApp):
         "max_concurrent_jobs",
         "max_items",
         "reconnect_delay",
+        "max_result_bytes",
     )
     def _validate_positive_int(self, proposal: dict[str, Any]) -> int:
         return int(_positive(proposal))
@@ -139,6 +156,14 @@ class BatchWidgetApp(ExtensionApp):
         value = int(proposal["value"])
         if value < 0:
             raise TraitError(f"completion_broadcast_retries must be >= 0, not {value}")
+        return value
+
+    @validate("malloc_mmap_threshold")
+    def _validate_mmap_threshold(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value <= _MAX_MMAP_THRESHOLD:
+            raise TraitError(f"malloc_mmap_threshold must be from 0 to {_MAX_MMAP_THRESHOLD} "
+                             f"(glibc's limit), not {value}")
         return value
 
     @validate("db_url")
@@ -171,6 +196,8 @@ class BatchWidgetApp(ExtensionApp):
             "allow_callables",
             "cancel_timeout",
             "store_write_timeout",
+            "max_result_bytes",
+            "malloc_mmap_threshold",
         ]
         summary = {name: getattr(self, name) for name in names}
         summary["broadcaster_class"] = _class_path(self.broadcaster_class)
@@ -185,6 +212,8 @@ class BatchWidgetApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Build the broadcaster, and the store and manager if this server owns the store."""
+        self.server_log.debug("batch_widget: malloc mmap threshold %s",
+                              fix_mmap_threshold(self.malloc_mmap_threshold))
         self.broadcaster = self.broadcaster_class(
             heartbeat_interval=self.heartbeat_interval,
             sse_timeout=self.sse_timeout,
@@ -221,6 +250,7 @@ class BatchWidgetApp(ExtensionApp):
             allowed_processors=list(self.allowed_processors),
             allow_callables=self.allow_callables,
             resume_interrupted=self.resume_interrupted,
+            max_result_bytes=self.max_result_bytes,
             log=self.server_log,
             cancel_timeout=self.cancel_timeout,
             store_write_timeout=self.store_write_timeout,

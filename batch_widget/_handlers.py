@@ -226,18 +226,27 @@ class JobHandler(BatchHandler):
 class ItemsHandler(BatchHandler):
     """``api/batch/jobs/{id}/items``: the per-item ledger."""
 
+    def compute_etag(self) -> str | None:
+        """No ETag: hashing a page of big results would hold the IOLoop."""
+        return None
+
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        """Answer ``{"items": [...], "total": n}``."""
-        items, total = await self.run_blocking(
-            self.manager.items,
+        """Answer ``{"items": [...], "total": n}``, built off the IOLoop.
+
+        A page may hold fewer than ``limit`` items when they are big (see
+        ``Store.items_page``); clients advance by the number of items received.
+        """
+        body = await self.run_blocking(
+            self.manager.items_page,
             job_id,
             status=self.get_argument("status", None),
             offset=self.int_argument("offset", 0),
             limit=self.int_argument("limit", 1000),
         )
-        self.write_json({"items": items, "total": total})
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(body)
 
 
 class OutputsHandler(BatchHandler):

@@ -12,6 +12,7 @@ import html
 import importlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -28,6 +29,8 @@ STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long me
 STREAM_FAILURES_BEFORE_POLLING = 3
 
 Processor = str | Callable[..., Any]
+#: A pickled function bigger than this draws a warning: it likely captured data.
+LARGE_PICKLE_BYTES = 10 * 2**20
 
 
 class BatchFailed(BatchError):  # public name fixed by the API brief
@@ -83,7 +86,21 @@ def _pickled(func: Callable[..., Any], *, by_value: bool = False) -> str:
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
+    if len(payload) > LARGE_PICKLE_BYTES:
+        _warn_large_pickle(func, len(payload))
     return base64.b64encode(payload).decode("ascii")
+
+
+def _warn_large_pickle(func: Callable[..., Any], size: int) -> None:
+    name = getattr(func, "__qualname__", None) or repr(func)
+    warnings.warn(
+        f"the pickled function {name!r} is {size / 2**20:.1f} MiB: it carries data it refers "
+        "to (globals, closure variables). It travels to the server with the job and is "
+        "loaded again for every run. Pass the data as items (or params), or write it to "
+        "files and pass their paths, and keep the function small.",
+        UserWarning,
+        stacklevel=5,  # the user's bw.submit/bw.map call, through _create and processor_fields
+    )
 
 
 def processor_fields(processor: Processor) -> dict[str, str]:

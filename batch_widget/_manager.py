@@ -33,7 +33,7 @@ from batch_widget._errors import (
 from batch_widget._runner import JobRun, RateMeter, RunEnd
 from batch_widget._store import JobRow, Store
 from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
-from batch_widget._worker import Outcome, ProcessorError, resolve
+from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES, Outcome, ProcessorError
 
 _log = logging.getLogger("batch_widget")
 #: A job's end is written with a short retry: it holds the lock other actions wait on.
@@ -84,8 +84,10 @@ class JobManager:
         stall_warning_after: float = 60.0,
         cancel_timeout: float = 10.0,
         store_write_timeout: float = 60.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.store = store
+        self.max_result_bytes = max_result_bytes
         self.broadcaster = broadcaster
         self.loop = loop
         self.max_workers = max_workers
@@ -208,6 +210,20 @@ class JobManager:
             key = self._entry(job_id).row.key
         return self.store.items(key, wanted, offset, limit)
 
+    def items_page(
+        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> bytes:
+        """The JSON answer of ``GET .../items``, built from the stored JSON. Blocking.
+
+        It may hold fewer than ``limit`` items (never none while some match): a
+        page stops before the item that would take it over the store's byte budget.
+        """
+        wanted = _validation.item_status(status)
+        _validation.page(limit, offset)
+        with self._lock:
+            key = self._entry(job_id).row.key
+        return self.store.items_page(key, wanted, offset, limit)
+
     def outputs(self, job_id: str) -> list[str]:
         """Files named under ``"outputs"`` by the job's results, as the processors wrote them."""
         with self._lock:
@@ -241,10 +257,11 @@ class JobManager:
                                    name=name, params=params, max_workers=max_workers,
                                    executor=executor)
         row = JobRow(key=0, id=self._new_id(), name=spec.name, processor=spec.label,
-                     callable=spec.pickled, params=spec.params_json, max_workers=spec.max_workers,
+                     callable_size=None if spec.pickled is None else len(spec.pickled),
+                     params=spec.params_json, max_workers=spec.max_workers,
                      executor=spec.executor, status=JobStatus.QUEUED, total=len(items),
                      version=1, created_at=_now())
-        self.store.insert_job(row, items)
+        self.store.insert_job(row, items, spec.pickled)
         with self._lock:
             entry = self._jobs[row.id] = _Entry(row)
             self._queue.append(row.id)
@@ -299,7 +316,8 @@ class JobManager:
                     nothing_left = True
                 else:
                     nothing_left = False
-                    self.rules.check_stored_processor(row.processor, row.callable)
+                    self.rules.check_stored_processor(row.processor,
+                                                      row.callable_size is not None)
                     queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
                                                  finished_at=None, error=None,
                                                  version=row.version + 1)
@@ -348,7 +366,8 @@ class JobManager:
         key = row.key
         run = JobRun(
             job_id=row.id, job_key=key,
-            ref=row.callable if row.callable is not None else row.processor,
+            ref=row.processor if row.callable_size is None
+            else lambda: self.store.load_callable(key),
             params=_validation.load_params(row.params),
             workers=row.max_workers or self.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
@@ -357,6 +376,7 @@ class JobManager:
             progress_interval=self.progress_interval, log=self.log,
             cancel_timeout=self.cancel_timeout, store_write_timeout=self.store_write_timeout,
             stall_warning_after=self.stall_warning_after,
+            max_result_bytes=self.max_result_bytes,
         )
         return run
 
@@ -364,7 +384,7 @@ class JobManager:
         """The body of a job's thread: whatever happens, the job ends in a terminal state."""
         status, error, items = JobStatus.COMPLETED, None, None
         try:
-            resolve(run.ref)
+            run.prepare()
             if not run.flag.is_set():
                 self._begin(entry, run)
             end = run.run()

@@ -199,7 +199,9 @@ class JobRun:
     Parameters
     ----------
     job_id, job_key, ref, params
-        The job's id and store key, processor reference (import path or pickle) and params.
+        The job's id and store key, processor and params. ``ref`` is an import path,
+        or a function returning the job's pickled function: it is called when the run
+        starts, so a stored pickle is in memory only while its job runs.
     workers, executor
         Pool size, and ``"thread"`` or ``"process"``.
     fetch
@@ -214,6 +216,8 @@ class JobRun:
         Seconds the run keeps retrying a failing store before it gives up (raises).
     stall_warning_after
         Seconds without a finished chunk before a WARNING names the running items.
+    max_result_bytes
+        The longest JSON of one result; a longer one fails its item.
     """
 
     def __init__(
@@ -221,7 +225,7 @@ class JobRun:
         *,
         job_id: str,
         job_key: int,
-        ref: str | bytes,
+        ref: str | Callable[[], bytes],
         params: dict[str, Any],
         workers: int,
         executor: str,
@@ -233,10 +237,13 @@ class JobRun:
         cancel_timeout: float = 10.0,
         store_write_timeout: float = 60.0,
         stall_warning_after: float = 60.0,
+        max_result_bytes: int = _worker.DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
+        self.max_result_bytes = max_result_bytes
         self.ref = ref
+        self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
         self.workers = workers
         self.executor = executor
@@ -249,6 +256,7 @@ class JobRun:
         self.store_write_timeout = store_write_timeout
         self.flag = CancelFlag()
         self.stall = StallWatch(stall_warning_after, job_id, log)
+        self.cpu_watch = _worker.CpuWatch(job_id, log) if executor == "thread" else None
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
         #: Items whose worker process died with them inside: each runs again alone.
         self.suspects: deque[Item] = deque()
@@ -277,17 +285,30 @@ class JobRun:
 
     # -- the run -----------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Load the processor; raise ``ProcessorError`` when it cannot be.
+
+        Thread workers share the one function; each process gets the reference
+        (import path or pickle) with its chunks and loads it once.
+        """
+        ref = self.ref if isinstance(self.ref, str) else self.ref()
+        func = _worker.resolve(ref)
+        self.task_ref = func if self.executor == "thread" else ref
+
     def run(self) -> RunEnd:
         """Process every pending item (or stop early when asked); return how it ended.
 
         Raises ``StoreIOError``/``StoreLost`` when the store stays unwritable.
         """
+        if self.task_ref is None:
+            self.prepare()
         yield_cpu()
         self._pool = self._make_pool()
         try:
             self._drive()
         finally:
             self._close_pool()
+            self.task_ref = None  # a notebook function may hold a lot: let it go now
         return self.flag.reason or RunEnd.FINISHED
 
     def _drive(self) -> None:
@@ -345,10 +366,13 @@ class JobRun:
 
     def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
         assert self._pool is not None
+        assert self.task_ref is not None, "run() prepares the processor first"
         thread_cancel = self.flag.thread_event if self.executor == "thread" else None
         try:
-            future = self._pool.submit(_worker.run_chunk, self.ref, self.params, self.job_key,
-                                       chunk.items, thread_cancel)
+            future = self._pool.submit(_worker.run_chunk, self.task_ref, self.params,
+                                       self.job_key, chunk.items, cancel=thread_cancel,
+                                       cpu_watch=self.cpu_watch,
+                                       max_result_bytes=self.max_result_bytes)
         except BrokenExecutor as exc:  # the pool broke between two chunks: a fresh one
             future = Future()
             future.set_exception(exc)

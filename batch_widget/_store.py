@@ -56,14 +56,24 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 _JOB_COLUMNS = (
-    "key", "id", "name", "processor", "callable", "params", "max_workers", "executor",
+    "key", "id", "name", "processor", "callable_size", "params", "max_workers", "executor",
     "status", "total", "done", "failed", "version", "created_at", "started_at",
     "finished_at", "error",
+)
+#: What ``load_jobs`` selects: the size of a pickled function, never the pickle itself.
+_JOB_SELECT = ", ".join(
+    "length(callable) AS callable_size" if name == "callable_size" else name
+    for name in _JOB_COLUMNS
 )
 _MUTABLE_JOB_COLUMNS = (
     "status", "done", "failed", "version", "started_at", "finished_at", "error",
 )
 _INSERT_BATCH = 10_000
+#: Free pages (4 KiB each) worth handing back to the file system after a delete.
+_VACUUM_MIN_PAGES = 256
+#: A page of ``items_page`` stops before the item that would take it past this many bytes.
+PAGE_BYTES = 8 * 1024 * 1024
+_INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
 
 
 @dataclass
@@ -74,7 +84,8 @@ class JobRow:
     id: str
     name: str
     processor: str
-    callable: bytes | None
+    #: Bytes of the job's pickled function (loaded only to run it), None for an import path.
+    callable_size: int | None
     params: str
     max_workers: int | None
     executor: str
@@ -113,7 +124,9 @@ class Store:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self._lost: str | None = None
-        self._writer = self._connect(create=True)
+        self._shrinks = False
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._writer = self._connect(create=True, new_file=new)
         self._identity = _file_identity(self.path)
         self._migrate()
 
@@ -124,7 +137,7 @@ class Store:
 
     # -- connections -------------------------------------------------------
 
-    def _connect(self, create: bool = False) -> sqlite3.Connection:
+    def _connect(self, *, create: bool = False, new_file: bool = False) -> sqlite3.Connection:
         # Only the first connection may create the file: a reader opened after the
         # file was deleted must fail, not start an empty store beside the real one.
         uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
@@ -134,6 +147,10 @@ class Store:
         except sqlite3.OperationalError:
             self.check_file()
             raise
+        if new_file:
+            # A file can take this mode only while empty, before journal_mode=WAL.
+            # Stores made earlier keep mode NONE: they reuse freed pages, never shrink.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -197,6 +214,9 @@ class Store:
                 raise
 
     def _migrate(self) -> None:
+        with self._lock:
+            (mode,) = self._writer.execute("PRAGMA auto_vacuum").fetchone()
+            self._shrinks = mode == _INCREMENTAL
         with self._transaction() as conn:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
@@ -230,18 +250,20 @@ class Store:
 
     # -- jobs ----------------------------------------------------------------
 
-    def insert_job(self, job: JobRow, items: Iterable[Any]) -> int:
-        """Store a job and its items in one transaction; return the item count.
+    def insert_job(
+        self, job: JobRow, items: Iterable[Any], pickled: bytes | None = None
+    ) -> int:
+        """Store a job, its pickled function if any, and its items in one transaction.
 
-        An item that is not JSON-serialisable raises ``InvalidRequest`` and
-        stores nothing.
+        Return the item count. An item that is not JSON-serialisable raises
+        ``InvalidRequest`` and stores nothing.
         """
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO jobs (key, id, name, processor, callable, params, max_workers, "
                 "executor, status, total, done, failed, version, created_at) "
                 "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
-                (job.id, job.name, job.processor, job.callable, job.params, job.max_workers,
+                (job.id, job.name, job.processor, pickled, job.params, job.max_workers,
                  job.executor, job.status.value, job.total, job.version, job.created_at),
             )
             job.key = int(cursor.lastrowid or 0)
@@ -256,10 +278,17 @@ class Store:
 
     def load_jobs(self) -> list[JobRow]:
         """Every stored job, oldest first."""
-        rows = self._reader().execute(
-            f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs ORDER BY key"
-        ).fetchall()
+        rows = self._reader().execute(f"SELECT {_JOB_SELECT} FROM jobs ORDER BY key").fetchall()
         return [_job_from_row(row) for row in rows]
+
+    def load_callable(self, job_key: int) -> bytes:
+        """The pickled function of a job created with one; read only when the job runs."""
+        row = self._reader().execute(
+            "SELECT callable FROM jobs WHERE key = ?", (job_key,)).fetchone()
+        if row is None or row[0] is None:
+            raise KeyError(f"job key {job_key} has no stored function")
+        blob: bytes = row[0]
+        return blob
 
     def save_job(self, job: JobRow) -> None:
         """Commit a job's state and counters."""
@@ -267,10 +296,32 @@ class Store:
             _update_job(conn, job)
 
     def delete_job(self, job: JobRow) -> None:
-        """Forget a job and its items."""
+        """Forget a job and its items, and give the file space they took back.
+
+        Stores created with ``auto_vacuum=INCREMENTAL`` shrink here; older
+        ones keep the freed pages and reuse them for later jobs.
+        """
         with self._transaction() as conn:
             conn.execute("DELETE FROM items WHERE job = ?", (job.key,))
             conn.execute("DELETE FROM jobs WHERE key = ?", (job.key,))
+        self._release_free_pages()
+
+    def _release_free_pages(self) -> None:
+        with self._lock:
+            if self._closed or not self._shrinks:
+                return
+            (free,) = self._writer.execute("PRAGMA freelist_count").fetchone()
+            if free < _VACUUM_MIN_PAGES:
+                return
+            try:
+                # execute() would step it once, freeing one page; executescript() steps
+                # it to the end (in autocommit mode its implicit COMMIT is a no-op).
+                self._writer.executescript("PRAGMA incremental_vacuum")
+                # The WAL grew by what the job wrote; a TRUNCATE checkpoint shrinks it
+                # too (it does less, harmlessly, while a reader holds an old snapshot).
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error:  # giving space back is a courtesy: the delete is done
+                return
 
     def interrupt_unfinished(self, now: str) -> tuple[list[str], list[str]]:
         """Close the jobs a dead server left active; return (interrupted ids, completed ids).
@@ -362,11 +413,7 @@ class Store:
         self, job_key: int, status: ItemStatus | None, offset: int, limit: int
     ) -> tuple[list[ItemRecord], int]:
         """A page of the ledger in index order, and the number of matching items."""
-        where = "job = ?"
-        args: list[Any] = [job_key]
-        if status is not None:
-            where += " AND status = ?"
-            args = [*args, status.value]
+        where, args = _item_filter(job_key, status)
         conn = self._reader()
         (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
         rows = conn.execute(
@@ -374,6 +421,35 @@ class Store:
             f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
         ).fetchall()
         return [_item_from_row(row) for row in rows], int(total)
+
+    def items_page(
+        self, job_key: int, status: ItemStatus | None, offset: int, limit: int,
+        max_bytes: int = PAGE_BYTES,
+    ) -> bytes:
+        """A page of the ledger as the JSON body ``{"items": [...], "total": n}``.
+
+        Stored inputs and results are JSON already: they are copied into the page,
+        never decoded and encoded again. The page ends before the item that would
+        take it past ``max_bytes``, so it may hold fewer than ``limit`` items, but
+        never none while items match: readers advance by the items they got.
+        """
+        where, args = _item_filter(job_key, status)
+        conn = self._reader()
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
+        rows = conn.execute(
+            f"SELECT idx, input, status, result, error, traceback, duration FROM items "
+            f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
+        )
+        parts: list[str] = []
+        size = 0
+        for row in rows:
+            text = _item_json(row)
+            if parts and size + len(text) > max_bytes:
+                break
+            parts.append(text)
+            size += len(text) + 2
+        rows.close()
+        return f'{{"items": [{", ".join(parts)}], "total": {int(total)}}}'.encode()
 
     def outputs(self, job_key: int) -> list[str]:
         """Paths listed under ``"outputs"`` in the job's results, in item order."""
@@ -481,6 +557,22 @@ def _job_from_row(row: Sequence[Any]) -> JobRow:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["status"] = JobStatus(values["status"])
     return JobRow(**values)
+
+
+def _item_filter(job_key: int, status: ItemStatus | None) -> tuple[str, list[Any]]:
+    if status is None:
+        return "job = ?", [job_key]
+    return "job = ? AND status = ?", [job_key, status.value]
+
+
+def _item_json(row: Sequence[Any]) -> str:
+    """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
+    index, raw_input, status, raw_result, error, trace, duration = row
+    dumps = json.dumps
+    return (f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
+            f'"result": {"null" if raw_result is None else raw_result}, '
+            f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
+            f'"duration": {dumps(duration)}}}')
 
 
 def _item_from_row(row: Sequence[Any]) -> ItemRecord:

@@ -69,9 +69,12 @@ class Rules:
                        params_json=json.dumps(params_dict), max_workers=workers,
                        executor=chosen)
 
-    def check_stored_processor(self, label: str, pickled: bytes | None) -> None:
-        """Refuse re-running a stored job the current configuration no longer allows."""
-        if pickled is not None:
+    def check_stored_processor(self, label: str, pickled: bool) -> None:
+        """Refuse re-running a stored job the current configuration no longer allows.
+
+        ``pickled`` tells whether the job runs a stored pickled function.
+        """
+        if pickled:
             self._require_callables()
         else:
             self._require_allowed(label)

@@ -97,3 +97,16 @@ def sleep_then_fail(item: Any, seconds: float = 0.2, fail: tuple[Any, ...] = ())
     if item in fail:
         raise ValueError(f"item {item!r} failed after {seconds} s")
     return item
+
+
+def spin(item: Any, seconds: float = 0.05) -> Any:
+    """Burn ``seconds`` of CPU in pure Python, holding the GIL as numeric loops do."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return item
+
+
+def sized_result(size: int) -> str:
+    """A result of ``size`` characters (its JSON adds two quotes)."""
+    return "r" * size

@@ -479,6 +479,9 @@ async def eventually_processing(api: Api, job_id: str) -> None:
         ("db_url", "postgres://nope"),
         ("cancel_timeout", 0.0),
         ("store_write_timeout", -1.0),
+        ("max_result_bytes", 0),
+        ("malloc_mmap_threshold", -1),
+        ("malloc_mmap_threshold", 64 * 1024 * 1024),
     ],
 )
 def test_bad_configuration_is_refused(trait: str, value: Any) -> None:
@@ -506,6 +509,8 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "allow_callables": True,
         "cancel_timeout": 10.0,
         "store_write_timeout": 60.0,
+        "max_result_bytes": 16 * 1024 * 1024,
+        "malloc_mmap_threshold": 1024 * 1024,
         "broadcaster_class": "batch_widget._events.Broadcaster",
         "manager_class": "batch_widget._manager.JobManager",
     }

@@ -261,7 +261,7 @@ async def test_a_processor_that_vanishes_fails_the_job_not_the_server(
     job = manager.create([1, 2], processor="vanishing_mod:run")
     (module_dir / "vanishing_mod.py").unlink()
     sys.modules.pop("vanishing_mod", None)
-    _worker.resolve.cache_clear()
+    _worker.import_processor.cache_clear()
     manager.start()
     final = await wait(manager, job["id"])
     assert final["status"] == "failed"

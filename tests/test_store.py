@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +21,11 @@ from batch_widget import processors
 from batch_widget._errors import InvalidRequest
 from batch_widget._manager import JobManager
 from batch_widget._store import SCHEMA_VERSION, JobRow, Store, path_from_url
-from batch_widget._types import JobStatus
+from batch_widget._types import ItemStatus, JobStatus
 
 
 def _row(job_id: str = "j1", total: int = 3) -> JobRow:
-    return JobRow(key=0, id=job_id, name="n", processor="m:f", callable=None, params="{}",
+    return JobRow(key=0, id=job_id, name="n", processor="m:f", callable_size=None, params="{}",
                   max_workers=None, executor="thread", status=JobStatus.QUEUED, total=total)
 
 
@@ -139,3 +140,92 @@ def test_a_sigkilled_server_leaves_an_interrupted_job_with_every_result_intact(
     manager.stop()
     assert (final["status"], final["done"]) == ("completed", 400)
     assert [i["result"] for i in manager.items(job_id)[0]] == list(range(400))
+
+
+def _disk_bytes(path: Path) -> int:
+    """The store's size on disk: the database file and its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def test_jobs_load_without_their_pickles_which_load_one_at_a_time(tmp_path: Path) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    pickled = os.urandom(3_000_000)
+    store.insert_job(_row("with-function"), [1], pickled)
+    store.insert_job(_row("with-path"), [1])
+    loaded = {row.id: row for row in store.load_jobs()}
+    assert loaded["with-function"].callable_size == len(pickled)
+    assert loaded["with-path"].callable_size is None
+    assert not any(isinstance(v, bytes) for row in loaded.values() for v in vars(row).values())
+    assert store.load_callable(loaded["with-function"].key) == pickled
+    with pytest.raises(KeyError):
+        store.load_callable(loaded["with-path"].key)
+
+
+def test_deleting_a_job_gives_its_disk_space_back(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    store = Store(path)
+    store.insert_job(_row("small"), ["x"])
+    empty = _disk_bytes(path)
+    store.insert_job(_row("big", total=2), ["y" * 5_000_000, "z"], os.urandom(20_000_000))
+    assert _disk_bytes(path) > empty + 20_000_000
+    (big,) = [row for row in store.load_jobs() if row.id == "big"]
+    store.delete_job(big)
+    assert _disk_bytes(path) < empty + 1_000_000, (_disk_bytes(path), empty)
+    assert [row.id for row in store.load_jobs()] == ["small"]
+
+
+_SCHEMA_1_WITHOUT_AUTO_VACUUM = """
+CREATE TABLE jobs (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    processor TEXT NOT NULL, callable BLOB, params TEXT NOT NULL, max_workers INTEGER,
+    executor TEXT NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0, created_at TEXT, started_at TEXT, finished_at TEXT,
+    error TEXT);
+CREATE TABLE items (job INTEGER NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, result TEXT, error TEXT,
+    traceback TEXT, duration REAL, PRIMARY KEY (job, idx)) WITHOUT ROWID;
+INSERT INTO jobs (id, name, processor, callable, params, executor, status, total, version)
+    VALUES ('old', 'old', '<f>', x'0102', '{}', 'thread', 'completed', 1, 3);
+INSERT INTO items VALUES (1, 0, '7', 'done', '49', NULL, NULL, 0.1);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_store_made_by_an_earlier_release_keeps_working(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_1_WITHOUT_AUTO_VACUUM)
+    store = Store(path)
+    (old,) = store.load_jobs()
+    assert (old.id, old.callable_size) == ("old", 2)
+    assert store.load_callable(old.key) == b"\x01\x02"
+    assert store.items(old.key, None, 0, 10)[0][0]["result"] == 49
+    store.insert_job(_row("new"), [1], b"pickle")
+    store.delete_job(old)
+    assert [row.id for row in store.load_jobs()] == ["new"]
+    store.close()
+
+
+def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    inputs = ["a", {"b": [1, "é"]}, None, 3.5, "x" * 1000]
+    store.insert_job(_row(total=len(inputs)), inputs)
+    (row,) = store.load_jobs()
+    outcomes = [("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, row.key, i)
+                for i in (0, 1, 4)]
+    outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, row.key, 2))
+    store.commit_progress(row, [], outcomes)
+
+    whole = json.loads(store.items_page(row.key, None, 0, 100))
+    records, total = store.items(row.key, None, 0, 100)
+    assert whole == {"items": records, "total": total} and total == 5
+
+    received: list[Any] = []
+    while len(received) < total:
+        page = json.loads(store.items_page(row.key, None, len(received), 100, max_bytes=300))
+        assert 1 <= len(page["items"]) < total and page["total"] == total
+        received += page["items"]
+    assert received == records
+    failed = json.loads(store.items_page(row.key, ItemStatus.FAILED, 0, 100))
+    assert [i["index"] for i in failed["items"]] == [2] and failed["total"] == 1
