@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -27,6 +28,9 @@ from tornado.ioloop import PeriodicCallback
 from tornado.util import TimeoutError as TornadoTimeoutError
 
 from batch_widget._types import JobStatus, Snapshot
+
+#: The seq part of an event id: ASCII digits that fit in 18 places.
+_SEQ = re.compile(r"[0-9]{1,18}")
 
 __all__ = [
     "Broadcaster",
@@ -352,7 +356,9 @@ class Broadcaster:
         if not event_id:
             return None
         epoch, sep, seq_text = event_id.strip().rpartition("-")
-        if not sep or epoch != self.epoch or not seq_text.isdigit():
+        # ASCII digits, and few of them: "²".isdigit() is true and int() refuses it,
+        # and a 5,000-digit number is no seq this server ever sent.
+        if not sep or epoch != self.epoch or not _SEQ.fullmatch(seq_text):
             return None
         seq = int(seq_text)
         return seq if seq <= self._seq else None

@@ -151,8 +151,15 @@ class BatchHandler(APIHandler):
         self.finish(json.dumps(data))
 
     def json_object_body(self) -> dict[str, Any]:
-        """Return the body as a JSON object or raise InvalidRequest."""
-        body = self.get_json_body()  # raises HTTPError(400) on malformed JSON
+        """Return the body as a strict JSON object or raise InvalidRequest.
+
+        Strict: ``NaN`` and ``Infinity`` (which Python's ``json`` accepts) are
+        refused, so nothing stored can later be sent to a browser as bare ``NaN``.
+        """
+        try:
+            body = json.loads(self.request.body or b"null", parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
         return body
@@ -384,9 +391,16 @@ class EventsHandler(BatchHandler):
             self.finish(set_content_type="text/event-stream")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON; send null or a number")
+
+
 def relative_to_root(path: str, root: str) -> str:
-    """Return ``path`` relative to ``root`` (``/``-separated) when inside it, else absolute."""
-    absolute = os.path.abspath(path)
+    """Return ``path`` relative to ``root`` (``/``-separated) when inside it, else absolute.
+
+    A relative ``path`` is taken as relative to ``root``, the server's root dir.
+    """
+    absolute = os.path.abspath(os.path.join(root, path))
     root = os.path.abspath(root)
     try:
         inside = os.path.commonpath([absolute, root]) == root

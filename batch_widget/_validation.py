@@ -22,6 +22,7 @@ EXECUTORS = ("thread", "process")
 _MAX_WORKERS_CAP = 256
 _MAX_NAME = 200
 _MAX_PAGE = 10_000
+_MAX_OFFSET = 2**63 - 1  # SQLite's integers are 64-bit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,8 @@ class Rules:
             label, pickled, default_name = processor, None, processor.rpartition(":")[2]
         else:
             pickled, func = self._callable(callable_b64)
-            default_name = getattr(func, "__name__", "function")
+            default_name = str(getattr(func, "__name__", "function")).encode(
+                "utf-8", "backslashreplace").decode("utf-8")
             label = f"<{default_name}>"
         _check_signature(func, label, params_dict)
         return JobSpec(name=_check_name(name, default_name), label=label, pickled=pickled,
@@ -165,6 +167,11 @@ def _check_name(name: Any, default: str) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
         raise InvalidRequest(f"'name' must be a non-empty string of at most {_MAX_NAME} "
                              "characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "a\ud800b"
+        raise InvalidRequest(f"'name' is not valid Unicode text: {exc.reason} at "
+                             f"position {exc.start}") from None
     return name
 
 
@@ -206,8 +213,8 @@ def page(limit: int, offset: int) -> None:
     """Check paging arguments."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_PAGE:
         raise InvalidRequest(f"'limit' must be an integer from 1 to {_MAX_PAGE}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidRequest("'offset' must be a non-negative integer")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
+        raise InvalidRequest(f"'offset' must be an integer from 0 to {_MAX_OFFSET}")
 
 
 def load_params(params_json: str) -> dict[str, Any]:

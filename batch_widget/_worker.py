@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -33,7 +35,8 @@ SKIPPED = "pending"
 DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
 _MiB = 1024 * 1024
 
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+#: ``package.module:function``: a dotted module, then ONE public name defined in it.
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 _process_cancel: Any = None
 
 
@@ -43,24 +46,44 @@ class ProcessorError(Exception):
 
 def check_import_path(path: str) -> None:
     """Raise ``ProcessorError`` unless ``path`` reads ``package.module:function``."""
-    if not _IMPORT_PATH.match(path):
+    if not _IMPORT_PATH.fullmatch(path):
         raise ProcessorError(
-            f"processor {path!r} is not an import path of the form 'package.module:function'"
+            f"processor {path!r} is not an import path of the form 'package.module:function' "
+            "(one public name after the colon: no dots, no leading underscore)"
         )
 
 
 @functools.lru_cache(maxsize=256)
 def import_processor(path: str) -> Processor:
-    """Import the function an import path names (cached: a module stays imported anyway)."""
+    """Import the function an import path names (cached: a module stays imported anyway).
+
+    Only what the module itself offers may run, so that ``allowed_processors``
+    (patterns over these paths) means what it says: a function *defined* in the
+    module, or any callable the module deliberately exports in its ``__all__``.
+    A name the module merely imported (``os``, ``system``, ``partial(...)``), a
+    class, or anything reached through attributes is refused.
+    """
     check_import_path(path)
     module_name, _, attr = path.partition(":")
     try:
-        func: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            func = getattr(func, part)
+        module = importlib.import_module(module_name)
+        func: Any = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise ProcessorError(f"processor {path!r} cannot be imported: {exc}") from exc
+    if not _offered_by(module, attr, func):
+        raise ProcessorError(
+            f"processor {path!r} is not a function defined in {module_name} nor listed in its "
+            "__all__; name the module that defines it")
     return _checked(func, repr(path))
+
+
+def _offered_by(module: Any, name: str, obj: Any) -> bool:
+    """True if ``module`` defines function ``obj``, or exports ``name`` in its ``__all__``."""
+    exported = getattr(module, "__all__", None)
+    if isinstance(exported, (list, tuple)) and name in exported:
+        return True
+    is_function = inspect.isfunction(obj) or inspect.isbuiltin(obj)
+    return is_function and getattr(obj, "__module__", None) == module.__name__
 
 
 def unpickle_processor(pickled: bytes) -> Processor:
@@ -244,8 +267,8 @@ def run_chunk(
             continue
         duration = clock() - started
         try:
-            encoded = json.dumps(result)
-        except (TypeError, ValueError) as exc:
+            encoded = encode_result(result)
+        except (TypeError, ValueError, RecursionError) as exc:
             append(("failed", None, f"result is not JSON-serialisable: {exc}", None, duration,
                     job_key, index))
             continue
@@ -269,5 +292,33 @@ def _size(size: int) -> str:
     return f"{size / _MiB:.1f} MiB" if size >= _MiB else f"{size} bytes"
 
 
+def encode_result(result: Any) -> str:
+    """A result as strict JSON: NaN and the infinities become ``null``, as pandas' ``to_json``.
+
+    Python's ``json`` writes bare ``NaN``, which no browser's ``JSON.parse`` reads.
+    """
+    try:
+        return json.dumps(result, allow_nan=False)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+    return json.dumps(_finite(result), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """``Type: message``, even for an exception whose ``__str__`` itself raises."""
+    name = type(exc).__name__
+    try:
+        return f"{name}: {exc}"
+    except BaseException:  # a broken __str__ must fail only its own item
+        return f"{name}: <unprintable {name}>"

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -110,3 +111,31 @@ def spin(item: Any, seconds: float = 0.05) -> Any:
 def sized_result(size: int) -> str:
     """A result of ``size`` characters (its JSON adds two quotes)."""
     return "r" * size
+
+
+#: Callable, in this module, but not a function defined here: must not pass an allowlist.
+partial_sleep = functools.partial(time.sleep)
+
+
+def not_a_number(item: Any) -> Any:
+    """Return NaN and infinities, as pandas' reductions do on empty or odd data."""
+    return {"mean": float("nan"), "range": [float("-inf"), float("inf")], "item": item}
+
+
+class Unprintable(ValueError):
+    """An exception whose message cannot be made: its ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+def unprintable(item: int) -> int:
+    """Raise an :class:`Unprintable` for item 1."""
+    if item == 1:
+        raise Unprintable
+    return item
+
+
+def relative_output(item: str) -> dict[str, list[str]]:
+    """Name an output by a path relative to the server's root dir."""
+    return {"outputs": [f"out/{item}.txt"]}
