@@ -139,3 +139,32 @@ def unprintable(item: int) -> int:
 def relative_output(item: str) -> dict[str, list[str]]:
     """Name an output by a path relative to the server's root dir."""
     return {"outputs": [f"out/{item}.txt"]}
+def released(gate: str) -> int:
+    """How many items the gate file at ``gate`` lets finish (0 while it does not exist)."""
+    try:
+        return int(Path(gate).read_text(encoding="utf-8") or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def gated(
+    item: int, gate: str, seconds: float = 0.0, fail: Any = (), timeout: float = 300.0
+) -> Any:
+    """Sleep ``seconds``, then wait until the gate lets item ``item`` finish.
+
+    The test that owns the gate file decides when items end (see
+    ``tests/e2e/_lab.py:Gate``): item ``i`` finishes once the number in the file
+    exceeds ``i``, so a job cannot run out before the test has done what it
+    needs a running job for. Raises ``ValueError`` for items in ``fail``, like
+    ``batch_widget.processors:sleep``; gives up after ``timeout`` seconds so an
+    abandoned gate never holds a server thread for good.
+    """
+    time.sleep(seconds)
+    deadline = time.monotonic() + timeout
+    while released(gate) <= item:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {gate} still closed for item {item} after {timeout} s")
+        time.sleep(0.01)
+    if item in fail:
+        raise ValueError(f"item {item!r} was asked to fail")
+    return item

@@ -34,9 +34,11 @@ __all__ = [
     "BASE_URL",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "GATED",
     "RECONNECT_DELAY",
     "WATCHDOG_INTERVAL",
     "WATCHDOG_TIMEOUT",
+    "Gate",
     "LabHandle",
     "free_port",
     "launch_chromium",
@@ -61,6 +63,7 @@ WATCHDOG_INTERVAL = 1000
 WATCHDOG_TIMEOUT = 3000
 START_TIMEOUT = 120.0
 SLEEP = "batch_widget.processors:sleep"
+GATED = "sample_processors:gated"  # tests/ is on the Lab's PYTHONPATH
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -99,6 +102,32 @@ def widget_cell(
     )
 
 
+class Gate:
+    """Decide from the test when the items of a ``gated`` job may finish.
+
+    A job made with ``lab.create_job(..., gate=gate)`` runs
+    ``sample_processors:gated``: item ``i`` sleeps its ``seconds`` and then
+    waits until the gate has released more than ``i`` items. A test that needs
+    the job still running when it acts (cuts the network, clicks Cancel,
+    restarts the kernel) holds it there instead of hoping it is long enough,
+    and releases the rest when it is done. With one worker, items run in order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.release(0)
+
+    def release(self, count: int) -> None:
+        """Let items ``0 .. count - 1`` finish (a lower count holds items again)."""
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(str(count), encoding="utf-8")
+        os.replace(partial, self.path)
+
+    def open(self) -> None:
+        """Let every item finish."""
+        self.release(2**31)
+
+
 @dataclass(kw_only=True)
 class LabHandle(JupyterProcess):
     """A JupyterLab or Notebook 7 subprocess and how to reach it.
@@ -133,11 +162,16 @@ class LabHandle(JupyterProcess):
         name: str | None = None,
         max_workers: int | None = None,
         processor: str = SLEEP,
+        gate: Gate | None = None,
     ) -> dict[str, Any]:
-        """Create a job of the ``sleep`` processor; return its snapshot."""
+        """Create a job (of ``sleep``, or ``gated`` with a ``gate``); return its snapshot."""
+        if gate is not None:
+            processor = GATED
         body: dict[str, Any] = {"processor": processor, "items": list(items)}
         if processor == SLEEP:
             body["params"] = {"seconds": seconds, "fail": list(fail)}
+        elif gate is not None:
+            body["params"] = {"seconds": seconds, "fail": list(fail), "gate": str(gate.path)}
         if name is not None:
             body["name"] = name
         if max_workers is not None:

@@ -4,6 +4,15 @@ What a test asserts is what a user sees: the widget root's data attributes.
 :data:`RECORDER_JS` (installed with ``page.add_init_script``, so it survives
 reloads) logs every change of those attributes with a timestamp, and counts
 the EventSources the page builds.
+
+Every entry carries ``seq``, its position in the page's log, and ``t``, the
+page's ``Date.now()``. A test reads a timeline on the page's terms only: it
+takes :func:`log_position` (or :func:`page_now`) *before* it breaks something,
+then finds the moment the widget itself saw the fault (:func:`fault_seen`)
+and measures from there. Never compare ``t`` with a time taken in Python, and
+never assume the first entry after a Python-side instant is the widget's
+reaction: an update already on its way when the fault starts is still
+recorded, ``live``, after it.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ __all__ = [
     "attrs",
     "connections",
     "event_sources",
+    "fault_seen",
+    "first",
     "install_recorder",
+    "log_position",
     "open_notebook",
     "open_warm_notebook",
     "page_now",
@@ -54,7 +66,7 @@ RECORDER_JS = """
     if (!ids.has(el)) ids.set(el, next++);
     const d = el.dataset;
     const entry = {
-      t: Date.now(), w: ids.get(el), connection: d.connection, status: d.status,
+      seq: log.length, t: Date.now(), w: ids.get(el), connection: d.connection, status: d.status,
       done: Number(d.done), failed: Number(d.failed), total: Number(d.total),
       version: Number(d.version),
     };
@@ -195,17 +207,48 @@ def attrs(page: Any, index: int = 0) -> dict[str, Any]:
     return {k: int(v) if v.lstrip("-").isdigit() else v for k, v in data.items()}
 
 
-def recorded(page: Any, widget: int | None = None) -> list[dict[str, Any]]:
-    """The attribute changes logged so far (of one widget, or all)."""
-    log: list[dict[str, Any]] = page.evaluate("() => window.__bwLog || []")
+def recorded(page: Any, widget: int | None = None, since: int = 0) -> list[dict[str, Any]]:
+    """The attribute changes logged so far (of one widget, or all) from log position ``since``."""
+    log: list[dict[str, Any]] = page.evaluate(
+        "(since) => (window.__bwLog || []).slice(since)", since
+    )
     return [entry for entry in log if widget is None or entry["w"] == widget]
 
 
-def connections(page: Any, widget: int = 0, since: float = 0) -> list[str]:
-    """The sequence of ``data-connection`` values widget ``widget`` went through."""
+def log_position(page: Any) -> int:
+    """How many changes the page has logged: a mark on the page's own timeline.
+
+    Take it before breaking something; entries from it on are the ones logged
+    after that (:func:`recorded`, :func:`connections` and :func:`first` take
+    it as ``since``).
+    """
+    count: int = page.evaluate("() => (window.__bwLog || []).length")
+    return count
+
+
+def first(page: Any, predicate: Any, widget: int = 0, since: int = 0) -> dict[str, Any] | None:
+    """The first logged change of ``widget`` from log position ``since`` matching ``predicate``."""
+    for entry in recorded(page, widget, since):
+        if predicate(entry):
+            return entry
+    return None
+
+
+def fault_seen(page: Any, since: int, widget: int = 0) -> dict[str, Any] | None:
+    """The entry in which ``widget`` first left ``live`` from log position ``since``.
+
+    That is when the widget saw a fault, by its own clock; updates that were
+    already on their way are logged ``live`` before it and are not the
+    reaction to the fault.
+    """
+    return first(page, lambda entry: entry["connection"] != "live", widget, since)
+
+
+def connections(page: Any, widget: int = 0, since: int = 0) -> list[str]:
+    """The ``data-connection`` values ``widget`` went through from log position ``since``."""
     states: list[str] = []
-    for entry in recorded(page, widget):
-        if entry["t"] >= since and (not states or states[-1] != entry["connection"]):
+    for entry in recorded(page, widget, since):
+        if not states or states[-1] != entry["connection"]:
             states.append(entry["connection"])
     return states
 

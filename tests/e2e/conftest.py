@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _lab import CHROMIUM, RECONNECT_DELAY, LabHandle, build_lab, launch_chromium
+from _lab import CHROMIUM, RECONNECT_DELAY, Gate, LabHandle, build_lab, launch_chromium
 from _page import install_recorder
 from _proxy import FaultProxy
 
@@ -108,6 +108,14 @@ def page(browser: Any, lab: LabHandle, proxy: FaultProxy) -> Iterator[Any]:
     proxy.restore()
     context.close()
     lab.shutdown_kernels()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """A closed :class:`Gate` for a job of the test; opened at teardown so no item waits on."""
+    closed = Gate(tmp_path / "gate")
+    yield closed
+    closed.open()
 
 
 @pytest.fixture
