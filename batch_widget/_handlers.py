@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -111,17 +112,10 @@ class BatchHandler(APIHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a domain error as one line: it is the client's mistake, not a crash."""
-        if isinstance(value, BatchError) and value.status_code >= 500:
-            self.log.error(
-                "batch_widget: %s %s -> %s: %s",
-                self.request.method,
-                self.request.path,
-                value.status_code,
-                value,
-            )
-            return
         if isinstance(value, BatchError):
-            self.log.info(
+            # A 5xx (the store is gone or owned elsewhere) is the server's state: loud.
+            self.log.log(
+                logging.ERROR if value.status_code >= 500 else logging.INFO,
                 "batch_widget: %s %s -> %s: %s",
                 self.request.method,
                 self.request.path,

@@ -413,14 +413,21 @@ class Store:
         self, job_key: int, status: ItemStatus | None, offset: int, limit: int
     ) -> tuple[list[ItemRecord], int]:
         """A page of the ledger in index order, and the number of matching items."""
+        total, rows = self._item_rows_page(job_key, status, offset, limit)
+        return [_item_from_row(row) for row in rows], total
+
+    def _item_rows_page(
+        self, job_key: int, status: ItemStatus | None, offset: int, limit: int
+    ) -> tuple[int, sqlite3.Cursor]:
+        """How many items match, and a cursor over one page of their rows in index order."""
         where, args = _item_filter(job_key, status)
         conn = self._reader()
         (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
         rows = conn.execute(
             f"SELECT idx, input, status, result, error, traceback, duration FROM items "
             f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
-        ).fetchall()
-        return [_item_from_row(row) for row in rows], int(total)
+        )
+        return int(total), rows
 
     def items_page(
         self, job_key: int, status: ItemStatus | None, offset: int, limit: int,
@@ -433,13 +440,7 @@ class Store:
         take it past ``max_bytes``, so it may hold fewer than ``limit`` items, but
         never none while items match: readers advance by the items they got.
         """
-        where, args = _item_filter(job_key, status)
-        conn = self._reader()
-        (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
-        rows = conn.execute(
-            f"SELECT idx, input, status, result, error, traceback, duration FROM items "
-            f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
-        )
+        total, rows = self._item_rows_page(job_key, status, offset, limit)
         parts: list[str] = []
         size = 0
         for row in rows:

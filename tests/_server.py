@@ -173,6 +173,16 @@ class JupyterProcess:
             raw = error.read()
             return error.code, json.loads(raw) if raw else None
 
+    def wait_for_job(self, job_id: str, check: Any, timeout: float = 60) -> Any:
+        """Poll the job until ``check(snapshot)``; return the snapshot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.api("GET", f"api/batch/jobs/{job_id}")
+            if check(snapshot):
+                return snapshot
+            assert time.monotonic() < deadline, snapshot
+            time.sleep(0.05)
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:

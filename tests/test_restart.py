@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from _helpers import SLEEP, TERMINAL
 from _server import ServerHandle, running_server
-
-
-def wait_for(server: ServerHandle, job_id: str, check: Any, timeout: float = 60) -> Any:
-    """Poll the job until ``check(snapshot)``; return the snapshot."""
-    deadline = time.monotonic() + timeout
-    while True:
-        snapshot = server.api("GET", f"api/batch/jobs/{job_id}")
-        if check(snapshot):
-            return snapshot
-        assert time.monotonic() < deadline, snapshot
-        time.sleep(0.05)
 
 
 def all_items(server: ServerHandle, job_id: str) -> dict[int, Any]:
@@ -42,7 +30,7 @@ def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
             },
         )
         assert code == 201, job
-        wait_for(server, job["id"], lambda s: s["done"] >= 40)
+        server.wait_for_job(job["id"], lambda s: s["done"] >= 40)
         committed = {
             i: item for i, item in all_items(server, job["id"]).items() if item["status"] == "done"
         }
@@ -61,7 +49,7 @@ def test_a_killed_server_leaves_the_job_interrupted_and_retry_finishes_it(
 
         code, retried = server.call("POST", f"api/batch/jobs/{job['id']}/retry")
         assert code == 200, retried
-        final = wait_for(server, job["id"], lambda s: s["status"] in TERMINAL)
+        final = server.wait_for_job(job["id"], lambda s: s["status"] in TERMINAL)
         assert final["status"] == "completed"
         assert (final["done"], final["failed"], final["pending"]) == (300, 0, 0)
         items = all_items(server, job["id"])

@@ -36,17 +36,6 @@ def server_at(tmp_path: Path, **traits: Any) -> Iterator[ServerHandle]:
         server.stop()
 
 
-def poll(server: ServerHandle, job_id: str, check: Any, timeout: float = 60) -> Any:
-    """Poll the job until ``check(snapshot)``; return the snapshot."""
-    deadline = time.monotonic() + timeout
-    while True:
-        snapshot = server.api("GET", f"api/batch/jobs/{job_id}")
-        if check(snapshot):
-            return snapshot
-        assert time.monotonic() < deadline, snapshot
-        time.sleep(0.05)
-
-
 def ledger(server: ServerHandle, job_id: str) -> dict[str, int]:
     """Item counts by status, from the job's item records."""
     counts: dict[str, int] = {}
@@ -77,7 +66,7 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
             "processor": "sample_processors:once", "items": list(range(300)),
             "params": {"marker_dir": str(markers), "seconds": 0.02}, "max_workers": 2})
         assert code == 201, job
-        poll(first, job["id"], lambda s: s["done"] >= 10)
+        first.wait_for_job(job["id"], lambda s: s["done"] >= 10)
 
         with server_at(tmp_path / "b", db_url=shared) as second:
             code, answer = second.call("GET", "api/batch/jobs")
@@ -92,7 +81,7 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
             assert "in use by another Jupyter server" in second.log()
 
             assert first.api("GET", f"api/batch/jobs/{job['id']}")["status"] == "processing"
-            final = poll(first, job["id"], lambda s: s["status"] in TERMINAL)
+            final = first.wait_for_job(job["id"], lambda s: s["status"] in TERMINAL)
             assert (final["status"], final["done"], final["failed"]) == ("completed", 300, 0)
             assert ledger(first, job["id"]) == {"done": 300}
             runs = sorted(int(p.name.split(".")[0]) for p in markers.iterdir())
@@ -177,11 +166,11 @@ def test_a_deleted_store_answers_503_and_says_so_in_the_log(tmp_path: Path) -> N
         code, job = server.call("POST", "api/batch/jobs", {
             "processor": SLEEP, "items": list(range(200)), "params": {"seconds": 0.02}})
         assert code == 201, job
-        poll(server, job["id"], lambda s: s["done"] >= 2)
+        server.wait_for_job(job["id"], lambda s: s["done"] >= 2)
 
         for suffix in ("", "-wal", "-shm"):
             Path(f"{server.db_path}{suffix}").unlink(missing_ok=True)
-        final = poll(server, job["id"], lambda s: s["status"] in TERMINAL, timeout=30)
+        final = server.wait_for_job(job["id"], lambda s: s["status"] in TERMINAL, timeout=30)
         assert final["status"] == "failed"
         assert "was deleted" in final["error"]
 
