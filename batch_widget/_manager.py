@@ -113,6 +113,8 @@ class JobManager:
         self._changed = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
         self._running: dict[str, _Entry] = {}
+        #: Every job thread not yet joined: a thread frees its slot a little before it ends.
+        self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
         interrupted, completed = store.interrupt_unfinished(_now())
@@ -164,6 +166,7 @@ class JobManager:
                 queued = [self._jobs[job_id] for job_id in self._queue]
                 self._queue.clear()
                 running = [(e.row.id, e.run, e.thread) for e in self._running.values()]
+                threads = set(self._threads)
             for _, run, _ in running:
                 if run is not None:
                     run.flag.set(RunEnd.STOPPED)
@@ -176,6 +179,8 @@ class JobManager:
                 if thread.is_alive():
                     self.log.warning("batch_widget: job %s did not end within %.0f s of "
                                      "shutdown", job_id, timeout)
+        for thread in threads:  # runs that had just ended: their threads finish at once
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- queries ---------------------------------------------------------------
 
@@ -359,6 +364,8 @@ class JobManager:
                 run = entry.run = self._new_run(entry)
                 entry.thread = threading.Thread(target=self._run_job, args=(entry, run),
                                                 name=f"batch-job-{entry.row.id}", daemon=True)
+                self._threads = {t for t in self._threads if t.is_alive()}
+                self._threads.add(entry.thread)
                 entry.thread.start()
 
     def _new_run(self, entry: _Entry) -> JobRun:

@@ -489,7 +489,7 @@ class JobRun:
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning("batch_widget: job %s: a chunk of %d item(s) could not run: %r",
                          self.job_id, len(items), exc)
-        message = f"the worker could not run this item: {type(exc).__name__}: {exc}"
+        message = f"the worker could not run this item: {_worker.describe(exc)}"
         return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
 
 

@@ -262,7 +262,7 @@ def run_chunk(
         try:
             result = func(json.loads(raw), **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
-            append(("failed", None, _describe(exc), traceback.format_exc(), clock() - started,
+            append(("failed", None, describe(exc), _traceback(), clock() - started,
                     job_key, index))
             continue
         duration = clock() - started
@@ -315,10 +315,30 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """``Type: message``, even for an exception whose ``__str__`` itself raises."""
     name = type(exc).__name__
     try:
-        return f"{name}: {exc}"
+        return storable(f"{name}: {exc}")
     except BaseException:  # a broken __str__ must fail only its own item
         return f"{name}: <unprintable {name}>"
+
+
+def _traceback() -> str | None:
+    """The current exception's traceback as storable text, or None if it cannot be made."""
+    try:
+        return storable(traceback.format_exc())
+    except BaseException:  # e.g. a __notes__ that raises
+        return None
+
+
+def storable(text: str) -> str:
+    """``text`` with lone surrogates escaped: SQLite stores UTF-8, which cannot hold them.
+
+    File names from ``os.listdir()`` carry them on Linux, and so do messages about them.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

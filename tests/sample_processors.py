@@ -168,3 +168,11 @@ def gated(
     if item in fail:
         raise ValueError(f"item {item!r} was asked to fail")
     return item
+
+
+def surrogate_error(item: int) -> int:
+    """Fail item 1 with a message holding a lone surrogate, as an undecodable file name does."""
+    if item == 1:
+        name = b"a\xffb".decode("utf-8", "surrogateescape")
+        raise FileNotFoundError(f"no such file: {name}")
+    return item

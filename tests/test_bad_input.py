@@ -155,3 +155,13 @@ async def test_relative_output_paths_are_read_against_the_root_dir(api: Api) -> 
     code, body, _ = await api.call("GET", "jobs", job["id"], "outputs")
     assert code == 200
     assert body["outputs"] == ["out/a.txt", "out/b.txt"]
+
+
+async def test_an_error_message_with_a_lone_surrogate_fails_only_its_item(api: Api) -> None:
+    job = await api.create([0, 1, 2], processor="sample_processors:surrogate_error")
+    final = await api.wait(job["id"])
+    assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 1)
+    code, body, _ = await api.call("GET", "jobs", job["id"], "items",
+                                   params={"status": "failed"})
+    assert code == 200
+    assert body["items"][0]["error"] == "FileNotFoundError: no such file: a\\udcffb"
