@@ -281,8 +281,7 @@ class BatchWidgetApp(ExtensionApp):
 
     def require_manager(self) -> JobManager:
         """The manager, taking the store over if its owner has gone; else ``StoreInUse``."""
-        if self.manager is None and self._take_store():
-            self._on_takeover()
+        self._try_takeover()
         if self.manager is None:
             raise StoreInUse(self._in_use_message())
         return self.manager

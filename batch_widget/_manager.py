@@ -53,7 +53,6 @@ class _Entry:
     row: JobRow
     meter: RateMeter = dataclasses.field(default_factory=RateMeter)
     run: JobRun | None = None
-    thread: threading.Thread | None = None
 
 
 def _now() -> str:
@@ -165,22 +164,18 @@ class JobManager:
                 self._stopping = True
                 queued = [self._jobs[job_id] for job_id in self._queue]
                 self._queue.clear()
-                running = [(e.row.id, e.run, e.thread) for e in self._running.values()]
+                runs = [e.run for e in self._running.values() if e.run is not None]
                 threads = set(self._threads)
-            for _, run, _ in running:
-                if run is not None:
-                    run.flag.set(RunEnd.STOPPED)
+            for run in runs:
+                run.flag.set(RunEnd.STOPPED)
             for entry in queued:
                 self._finish(entry, JobStatus.INTERRUPTED)
         deadline = time.monotonic() + timeout
-        for job_id, _, thread in running:
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    self.log.warning("batch_widget: job %s did not end within %.0f s of "
-                                     "shutdown", job_id, timeout)
-        for thread in threads:  # runs that had just ended: their threads finish at once
+        for thread in threads:  # a thread frees its run's slot a little before it ends
             thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self.log.warning("batch_widget: %s did not end within %.0f s of shutdown",
+                                 thread.name, timeout)
 
     # -- queries ---------------------------------------------------------------
 
@@ -362,11 +357,11 @@ class JobManager:
                 entry = self._jobs[self._queue.popleft()]
                 self._running[entry.row.id] = entry
                 run = entry.run = self._new_run(entry)
-                entry.thread = threading.Thread(target=self._run_job, args=(entry, run),
-                                                name=f"batch-job-{entry.row.id}", daemon=True)
+                thread = threading.Thread(target=self._run_job, args=(entry, run),
+                                          name=f"batch-job-{entry.row.id}", daemon=True)
                 self._threads = {t for t in self._threads if t.is_alive()}
-                self._threads.add(entry.thread)
-                entry.thread.start()
+                self._threads.add(thread)
+                thread.start()
 
     def _new_run(self, entry: _Entry) -> JobRun:
         row = entry.row
@@ -395,9 +390,7 @@ class JobManager:
             if not run.flag.is_set():
                 self._begin(entry, run)
             end = run.run()
-        except ProcessorError as exc:
-            status, error = JobStatus.FAILED, str(exc)
-        except StoreUnavailable as exc:
+        except (ProcessorError, StoreUnavailable) as exc:
             status, error = JobStatus.FAILED, str(exc)
         except BaseException as exc:
             self.log.exception("batch_widget: job %s crashed", entry.row.id)
@@ -510,7 +503,7 @@ class JobManager:
 
     def _release_locked(self, entry: _Entry, run: JobRun | None) -> None:
         if run is not None and entry.run is run:
-            entry.run = entry.thread = None
+            entry.run = None
             self._running.pop(entry.row.id, None)
 
     def _persist(self, write: Callable[[], object], timeout: float) -> None:

@@ -348,15 +348,6 @@ class Store:
                 "WHERE key = ?", [(JobStatus.COMPLETED.value, now, key) for key, _ in completed])
         return [i for _, i in interrupted], [i for _, i in completed]
 
-    def unfinished_count(self, job_key: int) -> int:
-        """How many of the job's items are pending or running."""
-        (count,) = self._reader().execute(
-            "SELECT COUNT(*) FROM items WHERE job = ? AND status IN ('pending', 'running')",
-            (job_key,)).fetchone()
-        return int(count)
-
-    # -- items ---------------------------------------------------------------
-
     def pending_items(self, job_key: int, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to ``limit`` pending ``(index, input_json)`` with index above ``after``."""
         try:
@@ -481,11 +472,6 @@ class StoreLock:
     def __init__(self, store_path: str | Path) -> None:
         self.path = Path(f"{store_path}.lock")
         self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """True while this object owns the store."""
-        return self._fd is not None
 
     def acquire(self, owner: dict[str, Any]) -> bool:
         """Take the store if no other process holds it; record ``owner``. Never blocks."""

@@ -119,7 +119,7 @@ async def test_a_store_unwritable_for_a_moment_loses_nothing(
     await wait_until(lambda: manager.get(job["id"])["done"] >= 5)
 
     immutable.freeze(written_files(store_path))
-    await asyncio.sleep(1.0)  # commits fail for a while: several progress_intervals
+    await asyncio.sleep(20 * manager.progress_interval)  # the fault lasts 20 commit rounds
     during = manager.get(job["id"])
     immutable.thaw()
     final = await wait(manager, job["id"], timeout=60)
@@ -231,17 +231,24 @@ async def test_retry_and_cancel_the_instant_a_job_ends_never_strand_a_run(
 # -- 5. resuming interrupted jobs, each on its own ----------------------------------------------
 
 
+async def finished_job_left(make_manager: ManagerFactory, tmp_path: Path, status: str) -> str:
+    """Run a job to its end, stop, and leave it in ``status`` in the store, as a crash
+    between the last commit and the end would; return its id."""
+    first = make_manager()
+    job_id: str = first.create([1, 2], processor=SLEEP, params={"seconds": 0})["id"]
+    await wait(first, job_id)
+    await asyncio.to_thread(first.stop)
+    first.store.close()
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:
+        conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (status, job_id))
+    return job_id
+
+
 async def test_resume_interrupted_resumes_each_job_on_its_own(
     make_manager: ManagerFactory, tmp_path: Path
 ) -> None:
-    first = make_manager()
-    finished_job = first.create([1, 2], processor=SLEEP, params={"seconds": 0})
-    await wait(first, finished_job["id"])
-    await asyncio.to_thread(first.stop)
-    first.store.close()
     # The crash window: every item done, the job's end never written.
-    with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:
-        conn.execute("UPDATE jobs SET status = 'interrupted' WHERE id = ?", (finished_job["id"],))
+    finished_job = await finished_job_left(make_manager, tmp_path, "interrupted")
     then = make_manager(start=False)  # a server stopped before these two could start
     forbidden_job = then.create([1, 2], processor="sample_processors:square")
     plain_job = then.create([1, 2, 3], processor=SLEEP, params={"seconds": 0})
@@ -252,7 +259,7 @@ async def test_resume_interrupted_resumes_each_job_on_its_own(
 
     second = make_manager(resume_interrupted=True, allowed_processors=["batch_widget.*"])
 
-    assert (await wait(second, finished_job["id"]))["status"] == "completed"
+    assert (await wait(second, finished_job))["status"] == "completed"
     assert (await wait(second, plain_job["id"]))["status"] == "completed"
     assert second.get(forbidden_job["id"])["status"] == "interrupted"  # stranded no other
 
@@ -260,19 +267,13 @@ async def test_resume_interrupted_resumes_each_job_on_its_own(
 async def test_a_server_that_died_after_the_last_item_leaves_the_job_completed(
     make_manager: ManagerFactory, tmp_path: Path
 ) -> None:
-    first = make_manager()
-    job = first.create([1, 2], processor=SLEEP, params={"seconds": 0})
-    await wait(first, job["id"])
-    await asyncio.to_thread(first.stop)
-    first.store.close()
-    with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:  # died before writing the end
-        conn.execute("UPDATE jobs SET status = 'processing' WHERE id = ?", (job["id"],))
+    job_id = await finished_job_left(make_manager, tmp_path, "processing")  # died before its end
 
     second = make_manager()
 
-    assert second.get(job["id"])["status"] == "completed"
+    assert second.get(job_id)["status"] == "completed"
     with pytest.raises(JobStateConflict, match="nothing to retry"):
-        second.retry(job["id"])
+        second.retry(job_id)
 
 
 # -- 6. a worker process that dies --------------------------------------------------------------
