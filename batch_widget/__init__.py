@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batch_widget._client import ServerNotFound, ServerUnreachable
-from batch_widget._errors import (
+from batch_widget.kernel.client import ServerNotFound, ServerUnreachable
+from batch_widget.kernel.job import BatchFailed, Job, JobList, attach, connect, jobs, map, submit
+from batch_widget.protocol import (
     BatchError,
     InvalidRequest,
     JobNotFound,
     JobStateConflict,
     PermissionDenied,
 )
-from batch_widget._job import BatchFailed, Job, JobList, attach, connect, jobs, map, submit
 
 if TYPE_CHECKING:
-    from batch_widget._widget import BatchProgress
+    from batch_widget.kernel.widget import BatchProgress
 
 __version__ = "0.1.0"
 
@@ -54,13 +54,13 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # BatchProgress loads anywidget and ipywidgets: only kernels that show it pay for that.
     if name == "BatchProgress":
-        from batch_widget._widget import BatchProgress
+        from batch_widget.kernel.widget import BatchProgress
 
         return BatchProgress
     raise AttributeError(f"module 'batch_widget' has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from batch_widget._app import BatchWidgetApp
+    from batch_widget.server.app import BatchWidgetApp
 
     return [{"module": "batch_widget", "app": BatchWidgetApp}]

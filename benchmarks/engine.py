@@ -39,8 +39,8 @@ def _peak_rss_mb() -> float:
 
 def run_job(n_items: int) -> dict[str, float]:
     """Run one ``sleep(seconds=0)`` job of ``n_items`` on a fresh store; measure it."""
-    from batch_widget._manager import JobManager
-    from batch_widget._store import Store
+    from batch_widget.engine.manager import JobManager
+    from batch_widget.engine.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         before = _rss_mb()

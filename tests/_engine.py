@@ -7,6 +7,7 @@ they import so pytest finds it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
-from batch_widget._manager import JobManager
-from batch_widget._store import Store
-from batch_widget._types import Snapshot
+from batch_widget.engine import JobManager, JobRequest, Settings
+from batch_widget.engine.store import Store
+from batch_widget.protocol import Snapshot
 
 
 class Recorder:
@@ -48,10 +49,14 @@ async def make_manager(tmp_path: Path) -> AsyncIterator[ManagerFactory]:
     """Build started managers on a store in the test's temp dir; stop them afterwards."""
     made: list[JobManager] = []
 
-    def factory(recorder: Recorder | None = None, start: bool = True, **options: Any) -> JobManager:
+    def factory(recorder: Recorder | None = None, start: bool = True,
+                log: logging.Logger | None = None, **options: Any) -> JobManager:
+        """``options`` are engine settings; ``allowed_processors`` may be a list."""
         options.setdefault("progress_interval", 0.05)
-        manager = JobManager(Store(tmp_path / "jobs.sqlite"), recorder, loop=IOLoop.current(),
-                             **options)
+        if "allowed_processors" in options:
+            options["allowed_processors"] = tuple(options["allowed_processors"])
+        manager = JobManager(Store(tmp_path / "jobs.sqlite"), recorder, Settings(**options),
+                             loop=IOLoop.current(), log=log)
         if start:
             manager.start()
         made.append(manager)
@@ -61,6 +66,11 @@ async def make_manager(tmp_path: Path) -> AsyncIterator[ManagerFactory]:
     for manager in made:
         await asyncio.to_thread(manager.stop)
         manager.store.close()
+
+
+def create(manager: JobManager, items: Any, **fields: Any) -> Snapshot:
+    """Create a job through the manager: ``fields`` are those of a ``JobRequest``."""
+    return manager.create(JobRequest(items, **fields))
 
 
 async def wait(manager: JobManager, job_id: str, timeout: float = 60) -> Snapshot:

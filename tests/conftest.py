@@ -16,8 +16,7 @@ import pytest
 from _helpers import Api, Fetch
 from traitlets.config import Config
 
-from batch_widget._app import BatchWidgetApp
-from batch_widget._handlers import APP_KEY
+from batch_widget.server.app import BatchWidgetApp
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -72,7 +71,7 @@ def batch_app(jp_serverapp: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> 
     pytest-jupyter never calls ``_start_jupyter_server_extension``, so start it here
     (the handlers would also start it lazily on the first request).
     """
-    app: BatchWidgetApp = jp_serverapp.web_app.settings[APP_KEY]
+    app: BatchWidgetApp = jp_serverapp.web_app.settings[BatchWidgetApp.name]
 
     async def start() -> None:
         app.ensure_started()

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from batch_widget._events import Broadcaster, Subscriber, event_name
-from batch_widget._manager import JobManager
-from batch_widget._types import Snapshot
+from batch_widget.engine import JobManager, JobRequest
+from batch_widget.protocol import Snapshot
+from batch_widget.server.events import Broadcaster, Subscriber, event_name
 
 
 class InjectedFault(RuntimeError):
@@ -89,9 +89,8 @@ class RecordingJobManager(JobManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.created: list[str] = []
-        self.init_kwargs = dict(kwargs)
 
-    def create(self, items: Any, **fields: Any) -> Snapshot:
-        snapshot = super().create(items, **fields)
+    def create(self, request: JobRequest) -> Snapshot:
+        snapshot = super().create(request)
         self.created.append(snapshot["id"])
         return snapshot

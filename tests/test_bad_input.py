@@ -13,7 +13,7 @@ import pytest
 from _helpers import Api
 from test_sse import SSEClient
 
-from batch_widget._app import BatchWidgetApp
+from batch_widget.server.app import BatchWidgetApp
 
 ALLOWED = ["batch_widget.processors:*", "sample_processors:*"]
 

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from _server import ServerHandle, running_server
 
-import batch_widget._job as bw
-from batch_widget import _client
-from batch_widget._client import default_client
-from batch_widget._errors import JobNotFound, JobStateConflict, PermissionDenied
-from batch_widget._types import JobStatus
+import batch_widget.kernel.job as bw
+from batch_widget.kernel import client as _client
+from batch_widget.kernel.client import default_client
+from batch_widget.protocol import JobNotFound, JobStateConflict, JobStatus, PermissionDenied
 
 SLEEP = "batch_widget.processors:sleep"
 

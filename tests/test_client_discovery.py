@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from batch_widget import _client
-from batch_widget._client import (
+from batch_widget.kernel import client as _client
+from batch_widget.kernel.client import (
     Client,
     ServerNotFound,
     ServerUnreachable,
@@ -31,14 +31,14 @@ from batch_widget._client import (
     default_client,
     discover,
 )
-from batch_widget._errors import (
+from batch_widget.kernel.job import Job
+from batch_widget.protocol import (
     BatchError,
     InvalidRequest,
     JobNotFound,
     JobStateConflict,
     PermissionDenied,
 )
-from batch_widget._job import Job
 
 DISCOVERY_ENV = (
     "BATCH_WIDGET_URL",
@@ -195,7 +195,7 @@ def test_nothing_found_says_how_to_fix_it() -> None:
 
 def test_the_client_does_not_load_the_server() -> None:
     code = (
-        "import sys, batch_widget._client, batch_widget._job; "
+        "import sys, batch_widget.kernel.client, batch_widget.kernel.job; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tornado', 'jupyter_server')]; "
         "assert not bad, bad"
     )

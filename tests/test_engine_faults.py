@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _engine import ManagerFactory, Recorder, make_manager, wait, wait_until
+from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 
-from batch_widget._errors import JobStateConflict
-from batch_widget._manager import JobManager
-from batch_widget._store import Store
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.store import Store
+from batch_widget.protocol import JobStateConflict
 
 __all__ = ["make_manager"]  # the fixture, imported for pytest
 
@@ -52,7 +52,7 @@ async def test_sys_exit_and_keyboard_interrupt_fail_only_their_items(
     make_manager: ManagerFactory, executor: str
 ) -> None:
     manager = make_manager()
-    job = manager.create(
+    job = create(manager,
         list(range(10)), processor="sample_processors:exits", executor=executor,
         params={"exit_on": [3], "interrupt_on": [6]}, max_workers=2,
     )
@@ -114,12 +114,12 @@ async def test_a_store_unwritable_for_a_moment_loses_nothing(
     markers.mkdir()
     manager = make_manager(store_write_timeout=30)
     store_path = manager.store.path
-    job = manager.create(list(range(60)), processor="sample_processors:once",
+    job = create(manager, list(range(60)), processor="sample_processors:once",
                          params={"marker_dir": str(markers), "seconds": 0.02}, max_workers=2)
     await wait_until(lambda: manager.get(job["id"])["done"] >= 5)
 
     immutable.freeze(written_files(store_path))
-    await asyncio.sleep(20 * manager.progress_interval)  # the fault lasts 20 commit rounds
+    await asyncio.sleep(20 * manager.settings.progress_interval)  # the fault lasts 20 commit rounds
     during = manager.get(job["id"])
     immutable.thaw()
     final = await wait(manager, job["id"], timeout=60)
@@ -137,7 +137,7 @@ async def test_a_store_that_stays_unwritable_fails_the_job_and_retry_finishes_it
     recorder = Recorder()
     manager = make_manager(recorder, store_write_timeout=0.5)
     store_path = manager.store.path
-    job = manager.create(list(range(40)), processor=SLEEP, params={"seconds": 0.05},
+    job = create(manager, list(range(40)), processor=SLEEP, params={"seconds": 0.05},
                          max_workers=2)
     await wait_until(lambda: manager.get(job["id"])["done"] >= 2)
 
@@ -182,7 +182,7 @@ async def test_retry_and_cancel_the_instant_a_job_ends_never_strand_a_run(
     log.propagate = False
     log.setLevel(logging.INFO)
     manager = make_manager(max_concurrent_jobs=2, log=log)
-    jobs = [manager.create([0, 1, 2], processor="sample_processors:sleep_then_fail",
+    jobs = [create(manager, [0, 1, 2], processor="sample_processors:sleep_then_fail",
                            params={"seconds": 0.2, "fail": [0]})
             for _ in range(3)]
     most_processing = 0
@@ -224,7 +224,7 @@ async def test_retry_and_cancel_the_instant_a_job_ends_never_strand_a_run(
     # Nothing is left running: the runs all ended, so stop() returns at once.
     started = time.monotonic()
     await asyncio.to_thread(manager.stop)
-    assert time.monotonic() - started < manager.cancel_timeout
+    assert time.monotonic() - started < manager.settings.cancel_timeout
     assert not [t for t in threading.enumerate() if t.name.startswith("batch-job-")]
 
 
@@ -235,7 +235,7 @@ async def finished_job_left(make_manager: ManagerFactory, tmp_path: Path, status
     """Run a job to its end, stop, and leave it in ``status`` in the store, as a crash
     between the last commit and the end would; return its id."""
     first = make_manager()
-    job_id: str = first.create([1, 2], processor=SLEEP, params={"seconds": 0})["id"]
+    job_id: str = create(first, [1, 2], processor=SLEEP, params={"seconds": 0})["id"]
     await wait(first, job_id)
     await asyncio.to_thread(first.stop)
     first.store.close()
@@ -250,8 +250,8 @@ async def test_resume_interrupted_resumes_each_job_on_its_own(
     # The crash window: every item done, the job's end never written.
     finished_job = await finished_job_left(make_manager, tmp_path, "interrupted")
     then = make_manager(start=False)  # a server stopped before these two could start
-    forbidden_job = then.create([1, 2], processor="sample_processors:square")
-    plain_job = then.create([1, 2, 3], processor=SLEEP, params={"seconds": 0})
+    forbidden_job = create(then, [1, 2], processor="sample_processors:square")
+    plain_job = create(then, [1, 2, 3], processor=SLEEP, params={"seconds": 0})
     await asyncio.to_thread(then.stop)
     then.store.close()
     for job in (forbidden_job, plain_job):
@@ -284,7 +284,7 @@ async def test_a_crashing_worker_process_fails_only_its_item(
     make_manager: ManagerFactory, how: str
 ) -> None:
     manager = make_manager()
-    job = manager.create(list(range(60)), processor="sample_processors:crash",
+    job = create(manager, list(range(60)), processor="sample_processors:crash",
                          executor="process", max_workers=2,
                          params={"on": [7, 41], "how": how, "seconds": 0.005})
     final = await wait(manager, job["id"], timeout=120)
@@ -308,10 +308,10 @@ async def test_cancelling_a_hung_job_frees_its_slot_after_cancel_timeout(
     pids.mkdir()
     manager = make_manager(max_concurrent_jobs=1, cancel_timeout=1.0)
     release = tmp_path / "release"
-    hung = manager.create([0, 1], processor="sample_processors:hang", executor=executor,
+    hung = create(manager, [0, 1], processor="sample_processors:hang", executor=executor,
                           params={"on": [0], "pid_dir": str(pids), "release": str(release)},
                           max_workers=1)
-    behind = manager.create([1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
+    behind = create(manager, [1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
     await wait_until((pids / "0.pid").exists, timeout=60)
     assert manager.get(behind["id"])["status"] == "queued"
 
@@ -321,7 +321,7 @@ async def test_cancelling_a_hung_job_frees_its_slot_after_cancel_timeout(
     ended_after = time.monotonic() - cancelled_at
 
     assert final["status"] == "cancelled"
-    assert manager.cancel_timeout <= ended_after < manager.cancel_timeout + 10
+    assert manager.settings.cancel_timeout <= ended_after < manager.settings.cancel_timeout + 10
     items = {i["index"]: i["status"] for i in manager.items(hung["id"])[0]}
     assert items == {0: "cancelled", 1: "cancelled"}
     assert (await wait(manager, behind["id"], timeout=30))["status"] == "completed"
@@ -353,7 +353,7 @@ async def test_a_deleted_store_fails_the_job_loudly_and_is_never_recreated(
     recorder = Recorder()
     manager = make_manager(recorder)
     store_path = manager.store.path
-    job = manager.create(list(range(200)), processor=SLEEP, params={"seconds": 0.02},
+    job = create(manager, list(range(200)), processor=SLEEP, params={"seconds": 0.02},
                          max_workers=2)
     await wait_until(lambda: manager.get(job["id"])["done"] >= 2)
 
@@ -364,7 +364,7 @@ async def test_a_deleted_store_fails_the_job_loudly_and_is_never_recreated(
     assert final["status"] == "failed"
     assert "was deleted" in final["error"] and str(store_path) in final["error"]
     with pytest.raises(Exception, match="was deleted") as refused:
-        manager.create([1], processor=SLEEP)
+        create(manager, [1], processor=SLEEP)
     assert getattr(refused.value, "status_code", None) == 503
     with pytest.raises(Exception, match="was deleted"):
         await asyncio.to_thread(manager.items, job["id"])

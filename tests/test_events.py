@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from batch_widget._events import (
+from batch_widget.protocol import Snapshot
+from batch_widget.server.events import (
     Broadcaster,
     Event,
     format_event,
     format_heartbeat,
     format_retry,
 )
-from batch_widget._types import Snapshot
 
 
 def snap(job_id: str, status: str = "processing", version: int = 1, **extra: Any) -> Snapshot:

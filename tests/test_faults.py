@@ -27,8 +27,7 @@ from fault_doubles import (
 )
 from test_sse import Message, SSEClient
 
-from batch_widget._app import BatchWidgetApp
-from batch_widget._handlers import BROADCASTER_KEY, CONFIG_KEY, MANAGER_KEY
+from batch_widget.server.app import BatchWidgetApp
 
 #: The longest job name the API accepts: big snapshots fill socket buffers fast.
 LONG_NAME = "n" * 200
@@ -357,13 +356,12 @@ def completes(messages: list[Message]) -> dict[str, Any]:
 async def test_a_configured_manager_class_serves_the_api(
     api: Api, batch_app: BatchWidgetApp, jp_serverapp: Any
 ) -> None:
-    settings = jp_serverapp.web_app.settings
-    manager = settings[MANAGER_KEY]
+    manager = batch_app.require_manager()
     assert type(manager) is RecordingJobManager
     assert manager is batch_app.manager
-    assert manager.broadcaster is settings[BROADCASTER_KEY]
-    assert manager.init_kwargs["completion_broadcast_retries"] == 5
-    assert settings[CONFIG_KEY]["manager_class"] == "fault_doubles.RecordingJobManager"
+    assert manager.broadcaster is batch_app.broadcaster
+    assert manager.settings.completion_broadcast_retries == 5
+    assert batch_app.config_summary()["manager_class"] == "fault_doubles.RecordingJobManager"
     job = await api.create([1, 2, 3], params={"seconds": 0.01})
     assert manager.created == [job["id"]]
     assert (await api.wait(job["id"]))["status"] == "completed"

@@ -17,9 +17,9 @@ from jupyter_server.auth import Authorizer
 from tornado.httpclient import HTTPClientError
 from traitlets import TraitError
 
-from batch_widget._app import BatchWidgetApp
-from batch_widget._handlers import APP_KEY
-from batch_widget._store import Store
+from batch_widget.engine import JobRequest
+from batch_widget.engine.store import Store
+from batch_widget.server.app import BatchWidgetApp
 
 
 class NoExecuteAuthorizer(Authorizer):
@@ -388,7 +388,7 @@ async def test_create_and_retry_need_the_execute_permission(
     assert manager is not None
     loop = asyncio.get_running_loop()
     job = await loop.run_in_executor(
-        None, lambda: manager.create([1, 2], processor=SLEEP, params=_sleep(fail=[2]))
+        None, lambda: manager.create(JobRequest([1, 2], processor=SLEEP, params=_sleep(fail=[2])))
     )
     final = await api.wait(job["id"])
     assert final["failed"] == 1
@@ -423,7 +423,7 @@ async def test_status_polls_do_not_count_as_user_activity(api: Api, jp_serverapp
 async def test_the_first_request_starts_the_extension_lazily(
     jp_fetch: Fetch, jp_serverapp: Any
 ) -> None:
-    app: BatchWidgetApp = jp_serverapp.web_app.settings[APP_KEY]
+    app: BatchWidgetApp = jp_serverapp.web_app.settings[BatchWidgetApp.name]
     assert app.broadcaster is not None
     assert not app.broadcaster.running  # pytest-jupyter never calls the start hook
     api = Api(jp_fetch)
@@ -511,8 +511,8 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "store_write_timeout": 60.0,
         "max_result_bytes": 16 * 1024 * 1024,
         "malloc_mmap_threshold": 1024 * 1024,
-        "broadcaster_class": "batch_widget._events.Broadcaster",
-        "manager_class": "batch_widget._manager.JobManager",
+        "broadcaster_class": "batch_widget.server.events.Broadcaster",
+        "manager_class": "batch_widget.engine.manager.JobManager",
     }
     for name in app.config_summary():
         trait = app.traits()[name]

@@ -14,13 +14,13 @@ from typing import Any
 
 import cloudpickle
 import pytest
-from _engine import ManagerFactory, Recorder, make_manager, wait, wait_until
+from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 
-from batch_widget import _worker
-from batch_widget._errors import InvalidRequest, JobNotFound, JobStateConflict, PermissionDenied
-from batch_widget._manager import JobManager
-from batch_widget._runner import ChunkSizer
-from batch_widget._store import Store
+from batch_widget.engine import worker as _worker
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.runner import ChunkSizer
+from batch_widget.engine.store import Store
+from batch_widget.protocol import InvalidRequest, JobNotFound, JobStateConflict, PermissionDenied
 
 SLEEP = "batch_widget.processors:sleep"
 __all__ = ["make_manager"]  # the fixture, imported for pytest
@@ -29,7 +29,7 @@ __all__ = ["make_manager"]  # the fixture, imported for pytest
 async def test_a_job_goes_queued_processing_completed(make_manager: ManagerFactory) -> None:
     recorder = Recorder()
     manager = make_manager(recorder, start=False)
-    created = manager.create([1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
+    created = create(manager, [1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
     assert created["status"] == "queued"
     assert created["name"] == "sleep"
     assert created["processor"] == SLEEP
@@ -60,7 +60,7 @@ async def test_results_errors_and_durations_land_in_the_ledger(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    job = manager.create(list(range(10)), processor=SLEEP,
+    job = create(manager, list(range(10)), processor=SLEEP,
                          params={"seconds": 0.001, "fail": [3, 7]})
     final = await wait(manager, job["id"])
     assert (final["status"], final["done"], final["failed"]) == ("completed", 8, 2)
@@ -84,7 +84,7 @@ async def test_a_result_json_cannot_encode_fails_only_that_item(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    job = manager.create([0, 1, 2, 3], processor="sample_processors:unserialisable")
+    job = create(manager, [0, 1, 2, 3], processor="sample_processors:unserialisable")
     final = await wait(manager, job["id"])
     assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 2)
     items, _ = manager.items(job["id"], status="failed")
@@ -99,7 +99,7 @@ async def test_an_unimportable_processor_is_refused_before_any_job_exists(
     for processor in ["no_such_module_xyz:run", "batch_widget.processors:nope", "not a path",
                       "os.path"]:
         with pytest.raises(InvalidRequest):
-            manager.create([1], processor=processor)
+            create(manager, [1], processor=processor)
     assert manager.list_jobs() == ([], 0)
     assert manager.store.load_jobs() == []
 
@@ -125,7 +125,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
     manager = make_manager(max_items=3)
     items = kwargs.pop("items")
     with pytest.raises(InvalidRequest, match=message):
-        manager.create(items, processor=SLEEP, **kwargs)
+        create(manager, items, processor=SLEEP, **kwargs)
     assert manager.list_jobs() == ([], 0)
     assert manager.store.load_jobs() == []
 
@@ -136,12 +136,12 @@ async def test_allowed_processors_and_allow_callables_are_enforced(
     manager = make_manager(allowed_processors=["batch_widget.processors:*"],
                            allow_callables=False)
     with pytest.raises(PermissionDenied, match="allowed_processors"):
-        manager.create([1], processor="os:system")
+        create(manager, [1], processor="os:system")
     pickled = base64.b64encode(cloudpickle.dumps(lambda item: item)).decode()
     with pytest.raises(PermissionDenied, match="allow_callables"):
-        manager.create([1], callable_b64=pickled)
+        create(manager, [1], callable_b64=pickled)
     assert manager.list_jobs()[1] == 0
-    ok = manager.create([1], processor=SLEEP, params={"seconds": 0})
+    ok = create(manager, [1], processor=SLEEP, params={"seconds": 0})
     assert (await wait(manager, ok["id"]))["status"] == "completed"
 
 
@@ -149,7 +149,7 @@ async def test_cancel_mid_job_keeps_started_results_and_leaves_nothing_running(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager(max_workers=4)
-    job = manager.create(list(range(60)), processor=SLEEP, params={"seconds": 0.1})
+    job = create(manager, list(range(60)), processor=SLEEP, params={"seconds": 0.1})
     await wait_until(lambda: manager.get(job["id"])["done"] >= 8)
     manager.cancel(job["id"])
     final = await wait(manager, job["id"])
@@ -167,8 +167,8 @@ async def test_cancel_mid_job_keeps_started_results_and_leaves_nothing_running(
 
 async def test_cancelling_a_queued_job_ends_it_at_once(make_manager: ManagerFactory) -> None:
     manager = make_manager(max_concurrent_jobs=1)
-    first = manager.create(list(range(20)), processor=SLEEP, params={"seconds": 0.05})
-    second = manager.create([1, 2], processor=SLEEP)
+    first = create(manager, list(range(20)), processor=SLEEP, params={"seconds": 0.05})
+    second = create(manager, [1, 2], processor=SLEEP)
     assert manager.get(second["id"])["status"] == "queued"  # waits for a slot
     cancelled = manager.cancel(second["id"])
     assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
@@ -183,7 +183,7 @@ async def test_retry_finishes_failed_and_cancelled_items(
 ) -> None:
     manager = make_manager(max_workers=2)
     params = {"marker_dir": str(tmp_path / "markers"), "seconds": 0.05}
-    job = manager.create(list(range(30)), processor="sample_processors:flaky", params=params)
+    job = create(manager, list(range(30)), processor="sample_processors:flaky", params=params)
     await wait_until(lambda: manager.get(job["id"])["failed"] >= 4)
     manager.cancel(job["id"])
     stopped = await wait(manager, job["id"])
@@ -191,7 +191,7 @@ async def test_retry_finishes_failed_and_cancelled_items(
     assert stopped["done"] == 0  # every first attempt fails
 
     with pytest.raises(JobStateConflict):
-        manager.retry(manager.create([1], processor=SLEEP, params={"seconds": 1})["id"])
+        manager.retry(create(manager, [1], processor=SLEEP, params={"seconds": 1})["id"])
     retried = manager.retry(job["id"])
     assert retried["status"] == "queued" and retried["failed"] == 0
     assert retried["version"] > stopped["version"]
@@ -211,7 +211,7 @@ async def test_delete_forgets_a_finished_job_and_refuses_an_active_one(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    slow = manager.create([1], processor=SLEEP, params={"seconds": 0.5})
+    slow = create(manager, [1], processor=SLEEP, params={"seconds": 0.5})
     with pytest.raises(JobStateConflict):
         manager.delete(slow["id"])
     await wait(manager, slow["id"])
@@ -225,7 +225,7 @@ async def test_delete_forgets_a_finished_job_and_refuses_an_active_one(
 
 async def test_list_jobs_is_newest_first_filtered_and_paged(make_manager: ManagerFactory) -> None:
     manager = make_manager()
-    ids = [manager.create([i], processor=SLEEP, params={"seconds": 0})["id"] for i in range(5)]
+    ids = [create(manager, [i], processor=SLEEP, params={"seconds": 0})["id"] for i in range(5)]
     for job_id in ids:
         await wait(manager, job_id)
     jobs, total = manager.list_jobs()
@@ -240,7 +240,7 @@ async def test_list_jobs_is_newest_first_filtered_and_paged(make_manager: Manage
 
 async def test_max_concurrent_jobs_keeps_the_rest_queued(make_manager: ManagerFactory) -> None:
     manager = make_manager(max_concurrent_jobs=2)
-    jobs = [manager.create(list(range(4)), processor=SLEEP, params={"seconds": 0.1})
+    jobs = [create(manager, list(range(4)), processor=SLEEP, params={"seconds": 0.1})
             for _ in range(4)]
     await wait_until(lambda: manager.get(jobs[0]["id"])["status"] == "processing")
     statuses = [manager.get(j["id"])["status"] for j in jobs]
@@ -258,7 +258,7 @@ async def test_a_processor_that_vanishes_fails_the_job_not_the_server(
     (module_dir / "vanishing_mod.py").write_text("def run(item):\n    return item\n")
     monkeypatch.syspath_prepend(str(module_dir))
     manager = make_manager(start=False)
-    job = manager.create([1, 2], processor="vanishing_mod:run")
+    job = create(manager, [1, 2], processor="vanishing_mod:run")
     (module_dir / "vanishing_mod.py").unlink()
     sys.modules.pop("vanishing_mod", None)
     _worker.import_processor.cache_clear()
@@ -273,8 +273,8 @@ async def test_stop_interrupts_unfinished_jobs_and_a_new_manager_retries_them(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager(max_concurrent_jobs=1)
-    running = manager.create(list(range(40)), processor=SLEEP, params={"seconds": 0.05})
-    queued = manager.create([1, 2], processor=SLEEP, params={"seconds": 0})
+    running = create(manager, list(range(40)), processor=SLEEP, params={"seconds": 0.05})
+    queued = create(manager, [1, 2], processor=SLEEP, params={"seconds": 0})
     await wait_until(lambda: manager.get(running["id"])["done"] >= 4)
     await asyncio.to_thread(manager.stop)
     stopped = manager.get(running["id"])
@@ -294,7 +294,7 @@ async def test_progress_events_are_coalesced_per_interval(make_manager: ManagerF
     recorder = Recorder()
     manager = make_manager(recorder, progress_interval=0.2, max_workers=4)
     started = time.monotonic()
-    job = manager.create(list(range(2000)), processor=SLEEP, params={"seconds": 0.001})
+    job = create(manager, list(range(2000)), processor=SLEEP, params={"seconds": 0.001})
     final = await wait(manager, job["id"])
     duration = time.monotonic() - started
     assert final["done"] == 2000
@@ -310,7 +310,7 @@ async def test_complete_still_arrives_when_two_broadcasts_raise(
     recorder = Recorder(fail_terminal=2)
     manager = make_manager(recorder, broadcast_retry_delay=0.05,
                            completion_broadcast_retries=3)
-    job = manager.create([1, 2], processor=SLEEP, params={"seconds": 0})
+    job = create(manager, [1, 2], processor=SLEEP, params={"seconds": 0})
     await wait(manager, job["id"])
     await wait_until(lambda: any(s["status"] == "completed" for s in recorder.of(job["id"])))
     terminal_attempts = [s for s in recorder.attempts if s["status"] == "completed"]
@@ -324,7 +324,7 @@ async def test_the_process_executor_runs_items_in_other_processes(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    job = manager.create(list(range(8)), processor="sample_processors:pid_of_worker",
+    job = create(manager, list(range(8)), processor="sample_processors:pid_of_worker",
                          executor="process", max_workers=2)
     final = await wait(manager, job["id"], timeout=120)
     assert (final["status"], final["done"]) == ("completed", 8)
@@ -343,14 +343,14 @@ async def test_a_notebook_function_runs_from_its_pickle(make_manager: ManagerFac
     pickled = base64.b64encode(cloudpickle.dumps(namespace["add_offset"])).decode()
     manager = make_manager()
     for executor in ("thread", "process"):
-        job = manager.create([1, 2, 3], callable_b64=pickled, params={"scale": 2},
+        job = create(manager, [1, 2, 3], callable_b64=pickled, params={"scale": 2},
                              executor=executor)
         assert job["processor"] == "<add_offset>" and job["name"] == "add_offset"
         final = await wait(manager, job["id"], timeout=120)
         assert final["done"] == 3
         assert [i["result"] for i in manager.items(job["id"])[0]] == [102, 104, 106]
     with pytest.raises(InvalidRequest, match="base64"):
-        manager.create([1], callable_b64="not base64!!")
+        create(manager, [1], callable_b64="not base64!!")
 
 
 async def test_workers_run_at_lower_priority_than_the_server(
@@ -359,7 +359,7 @@ async def test_workers_run_at_lower_priority_than_the_server(
     server_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     manager = make_manager()
     for executor in ("thread", "process"):
-        job = manager.create([1, 2], processor="sample_processors:niceness", executor=executor)
+        job = create(manager, [1, 2], processor="sample_processors:niceness", executor=executor)
         await wait(manager, job["id"], timeout=120)
         results = {i["result"] for i in manager.items(job["id"])[0]}
         assert results == {min(server_niceness + 10, 19)}, executor
@@ -370,7 +370,7 @@ async def test_a_hung_item_is_named_in_a_warning(
     make_manager: ManagerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     manager = make_manager(stall_warning_after=0.3, max_workers=1)
-    job = manager.create(["quick", "hung"], processor=SLEEP, params={"seconds": 0.6})
+    job = create(manager, ["quick", "hung"], processor=SLEEP, params={"seconds": 0.6})
     await wait(manager, job["id"])
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     stalls = [w for w in warnings if "no item has finished" in w]
@@ -397,7 +397,7 @@ class GatedStore(Store):
 async def test_reads_do_not_wait_for_a_slow_state_change(tmp_path: Path) -> None:
     store = GatedStore(tmp_path / "jobs.sqlite")
     manager = JobManager(store, None)  # not started: the job stays queued
-    job = manager.create(list(range(100)), processor=SLEEP)
+    job = create(manager, list(range(100)), processor=SLEEP)
     cancelling = asyncio.ensure_future(asyncio.to_thread(manager.cancel, job["id"]))
     assert await asyncio.to_thread(store.entered.wait, 10)
     # The cancel holds its write open; status reads and listings still answer.

@@ -20,8 +20,8 @@ from _helpers import TERMINAL
 from _server import ServerHandle, running_server
 
 import batch_widget as bw
-from batch_widget import _client
-from batch_widget._client import Client
+from batch_widget.kernel import client as _client
+from batch_widget.kernel.client import Client
 
 MB = 1024 * 1024
 CAPTURED = 20 * MB

@@ -18,7 +18,7 @@ import pytest
 from _helpers import SLEEP, TERMINAL
 from _server import ServerHandle, build_server
 
-from batch_widget._app import TAKEOVER_INTERVAL
+from batch_widget.server.app import TAKEOVER_INTERVAL
 
 TESTS_DIR = Path(__file__).parent
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from _helpers import Api, eventually
 
-from batch_widget._app import BatchWidgetApp
+from batch_widget.server.app import BatchWidgetApp
 
 
 @dataclass

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from batch_widget import processors
-from batch_widget._errors import InvalidRequest
-from batch_widget._manager import JobManager
-from batch_widget._store import SCHEMA_VERSION, JobRow, Store, path_from_url
-from batch_widget._types import ItemStatus, JobStatus
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.store import SCHEMA_VERSION, JobRow, Store, path_from_url
+from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus
 
 
 def _row(job_id: str = "j1", total: int = 3) -> JobRow:
@@ -84,12 +83,11 @@ def test_builtin_processors_do_what_they_say(tmp_path: Path) -> None:
 
 _CHILD = textwrap.dedent("""
     import sys, time
-    from batch_widget._manager import JobManager
-    from batch_widget._store import Store
-    manager = JobManager(Store(sys.argv[1]), None, progress_interval=0.05, max_workers=2)
+    from batch_widget.engine import JobManager, JobRequest, Settings, Store
+    manager = JobManager(Store(sys.argv[1]), None, Settings(progress_interval=0.05, max_workers=2))
     manager.start()
-    job = manager.create(list(range(400)), processor="batch_widget.processors:sleep",
-                         params={"seconds": 0.02})
+    job = manager.create(JobRequest(list(range(400)), processor="batch_widget.processors:sleep",
+                                    params={"seconds": 0.02}))
     print(job["id"], flush=True)
     time.sleep(600)
 """)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import traitlets
 
-from batch_widget._widget import CONNECTION_STATES, BatchProgress
+from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
 
 STATIC = Path(__file__).resolve().parents[1] / "batch_widget" / "static"
 
@@ -126,7 +126,7 @@ def test_widget_state_carries_the_bundle() -> None:
 
 def test_the_kernel_side_does_not_import_jupyter_server() -> None:
     code = (
-        "import sys, batch_widget._widget as w; w.BatchProgress(job_id='x'); "
+        "import sys, batch_widget.kernel.widget as w; w.BatchProgress(job_id='x'); "
         "print('jupyter_server' in sys.modules)"
     )
     out = subprocess.run(

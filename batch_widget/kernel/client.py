@@ -2,8 +2,8 @@
 
 A kernel must not load the server, so this module uses only the standard
 library: ``urllib.request`` for the REST API and ``http.client`` for the SSE
-stream. Finding the server is :mod:`batch_widget._discovery`; parsing the
-stream is :mod:`batch_widget._sse`.
+stream. Finding the server is :mod:`batch_widget.kernel.discovery`; parsing the
+stream is :mod:`batch_widget.kernel.sse`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,9 @@ import urllib.request
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
-from batch_widget._discovery import ServerInfo, ServerNotFound, discover, with_slash
-from batch_widget._errors import (
-    BatchError,
-    InvalidRequest,
-    JobNotFound,
-    JobStateConflict,
-    PermissionDenied,
-)
-from batch_widget._sse import SSEEvent, SSEParser
-from batch_widget._types import ItemRecord, Snapshot
+from batch_widget.kernel.discovery import ServerInfo, ServerNotFound, discover, with_slash
+from batch_widget.kernel.sse import SSEEvent, SSEParser
+from batch_widget.protocol import BatchError, ItemRecord, Snapshot, error_from_status
 
 __all__ = [
     "Client",
@@ -48,8 +41,6 @@ ITEMS_PAGE = 1000  # the server's default and largest sensible page (SPEC §3)
 
 class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
     """The server was found but did not answer (refused, reset, timed out)."""
-
-    status_code = 0
 
 
 class _Default:
@@ -103,14 +94,6 @@ def default_client() -> Client:
 # --------------------------------------------------------------------------- HTTP
 
 
-_ERRORS_BY_STATUS: dict[int, type[BatchError]] = {
-    400: InvalidRequest,
-    403: PermissionDenied,
-    404: JobNotFound,
-    409: JobStateConflict,
-}
-
-
 def _error_message(status: int, reason: str, body: bytes) -> str:
     try:
         payload = json.loads(body.decode("utf-8"))
@@ -125,6 +108,8 @@ def _error_message(status: int, reason: str, body: bytes) -> str:
 def error_for(status: int, message: str, job_id: str | None = None) -> BatchError:
     """Build the :class:`BatchError` subclass matching an HTTP error status.
 
+    It inverts the server's table (:data:`batch_widget.protocol.HTTP_STATUS`).
+
     Parameters
     ----------
     status : int
@@ -134,12 +119,7 @@ def error_for(status: int, message: str, job_id: str | None = None) -> BatchErro
     job_id : str, optional
         The job the request was about, kept on :class:`JobNotFound`.
     """
-    cls = _ERRORS_BY_STATUS.get(status, BatchError)
-    error = JobNotFound(job_id or "") if cls is JobNotFound else cls(message)
-    error.args = (message,)
-    if cls is BatchError:
-        error.status_code = status
-    return error
+    return error_from_status(status, message, job_id)
 
 
 class Client:

@@ -29,10 +29,11 @@ from concurrent.futures import (
 )
 from typing import Any
 
-from batch_widget import _worker
-from batch_widget._errors import StoreIOError
-from batch_widget._pools import DaemonThreadPool, process_pool, terminate_workers
-from batch_widget._worker import Outcome
+from batch_widget.engine import worker as _worker
+from batch_widget.engine.pools import DaemonThreadPool, process_pool, terminate_workers
+from batch_widget.engine.settings import Settings
+from batch_widget.engine.worker import Outcome
+from batch_widget.protocol import StoreIOError
 
 #: Chunks in flight per worker: one running, one queued, so no worker idles.
 _CHUNKS_PER_WORKER = 2
@@ -209,15 +210,12 @@ class JobRun:
     commit
         ``commit(started_ranges, outcomes)`` stores a batch and publishes progress;
         it raises ``StoreIOError`` (and changes nothing) when the store fails.
-    cancel_timeout
-        Seconds running items get to finish after a cancel or stop; then process
-        workers are terminated and thread workers abandoned.
-    store_write_timeout
-        Seconds the run keeps retrying a failing store before it gives up (raises).
-    stall_warning_after
-        Seconds without a finished chunk before a WARNING names the running items.
-    max_result_bytes
-        The longest JSON of one result; a longer one fails its item.
+    settings
+        The engine's settings; the run reads ``progress_interval`` (how often it
+        commits), ``cancel_timeout`` (how long running items get after a cancel or
+        stop before process workers are terminated and threads abandoned),
+        ``store_write_timeout`` (how long it retries a failing store),
+        ``stall_warning_after`` and ``max_result_bytes``.
     """
 
     def __init__(
@@ -232,16 +230,12 @@ class JobRun:
         undispatched: int,
         fetch: Callable[[int, int], list[Item]],
         commit: CommitHook,
-        progress_interval: float,
+        settings: Settings,
         log: logging.Logger,
-        cancel_timeout: float = 10.0,
-        store_write_timeout: float = 60.0,
-        stall_warning_after: float = 60.0,
-        max_result_bytes: int = _worker.DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
-        self.max_result_bytes = max_result_bytes
+        self.max_result_bytes = settings.max_result_bytes
         self.ref = ref
         self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
@@ -250,12 +244,12 @@ class JobRun:
         self.undispatched = undispatched
         self.fetch = fetch
         self.commit = commit
-        self.interval = progress_interval
+        self.interval = progress_interval = settings.progress_interval
         self.log = log
-        self.cancel_timeout = cancel_timeout
-        self.store_write_timeout = store_write_timeout
+        self.cancel_timeout = settings.cancel_timeout
+        self.store_write_timeout = settings.store_write_timeout
         self.flag = CancelFlag()
-        self.stall = StallWatch(stall_warning_after, job_id, log)
+        self.stall = StallWatch(settings.stall_warning_after, job_id, log)
         self.cpu_watch = _worker.CpuWatch(job_id, log) if executor == "thread" else None
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
         #: Items whose worker process died with them inside: each runs again alone.

@@ -12,17 +12,59 @@ import dataclasses
 import fnmatch
 import inspect
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_widget._errors import InvalidRequest, PermissionDenied
-from batch_widget._types import ItemStatus, JobStatus
-from batch_widget._worker import ProcessorError, check_import_path, resolve
+from batch_widget.engine.settings import EXECUTORS
+from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
+from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
 
-EXECUTORS = ("thread", "process")
 _MAX_WORKERS_CAP = 256
 _MAX_NAME = 200
 _MAX_PAGE = 10_000
 _MAX_OFFSET = 2**63 - 1  # SQLite's integers are 64-bit
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRequest:
+    """What a client asks for, parsed once: every field has its shape checked here.
+
+    Build one from a request body with :meth:`from_json`, or directly. Whether
+    the server allows it (item limit, processor allowlist, callables) is the
+    business of :class:`Rules`.
+    """
+
+    items: Sequence[Any]
+    processor: str | None = None
+    callable_b64: str | None = None
+    name: str | None = None
+    params: Mapping[str, Any] | None = None
+    max_workers: int | None = None
+    executor: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_items(self.items)
+        _check_params(self.params)
+        _check_max_workers(self.max_workers)
+        _check_executor(self.executor)
+        if (self.processor is None) == (self.callable_b64 is None):
+            raise InvalidRequest("give exactly one of 'processor' (an import path) "
+                                 "and 'callable' (a pickled function)")
+        if self.processor is not None and not isinstance(self.processor, str):
+            raise InvalidRequest("'processor' must be a string 'package.module:function'")
+        if self.callable_b64 is not None and (
+                not isinstance(self.callable_b64, str) or not self.callable_b64):
+            raise InvalidRequest("'callable' must be a base64 string of a cloudpickled function")
+        if self.name is not None:
+            _check_name(self.name)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> JobRequest:
+        """The request a ``POST api/batch/jobs`` body makes (SPEC §3); unknown keys are ignored."""
+        return cls(items=body.get("items"),  # type: ignore[arg-type]  # checked in __post_init__
+                   processor=body.get("processor"), callable_b64=body.get("callable"),
+                   name=body.get("name"), params=body.get("params"),
+                   max_workers=body.get("max_workers"), executor=body.get("executor"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,30 +88,26 @@ class Rules:
     allowed_processors: tuple[str, ...]
     allow_callables: bool
 
-    def job_spec(
-        self, items: Any, *, processor: Any, callable_b64: Any, name: Any, params: Any,
-        max_workers: Any, executor: Any,
-    ) -> JobSpec:
-        """Check a whole request; return it normalised or raise."""
-        _check_items(items, self.max_items)
-        params_dict = _check_params(params)
-        workers = _check_max_workers(max_workers)
-        chosen = _check_executor(executor, self.executor)
-        if (processor is None) == (callable_b64 is None):
-            raise InvalidRequest("give exactly one of 'processor' (an import path) "
-                                 "and 'callable' (a pickled function)")
-        if processor is not None:
+    def job_spec(self, request: JobRequest) -> JobSpec:
+        """Check a request against the server's rules; return it ready to store or raise."""
+        if len(request.items) > self.max_items:
+            raise InvalidRequest(f"too many items: {len(request.items)} is more than "
+                                 f"BatchWidgetApp.max_items ({self.max_items})")
+        params = dict(request.params or {})
+        if request.processor is not None:
+            processor = request.processor
             func = self._processor(processor)
             label, pickled, default_name = processor, None, processor.rpartition(":")[2]
         else:
-            pickled, func = self._callable(callable_b64)
+            assert request.callable_b64 is not None  # JobRequest holds exactly one
+            pickled, func = self._callable(request.callable_b64)
             default_name = str(getattr(func, "__name__", "function")).encode(
                 "utf-8", "backslashreplace").decode("utf-8")
             label = f"<{default_name}>"
-        _check_signature(func, label, params_dict)
-        return JobSpec(name=_check_name(name, default_name), label=label, pickled=pickled,
-                       params_json=json.dumps(params_dict), max_workers=workers,
-                       executor=chosen)
+        _check_signature(func, label, params)
+        return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
+                       params_json=json.dumps(params), max_workers=request.max_workers,
+                       executor=request.executor or self.executor)
 
     def check_stored_processor(self, label: str, pickled: bool) -> None:
         """Refuse re-running a stored job the current configuration no longer allows.
@@ -81,9 +119,7 @@ class Rules:
         else:
             self._require_allowed(label)
 
-    def _processor(self, processor: Any) -> Any:
-        if not isinstance(processor, str):
-            raise InvalidRequest("'processor' must be a string 'package.module:function'")
+    def _processor(self, processor: str) -> Any:
         try:
             check_import_path(processor)
         except ProcessorError as exc:
@@ -94,10 +130,8 @@ class Rules:
         except ProcessorError as exc:
             raise InvalidRequest(str(exc)) from exc
 
-    def _callable(self, callable_b64: Any) -> tuple[bytes, Any]:
+    def _callable(self, callable_b64: str) -> tuple[bytes, Any]:
         self._require_callables()
-        if not isinstance(callable_b64, str) or not callable_b64:
-            raise InvalidRequest("'callable' must be a base64 string of a cloudpickled function")
         try:
             pickled = base64.b64decode(callable_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -120,50 +154,40 @@ class Rules:
                                    "importable processor 'package.module:function'")
 
 
-def _check_items(items: Any, max_items: int) -> None:
+def _check_items(items: Any) -> None:
     if not isinstance(items, (list, tuple)):
         raise InvalidRequest(f"'items' must be a list, not {type(items).__name__}")
     if not items:
         raise InvalidRequest("'items' must not be empty")
-    if len(items) > max_items:
-        raise InvalidRequest(f"too many items: {len(items)} is more than "
-                             f"BatchWidgetApp.max_items ({max_items})")
 
 
-def _check_params(params: Any) -> dict[str, Any]:
+def _check_params(params: Any) -> None:
     if params is None:
-        return {}
+        return
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise InvalidRequest("'params' must be an object of keyword arguments")
     try:
         json.dumps(params)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"'params' must be JSON-serialisable: {exc}") from exc
-    return params
 
 
-def _check_max_workers(max_workers: Any) -> int | None:
+def _check_max_workers(max_workers: Any) -> None:
     if max_workers is None:
-        return None
+        return
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
         0 < max_workers <= _MAX_WORKERS_CAP
     ):
         raise InvalidRequest(f"'max_workers' must be an integer from 1 to {_MAX_WORKERS_CAP}, "
                              f"not {max_workers!r}")
-    return max_workers
 
 
-def _check_executor(executor: Any, default: str) -> str:
-    if executor is None:
-        return default
-    if executor not in EXECUTORS:
+def _check_executor(executor: Any) -> None:
+    if executor is not None and executor not in EXECUTORS:
         raise InvalidRequest(f"'executor' must be one of {list(EXECUTORS)}, not {executor!r}")
-    return str(executor)
 
 
-def _check_name(name: Any, default: str) -> str:
-    if name is None:
-        return default
+def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
         raise InvalidRequest(f"'name' must be a non-empty string of at most {_MAX_NAME} "
                              "characters")
@@ -172,7 +196,6 @@ def _check_name(name: Any, default: str) -> str:
     except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "a\ud800b"
         raise InvalidRequest(f"'name' is not valid Unicode text: {exc.reason} at "
                              f"position {exc.start}") from None
-    return name
 
 
 def _check_signature(func: Any, label: str, params: dict[str, Any]) -> None:

@@ -31,8 +31,6 @@ Ref = str | bytes | Processor
 Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", int, int]
 #: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
 SKIPPED = "pending"
-#: The default of ``BatchWidgetApp.max_result_bytes``: the JSON of one result, at most.
-DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
 _MiB = 1024 * 1024
 
 #: ``package.module:function``: a dotted module, then ONE public name defined in it.
@@ -240,7 +238,7 @@ def run_chunk(
     *,
     cancel: threading.Event | None = None,
     cpu_watch: CpuWatch | None = None,
-    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    max_result_bytes: int,
 ) -> list[Outcome]:
     """Run the processor over ``chunk`` of ``(index, input_json)``; never raises.
 

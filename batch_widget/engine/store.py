@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_widget._errors import InvalidRequest, StoreIOError, StoreLost
-from batch_widget._types import ItemRecord, ItemStatus, JobStatus
+from batch_widget.protocol import (
+    InvalidRequest,
+    ItemRecord,
+    ItemStatus,
+    JobStatus,
+    StoreIOError,
+    StoreLost,
+)
 
 SCHEMA_VERSION = 1
 

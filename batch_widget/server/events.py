@@ -27,7 +27,8 @@ from tornado import locks
 from tornado.ioloop import PeriodicCallback
 from tornado.util import TimeoutError as TornadoTimeoutError
 
-from batch_widget._types import JobStatus, Snapshot
+from batch_widget.engine.settings import DEFAULTS
+from batch_widget.protocol import JobStatus, Snapshot
 
 #: The seq part of an event id: ASCII digits that fit in 18 places.
 _SEQ = re.compile(r"[0-9]{1,18}")
@@ -233,8 +234,8 @@ class Broadcaster:
     def __init__(
         self,
         *,
-        heartbeat_interval: float = 15,
-        sse_timeout: float = 30,
+        heartbeat_interval: float = DEFAULTS.heartbeat_interval,
+        sse_timeout: float = DEFAULTS.sse_timeout,
         log: logging.Logger | None = None,
         max_tracked_jobs: int = DEFAULT_MAX_TRACKED_JOBS,
     ) -> None:

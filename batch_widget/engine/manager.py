@@ -2,9 +2,9 @@
 
 It owns every job's in-memory record (the one place snapshots are built),
 runs up to ``max_concurrent_jobs`` at once (one ``JobRun`` thread each) and
-hands every change to the broadcaster on the IOLoop through
-``IOLoop.add_callback``, the loop's one thread-safe entry point. It knows
-nothing of HTTP.
+hands every change to the publisher on an event loop (the server's IOLoop)
+through ``add_callback``, the loop's one thread-safe entry point. It knows
+nothing of HTTP, tornado or Jupyter.
 """
 
 from __future__ import annotations
@@ -19,21 +19,24 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from tornado.ioloop import IOLoop
-
-from batch_widget import _validation
-from batch_widget._errors import (
+from batch_widget.engine import validation
+from batch_widget.engine.runner import JobRun, RateMeter, RunEnd
+from batch_widget.engine.settings import DEFAULTS, Settings
+from batch_widget.engine.store import JobRow, Store
+from batch_widget.engine.validation import JobRequest
+from batch_widget.engine.worker import Outcome, ProcessorError
+from batch_widget.protocol import (
     BatchError,
+    ItemRecord,
+    ItemStatus,
     JobNotFound,
     JobStateConflict,
+    JobStatus,
+    Snapshot,
     StoreIOError,
     StoreLost,
     StoreUnavailable,
 )
-from batch_widget._runner import JobRun, RateMeter, RunEnd
-from batch_widget._store import JobRow, Store
-from batch_widget._types import ItemRecord, ItemStatus, JobStatus, Snapshot
-from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES, Outcome, ProcessorError
 
 _log = logging.getLogger("batch_widget")
 #: A job's end is written with a short retry: it holds the lock other actions wait on.
@@ -42,10 +45,23 @@ _WRITE_RETRY_PAUSE = 0.2
 
 
 class Publisher(Protocol):
-    """Where snapshots go; ``publish`` is called on the IOLoop thread only and may raise."""
+    """Where snapshots go; ``publish`` is called on the event loop's thread only and may raise."""
 
     def publish(self, snapshot: Snapshot) -> object:
         """Send ``snapshot`` to every interested subscriber."""
+
+
+class EventLoop(Protocol):
+    """The loop publishing runs on; tornado's ``IOLoop`` is one.
+
+    ``add_callback`` is the one method any thread may call.
+    """
+
+    def add_callback(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop's thread soon; safe from any thread."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> object:
+        """Run ``callback(*args)`` on the loop's thread after ``delay`` seconds."""
 
 
 @dataclasses.dataclass
@@ -67,41 +83,20 @@ class JobManager:
         self,
         store: Store,
         broadcaster: Publisher | None,
+        settings: Settings = DEFAULTS,
         *,
-        loop: IOLoop | None = None,
-        max_workers: int = 4,
-        max_concurrent_jobs: int = 2,
-        max_items: int = 1_000_000,
-        progress_interval: float = 0.1,
-        completion_broadcast_retries: int = 3,
-        broadcast_retry_delay: float = 0.5,
-        executor: str = "thread",
-        allowed_processors: Sequence[str] = ("*",),
-        allow_callables: bool = True,
-        resume_interrupted: bool = False,
+        loop: EventLoop | None = None,
         log: logging.Logger | None = None,
-        stall_warning_after: float = 60.0,
-        cancel_timeout: float = 10.0,
-        store_write_timeout: float = 60.0,
-        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.store = store
-        self.max_result_bytes = max_result_bytes
         self.broadcaster = broadcaster
+        self.settings = settings
         self.loop = loop
-        self.max_workers = max_workers
-        self.max_concurrent_jobs = max_concurrent_jobs
-        self.progress_interval = progress_interval
-        self.completion_broadcast_retries = completion_broadcast_retries
-        self.broadcast_retry_delay = broadcast_retry_delay
-        self.resume_interrupted = resume_interrupted
-        self.stall_warning_after = stall_warning_after
-        self.cancel_timeout = cancel_timeout
-        self.store_write_timeout = store_write_timeout
         self.log = log or _log
-        self.rules = _validation.Rules(
-            max_items=max_items, executor=executor,
-            allowed_processors=tuple(allowed_processors), allow_callables=allow_callables,
+        self.rules = validation.Rules(
+            max_items=settings.max_items, executor=settings.executor,
+            allowed_processors=tuple(settings.allowed_processors),
+            allow_callables=settings.allow_callables,
         )
         # _lock guards the in-memory records and is only ever held briefly, so
         # reads (status polls on the IOLoop) never wait on the disk. _actions
@@ -128,16 +123,17 @@ class JobManager:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start running queued jobs; call on the IOLoop thread (publishing needs it)."""
+    def start(self, loop: EventLoop | None = None) -> None:
+        """Start running queued jobs; snapshots are published on ``loop`` from now on."""
         with self._lock:
             if self._started:
                 return
-            if self.broadcaster is not None and self.loop is None:
-                self.loop = IOLoop.current()
+            if loop is not None:
+                self.loop = loop
             self._started = True
             resumable = [e for e in self._jobs.values()
-                         if self.resume_interrupted and e.row.status is JobStatus.INTERRUPTED]
+                         if self.settings.resume_interrupted
+                         and e.row.status is JobStatus.INTERRUPTED]
         for entry in resumable:
             self._resume(entry.row.id)
         self._schedule()
@@ -158,7 +154,7 @@ class JobManager:
         workers are terminated and their threads abandoned (daemon threads never
         keep the server alive). Returns within ``timeout`` (default: that plus 5 s).
         """
-        timeout = self.cancel_timeout + 5.0 if timeout is None else timeout
+        timeout = self.settings.cancel_timeout + 5.0 if timeout is None else timeout
         with self._actions:
             with self._lock:
                 self._stopping = True
@@ -188,8 +184,8 @@ class JobManager:
         self, status: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[list[Snapshot], int]:
         """Jobs newest first, optionally of one status, and how many match."""
-        wanted = _validation.job_status(status)
-        _validation.page(limit, offset)
+        wanted = validation.job_status(status)
+        validation.page(limit, offset)
         with self._lock:
             entries = [e for e in self._jobs.values() if wanted is None or e.row.status is wanted]
             entries.sort(key=lambda e: e.row.key, reverse=True)
@@ -204,8 +200,8 @@ class JobManager:
         self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
     ) -> tuple[list[ItemRecord], int]:
         """A page of the job's item ledger, and how many items match."""
-        wanted = _validation.item_status(status)
-        _validation.page(limit, offset)
+        wanted = validation.item_status(status)
+        validation.page(limit, offset)
         with self._lock:
             key = self._entry(job_id).row.key
         return self.store.items(key, wanted, offset, limit)
@@ -218,8 +214,8 @@ class JobManager:
         It may hold fewer than ``limit`` items (never none while some match): a
         page stops before the item that would take it over the store's byte budget.
         """
-        wanted = _validation.item_status(status)
-        _validation.page(limit, offset)
+        wanted = validation.item_status(status)
+        validation.page(limit, offset)
         with self._lock:
             key = self._entry(job_id).row.key
         return self.store.items_page(key, wanted, offset, limit)
@@ -240,22 +236,11 @@ class JobManager:
 
     # -- actions ---------------------------------------------------------------
 
-    def create(
-        self,
-        items: Any,
-        *,
-        processor: str | None = None,
-        callable_b64: str | None = None,
-        name: str | None = None,
-        params: Any = None,
-        max_workers: Any = None,
-        executor: Any = None,
-    ) -> Snapshot:
-        """Validate, store and queue a job. Blocking: it writes every item."""
+    def create(self, request: JobRequest) -> Snapshot:
+        """Check, store and queue a job. Blocking: it writes every item."""
         self._check_running()
-        spec = self.rules.job_spec(items, processor=processor, callable_b64=callable_b64,
-                                   name=name, params=params, max_workers=max_workers,
-                                   executor=executor)
+        spec = self.rules.job_spec(request)
+        items = request.items
         row = JobRow(key=0, id=self._new_id(), name=spec.name, processor=spec.label,
                      callable_size=None if spec.pickled is None else len(spec.pickled),
                      params=spec.params_json, max_workers=spec.max_workers,
@@ -286,7 +271,7 @@ class JobManager:
                 if entry.run is not None:
                     entry.run.flag.set(RunEnd.CANCELLED)
                     self.log.info("batch_widget: job %s cancel requested; running items get "
-                                  "%g s to finish", job_id, self.cancel_timeout)
+                                  "%g s to finish", job_id, self.settings.cancel_timeout)
                     return self._snapshot(entry)
                 if job_id in self._queue:
                     self._queue.remove(job_id)
@@ -353,7 +338,7 @@ class JobManager:
     def _schedule(self) -> None:
         with self._lock:
             while (self._started and not self._stopping and self._queue
-                   and len(self._running) < self.max_concurrent_jobs):
+                   and len(self._running) < self.settings.max_concurrent_jobs):
                 entry = self._jobs[self._queue.popleft()]
                 self._running[entry.row.id] = entry
                 run = entry.run = self._new_run(entry)
@@ -370,15 +355,12 @@ class JobManager:
             job_id=row.id, job_key=key,
             ref=row.processor if row.callable_size is None
             else lambda: self.store.load_callable(key),
-            params=_validation.load_params(row.params),
-            workers=row.max_workers or self.max_workers, executor=row.executor,
+            params=validation.load_params(row.params),
+            workers=row.max_workers or self.settings.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
-            progress_interval=self.progress_interval, log=self.log,
-            cancel_timeout=self.cancel_timeout, store_write_timeout=self.store_write_timeout,
-            stall_warning_after=self.stall_warning_after,
-            max_result_bytes=self.max_result_bytes,
+            settings=self.settings, log=self.log,
         )
         return run
 
@@ -411,7 +393,7 @@ class JobManager:
         with self._lock:
             saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
                                         started_at=_now(), version=entry.row.version + 1)
-        self._persist(lambda: self.store.save_job(saved), self.store_write_timeout)
+        self._persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout)
         with self._lock:
             entry.row = saved
             entry.meter.reset(saved.done + saved.failed)
@@ -467,7 +449,7 @@ class JobManager:
                 (lambda: self.store.save_job(saved)) if items is None
                 else (lambda: self.store.finish_items(saved, items)))
             try:
-                self._persist(write, min(self.store_write_timeout, _FINISH_WRITE_TIMEOUT))
+                self._persist(write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT))
             except StoreUnavailable as exc:
                 self.log.error("batch_widget: job %s ended %s, but the job store could not "
                                "record it: %s", row.id, status.value, exc)
@@ -551,12 +533,13 @@ class JobManager:
             self.broadcaster.publish(snapshot)
         except Exception as exc:
             terminal = JobStatus(snapshot["status"]).terminal
-            if terminal and attempt < self.completion_broadcast_retries:
+            if terminal and attempt < self.settings.completion_broadcast_retries:
                 self.log.warning(
                     "batch_widget: broadcasting %s of job %s failed (attempt %d of %d): %r; "
                     "retrying in %ss", snapshot["status"], snapshot["id"], attempt + 1,
-                    self.completion_broadcast_retries + 1, exc, self.broadcast_retry_delay)
-                self.loop.call_later(self.broadcast_retry_delay, self._deliver, snapshot,
+                    self.settings.completion_broadcast_retries + 1, exc,
+                    self.settings.broadcast_retry_delay)
+                self.loop.call_later(self.settings.broadcast_retry_delay, self._deliver, snapshot,
                                      attempt + 1)
             else:
                 self.log.warning("batch_widget: broadcasting %s of job %s failed, giving up: "

@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
-from batch_widget._errors import BatchError
+from batch_widget.protocol import BatchError
 
 __all__ = ["ServerInfo", "ServerNotFound", "discover", "with_slash"]
 
@@ -29,8 +29,6 @@ _HOW_TO_FIX = (
 
 class ServerNotFound(BatchError):  # public name fixed by the API brief
     """No batch_widget server could be found from this kernel."""
-
-    status_code = 0
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from typing import Any, cast
 
 import cloudpickle
 
-from batch_widget._client import Client, ServerUnreachable, connect, default_client
-from batch_widget._errors import BatchError, InvalidRequest
-from batch_widget._types import ItemError, JobStatus, Snapshot
+from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
+from batch_widget.protocol import BatchError, InvalidRequest, ItemError, JobStatus, Snapshot
 
 __all__ = ["BatchFailed", "Job", "JobList", "attach", "connect", "jobs", "map", "submit"]
 
@@ -41,8 +40,6 @@ class BatchFailed(BatchError):  # public name fixed by the API brief
     job : Job
         The job, to inspect ``errors()``, ``results()`` or ``retry()`` it.
     """
-
-    status_code = 0
 
     def __init__(self, message: str, job: Job) -> None:
         super().__init__(message)
@@ -325,7 +322,7 @@ class Job:
 
     def widget(self) -> Any:
         """Return a new ``BatchProgress`` widget following this job."""
-        from batch_widget._widget import BatchProgress  # keeps anywidget lazy
+        from batch_widget.kernel.widget import BatchProgress  # keeps anywidget lazy
 
         return BatchProgress(job_id=self.id)
 

@@ -1,8 +1,10 @@
 """REST and SSE handlers (SPEC §3, §4) and their route table.
 
-Handlers only translate HTTP to job manager calls. Domain errors
-(:class:`~batch_widget._errors.BatchError`) become ``{"message": ...}`` 4xx
-answers in one place, :meth:`BatchHandler.write_error`.
+Handlers only translate HTTP to job manager calls. They reach their app
+through jupyter_server's ``ExtensionHandlerMixin`` (``self.extensionapp``).
+Domain errors (:class:`~batch_widget.protocol.BatchError`) become
+``{"message": ...}`` answers with the status ``HTTP_STATUS`` gives them, in one
+place: :meth:`BatchHandler.write_error`.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.http1connection import HTTP1Connection
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from batch_widget._errors import BatchError, InvalidRequest
-from batch_widget._events import (
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.validation import JobRequest
+from batch_widget.protocol import BatchError, InvalidRequest, Snapshot, http_status
+from batch_widget.server.events import (
     Broadcaster,
     Event,
     Subscriber,
@@ -34,16 +39,11 @@ from batch_widget._events import (
     format_heartbeat,
     format_retry,
 )
-from batch_widget._manager import JobManager
-from batch_widget._types import Snapshot
+
+if TYPE_CHECKING:
+    from batch_widget.server.app import BatchWidgetApp
 
 __all__ = ["route_table"]
-
-#: Keys under which BatchWidgetApp puts its parts in the tornado settings.
-APP_KEY = "batch_widget_app"
-MANAGER_KEY = "batch_widget_manager"
-BROADCASTER_KEY = "batch_widget_broadcaster"
-CONFIG_KEY = "batch_widget_config"
 
 _JOB_ID = r"(?P<job_id>[^/]+)"  # any id reaches the handler, so unknown ones get a JSON 404
 _EXECUTE_DENIED = (
@@ -54,14 +54,8 @@ _EXECUTE_DENIED = (
 T = TypeVar("T")
 
 
-class _Startable(Protocol):
-    def ensure_started(self) -> None: ...
-
-    def require_manager(self) -> JobManager: ...
-
-
-class BatchHandler(APIHandler):
-    """Base of every batch_widget handler: parts lookup, argument parsing, errors."""
+class BatchHandler(ExtensionHandlerMixin, APIHandler):
+    """Base of every batch_widget handler: its app's parts, argument parsing, errors."""
 
     auth_resource = "batch"
 
@@ -74,52 +68,41 @@ class BatchHandler(APIHandler):
         """
         self._track_activity = self.request.method not in {"GET", "HEAD", "OPTIONS"}
         await super().prepare()
-        app: _Startable | None = self.settings.get(APP_KEY)
-        if app is not None:
-            app.ensure_started()
+
+    @property
+    def app(self) -> BatchWidgetApp:
+        """The extension app that registered this handler (jupyter_server's own lookup)."""
+        return cast("BatchWidgetApp", self.extensionapp)
 
     @property
     def manager(self) -> JobManager:
         """The job manager; ``StoreInUse`` (503) while another server owns the store."""
-        app: _Startable | None = self.settings.get(APP_KEY)
-        if app is not None:
-            return app.require_manager()
-        manager: JobManager = self.settings[MANAGER_KEY]
-        return manager
-
-    @property
-    def broadcaster(self) -> Broadcaster:
-        """The broadcaster BatchWidgetApp built."""
-        broadcaster: Broadcaster = self.settings[BROADCASTER_KEY]
-        return broadcaster
-
-    def batch_config(self) -> dict[str, Any]:
-        """The extension's effective configuration."""
-        config: dict[str, Any] = self.settings.get(CONFIG_KEY, {})
-        return config
+        return self.app.require_manager()
 
     # -- errors ----------------------------------------------------------------
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Answer a domain error with its 4xx code and ``{"message": ...}``."""
+        """Answer a domain error with its status (``HTTP_STATUS``) and ``{"message": ...}``."""
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
-        if isinstance(error, BatchError):
-            self.set_status(error.status_code)
+        status = http_status(type(error)) if isinstance(error, BatchError) else None
+        if status is not None:
+            self.set_status(status)
             self.finish(json.dumps({"message": str(error)}))
             return
         super().write_error(status_code, **kwargs)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a domain error as one line: it is the client's mistake, not a crash."""
-        if isinstance(value, BatchError):
+        status = http_status(typ) if isinstance(value, BatchError) else None
+        if status is not None:
             # A 5xx (the store is gone or owned elsewhere) is the server's state: loud.
             self.log.log(
-                logging.ERROR if value.status_code >= 500 else logging.INFO,
+                logging.ERROR if status >= 500 else logging.INFO,
                 "batch_widget: %s %s -> %s: %s",
                 self.request.method,
                 self.request.path,
-                value.status_code,
+                status,
                 value,
             )
             return
@@ -181,16 +164,9 @@ class JobsHandler(BatchHandler):
         """Create and queue a job: 201, its snapshot and a ``Location`` header."""
         await self.require_execute_permission()
         body = self.json_object_body()
-        snapshot = await self.run_blocking(
-            self.manager.create,
-            body.get("items"),
-            processor=body.get("processor"),
-            callable_b64=body.get("callable"),
-            name=body.get("name"),
-            params=body.get("params"),
-            max_workers=body.get("max_workers"),
-            executor=body.get("executor"),
-        )
+        manager = self.manager  # a server that does not own the store answers 503 first
+        request = JobRequest.from_json(body)
+        snapshot = await self.run_blocking(manager.create, request)
         self.set_header("Location", url_path_join(self.base_url, "api/batch/jobs", snapshot["id"]))
         self.write_json(snapshot, status=201)
 
@@ -287,6 +263,13 @@ class EventsHandler(BatchHandler):
     """``api/batch/events``: the SSE stream of job events and heartbeats."""
 
     _subscriber: Subscriber | None = None
+    _hub: Broadcaster | None = None
+
+    @property
+    def hub(self) -> Broadcaster:
+        """The broadcaster this stream subscribed to (the same one until the stream ends)."""
+        assert self._hub is not None, "get() subscribes first"
+        return self._hub
 
     @web.authenticated
     @authorized
@@ -299,29 +282,29 @@ class EventsHandler(BatchHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        sub = self._subscriber = self.broadcaster.subscribe(job_ids)
+        hub = self._hub = self.app.require_broadcaster()
+        sub = self._subscriber = hub.subscribe(job_ids)
         try:
-            delay = int(self.batch_config().get("reconnect_delay", 5000))
-            self.write(format_retry(delay))
+            self.write(format_retry(self.app.batch_settings.reconnect_delay))
             self.write("".join(self.catch_up(last_id, job_ids)))
             await self.send()
             await self.stream(sub)
         except StreamClosedError:
             pass
         except asyncio.TimeoutError:
-            reason = f"a write took longer than {self.broadcaster.sse_timeout:g} s"
-            self.broadcaster.drop(sub, reason)
+            reason = f"a write took longer than {hub.sse_timeout:g} s"
+            hub.drop(sub, reason)
             self.close_connection()
         finally:
-            self.broadcaster.unsubscribe(sub)
+            hub.unsubscribe(sub)
         self.end_stream()
 
     def catch_up(self, last_id: str | None, job_ids: frozenset[str] | None) -> list[str]:
         """Return the messages that bring a (re)connecting client up to date."""
-        changed = self.broadcaster.changed_since(last_id, job_ids)
+        changed = self.hub.changed_since(last_id, job_ids)
         if changed is not None:
             return [format_event(e.id, e.name, e.snapshot) for e in changed]
-        current = self.broadcaster.current_id
+        current = self.hub.current_id
         return [
             format_event(current, event_name(snapshot), snapshot)
             for snapshot in self.current_snapshots(job_ids)
@@ -345,7 +328,7 @@ class EventsHandler(BatchHandler):
     async def stream(self, sub: Subscriber) -> None:
         """Write what the subscriber receives until it is closed."""
         while not sub.closed:
-            await sub.wait(timeout=self.broadcaster.heartbeat_interval)
+            await sub.wait(timeout=self.hub.heartbeat_interval)
             events, heartbeat = sub.take()
             if sub.closed:
                 return
@@ -357,19 +340,19 @@ class EventsHandler(BatchHandler):
         """Queue ``events`` (and a heartbeat) in the response buffer."""
         parts = [format_event(e.id, e.name, e.snapshot) for e in events]
         if heartbeat:
-            parts.append(format_heartbeat(self.broadcaster.epoch))
+            parts.append(format_heartbeat(self.hub.epoch))
         if parts:
             self.write("".join(parts))
 
     async def send(self) -> None:
         """Flush, giving up after ``sse_timeout`` (a client that takes nothing)."""
-        await asyncio.wait_for(self.flush(), timeout=self.broadcaster.sse_timeout)
+        await asyncio.wait_for(self.flush(), timeout=self.hub.sse_timeout)
 
     def on_connection_close(self) -> None:
         """The client went away: unsubscribe now so the stream loop ends."""
         super().on_connection_close()
-        if self._subscriber is not None:
-            self.broadcaster.unsubscribe(self._subscriber)
+        if self._hub is not None and self._subscriber is not None:
+            self._hub.unsubscribe(self._subscriber)
 
     def close_connection(self) -> None:
         """Close the socket of a stalled client."""

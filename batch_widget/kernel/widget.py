@@ -14,7 +14,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = Path(__file__).resolve().parent.parent / "static"
 
 #: The connection states the browser reports, in the order they usually occur.
 CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed")

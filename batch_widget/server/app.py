@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from datetime import datetime, timezone
@@ -10,22 +11,16 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
 
-from batch_widget._errors import StoreInUse
-from batch_widget._events import Broadcaster
-from batch_widget._handlers import (
-    APP_KEY,
-    BROADCASTER_KEY,
-    CONFIG_KEY,
-    MANAGER_KEY,
-    route_table,
-)
-from batch_widget._manager import JobManager
-from batch_widget._memory import fix_mmap_threshold
-from batch_widget._store import Store, StoreLock, path_from_url
-from batch_widget._worker import DEFAULT_MAX_RESULT_BYTES
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.memory import fix_mmap_threshold
+from batch_widget.engine.settings import DEFAULTS, EXECUTORS, Settings
+from batch_widget.engine.store import Store, StoreLock, path_from_url
+from batch_widget.protocol import StoreInUse, StoreUnavailable
+from batch_widget.server.events import Broadcaster
+from batch_widget.server.handlers import route_table
 
 __all__ = ["BatchWidgetApp"]
 
@@ -44,64 +39,79 @@ class BatchWidgetApp(ExtensionApp):
         help="The job store, as sqlite:///<absolute path>. "
         "Default: <jupyter data dir>/batch_widget/jobs.sqlite.",
     ).tag(config=True)
-    max_workers = Int(4, help="Workers per job unless the job asks for another number.").tag(
-        config=True
-    )
+    max_workers = Int(
+        DEFAULTS.max_workers,
+        help="Workers per job unless the job asks for another number.",
+    ).tag(config=True)
     max_concurrent_jobs = Int(
-        2, help="Jobs processing at once; the rest wait in the queued state."
+        DEFAULTS.max_concurrent_jobs,
+        help="Jobs processing at once; the rest wait in the queued state.",
     ).tag(config=True)
-    max_items = Int(1_000_000, help="The most items one job may have.").tag(config=True)
+    max_items = Int(
+        DEFAULTS.max_items,
+        help="The most items one job may have.",
+    ).tag(config=True)
     progress_interval = Float(
-        0.1, help="Seconds between coalesced progress events (and store commits) per job."
+        DEFAULTS.progress_interval,
+        help="Seconds between coalesced progress events (and store commits) per job.",
     ).tag(config=True)
-    heartbeat_interval = Float(15, help="Seconds between SSE heartbeats.").tag(config=True)
+    heartbeat_interval = Float(
+        DEFAULTS.heartbeat_interval,
+        help="Seconds between SSE heartbeats.",
+    ).tag(config=True)
     sse_timeout = Float(
-        30, help="Seconds an SSE subscriber that takes no data is kept before it is dropped."
+        DEFAULTS.sse_timeout,
+        help="Seconds an SSE subscriber that takes no data is kept before it is dropped.",
     ).tag(config=True)
     reconnect_delay = Int(
-        5000, help="Milliseconds a browser waits before reconnecting (sent as SSE retry:)."
+        DEFAULTS.reconnect_delay,
+        help="Milliseconds a browser waits before reconnecting (sent as SSE retry:).",
     ).tag(config=True)
     completion_broadcast_retries = Int(
-        3, help="How many times a failed broadcast of a job's complete event is retried."
+        DEFAULTS.completion_broadcast_retries,
+        help="How many times a failed broadcast of a job's complete event is retried."
     ).tag(config=True)
     broadcast_retry_delay = Float(
-        0.5, help="Seconds between retries of a failed complete broadcast."
+        DEFAULTS.broadcast_retry_delay,
+        help="Seconds between retries of a failed complete broadcast.",
     ).tag(config=True)
     resume_interrupted = Bool(
-        False, help="Re-queue jobs left interrupted by a previous server at start."
+        DEFAULTS.resume_interrupted,
+        help="Re-queue jobs left interrupted by a previous server at start.",
     ).tag(config=True)
     executor = Enum(
-        ["thread", "process"],
-        default_value="thread",
+        list(EXECUTORS),
+        default_value=DEFAULTS.executor,
         help="Default worker pool: thread, or process for CPU-bound processors.",
     ).tag(config=True)
     allowed_processors = List(
         Unicode(),
-        default_value=["*"],
+        default_value=list(DEFAULTS.allowed_processors),
         help="Glob patterns over processor import paths (package.module:function) a job may name.",
     ).tag(config=True)
     allow_callables = Bool(
-        True, help="Accept notebook-defined functions (cloudpickled) as processors."
+        DEFAULTS.allow_callables,
+        help="Accept notebook-defined functions (cloudpickled) as processors.",
     ).tag(config=True)
     cancel_timeout = Float(
-        10.0,
+        DEFAULTS.cancel_timeout,
         help="Seconds running items get to finish after a cancel or at shutdown. Then a "
         "process job's workers are terminated and a thread job's threads abandoned (they "
         "cannot be stopped; their results are discarded), and those items count as cancelled.",
     ).tag(config=True)
     store_write_timeout = Float(
-        60.0,
+        DEFAULTS.store_write_timeout,
         help="Seconds a running job keeps its progress in memory and retries while the "
         "store cannot be written (disk full, file locked or read-only) before it fails.",
     ).tag(config=True)
     max_result_bytes = Int(
-        DEFAULT_MAX_RESULT_BYTES,
+        DEFAULTS.max_result_bytes,
         help="The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
         "under \"outputs\". Results live in the job store and are read back whole.",
     ).tag(config=True)
     malloc_mmap_threshold = Int(
-        1024 * 1024,
+        DEFAULTS.malloc_mmap_threshold,
         help="Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
         "stay in the server's memory after use. 0 leaves the allocator alone; the "
@@ -177,31 +187,20 @@ class BatchWidgetApp(ExtensionApp):
 
     # -- wiring --------------------------------------------------------------
 
+    @property
+    def batch_settings(self) -> Settings:
+        """The one settings object the engine and the event stream read, built from the traits."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)
+                  if self.has_trait(f.name)}
+        values["allowed_processors"] = tuple(values["allowed_processors"])
+        return Settings(**values)
+
     def config_summary(self) -> dict[str, Any]:
-        """Return the effective configuration (the traits of SPEC §5)."""
-        names = [
-            "db_url",
-            "max_workers",
-            "max_concurrent_jobs",
-            "max_items",
-            "progress_interval",
-            "heartbeat_interval",
-            "sse_timeout",
-            "reconnect_delay",
-            "completion_broadcast_retries",
-            "broadcast_retry_delay",
-            "resume_interrupted",
-            "executor",
-            "allowed_processors",
-            "allow_callables",
-            "cancel_timeout",
-            "store_write_timeout",
-            "max_result_bytes",
-            "malloc_mmap_threshold",
-        ]
-        summary = {name: getattr(self, name) for name in names}
-        summary["broadcaster_class"] = _class_path(self.broadcaster_class)
-        summary["manager_class"] = _class_path(self.manager_class)
+        """Return the effective configuration: every configurable trait (SPEC §5)."""
+        summary: dict[str, Any] = {}
+        for name, trait in sorted(self.class_own_traits(config=True).items()):
+            value = getattr(self, name)
+            summary[name] = _class_path(value) if isinstance(trait, Type) else value
         return summary
 
     @property
@@ -212,19 +211,13 @@ class BatchWidgetApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Build the broadcaster, and the store and manager if this server owns the store."""
+        settings = self.batch_settings
         self.server_log.debug("batch_widget: malloc mmap threshold %s",
-                              fix_mmap_threshold(self.malloc_mmap_threshold))
+                              fix_mmap_threshold(settings.malloc_mmap_threshold))
         self.broadcaster = self.broadcaster_class(
-            heartbeat_interval=self.heartbeat_interval,
-            sse_timeout=self.sse_timeout,
+            heartbeat_interval=settings.heartbeat_interval,
+            sse_timeout=settings.sse_timeout,
             log=self.server_log,
-        )
-        self.settings.update(
-            {
-                APP_KEY: self,
-                BROADCASTER_KEY: self.broadcaster,
-                CONFIG_KEY: self.config_summary(),
-            }
         )
         self.store_lock = StoreLock(path_from_url(self.db_url))
         if not self._take_store():
@@ -237,25 +230,8 @@ class BatchWidgetApp(ExtensionApp):
         if self.store_lock is None or not self.store_lock.acquire(self._owner_record()):
             return False
         self.store = Store.from_url(self.db_url)
-        self.manager = self.manager_class(
-            self.store,
-            self.broadcaster,
-            max_workers=self.max_workers,
-            max_concurrent_jobs=self.max_concurrent_jobs,
-            max_items=self.max_items,
-            progress_interval=self.progress_interval,
-            completion_broadcast_retries=self.completion_broadcast_retries,
-            broadcast_retry_delay=self.broadcast_retry_delay,
-            executor=self.executor,
-            allowed_processors=list(self.allowed_processors),
-            allow_callables=self.allow_callables,
-            resume_interrupted=self.resume_interrupted,
-            max_result_bytes=self.max_result_bytes,
-            log=self.server_log,
-            cancel_timeout=self.cancel_timeout,
-            store_write_timeout=self.store_write_timeout,
-        )
-        self.settings[MANAGER_KEY] = self.manager
+        self.manager = self.manager_class(self.store, self.broadcaster, self.batch_settings,
+                                          log=self.server_log)
         return True
 
     def _owner_record(self) -> dict[str, Any]:
@@ -280,17 +256,30 @@ class BatchWidgetApp(ExtensionApp):
         )
 
     def require_manager(self) -> JobManager:
-        """The manager, taking the store over if its owner has gone; else ``StoreInUse``."""
+        """The manager a request uses, taking the store over if its owner has gone.
+
+        Raises ``StoreInUse`` (503) while another server owns the store. Call on the
+        IOLoop thread: it starts the background work on first use (see
+        :meth:`ensure_started`).
+        """
+        self.ensure_started()
         self._try_takeover()
         if self.manager is None:
             raise StoreInUse(self._in_use_message())
         return self.manager
 
+    def require_broadcaster(self) -> Broadcaster:
+        """The broadcaster a request streams from, started on first use (IOLoop thread)."""
+        self.ensure_started()
+        if self.broadcaster is None:
+            raise StoreUnavailable("the server is shutting down; try again once it restarted")
+        return self.broadcaster
+
     def _on_takeover(self) -> None:
         self.server_log.warning("batch_widget: took over the job store %s: the server that "
                                 "owned it has stopped", path_from_url(self.db_url))
         if self._started and self.manager is not None:
-            self.manager.start()
+            self.manager.start(IOLoop.current())
         if self._takeover is not None:
             self._takeover.stop()
             self._takeover = None
@@ -312,9 +301,10 @@ class BatchWidgetApp(ExtensionApp):
     def ensure_started(self) -> None:
         """Start the broadcaster and the manager once (call on the IOLoop thread).
 
-        The server starts them through ``_start_jupyter_server_extension``; handlers
-        call this too, because an embedding that never calls that hook (e.g.
-        pytest-jupyter) must still work.
+        The server starts them through ``_start_jupyter_server_extension``. An
+        embedding that never calls that hook (e.g. pytest-jupyter) gets them
+        started by the first request that asks for them (:meth:`require_manager`,
+        :meth:`require_broadcaster`).
         """
         if self._started or self.broadcaster is None:
             return
@@ -322,7 +312,7 @@ class BatchWidgetApp(ExtensionApp):
         self.server_log.info("batch_widget: starting with %s", self.config_summary())
         self.broadcaster.start()
         if self.manager is not None:
-            self.manager.start()
+            self.manager.start(IOLoop.current())
         else:
             self._takeover = PeriodicCallback(self._try_takeover, TAKEOVER_INTERVAL * 1000)
             self._takeover.start()
