@@ -10,6 +10,7 @@ bash scripts/setup.sh
 
 echo "== ruff";  .venv/bin/ruff check .
 echo "== mypy";  .venv/bin/mypy
+echo "== import contracts (engine / server / kernel)"; .venv/bin/lint-imports
 echo "== js";    npm test --prefix js
 echo "== pytest"
 .venv/bin/pytest tests notebooks --nbval -p no:cacheprovider "$@"
