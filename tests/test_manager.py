@@ -17,8 +17,8 @@ import pytest
 from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 
 from batch_widget.engine import worker as _worker
+from batch_widget.engine.control import ChunkSizer
 from batch_widget.engine.manager import JobManager
-from batch_widget.engine.runner import ChunkSizer
 from batch_widget.engine.store import Store
 from batch_widget.protocol import InvalidRequest, JobNotFound, JobStateConflict, PermissionDenied
 

@@ -8,9 +8,11 @@ hand it an event loop can too. Internal API: names here may change.
 
 from __future__ import annotations
 
-from batch_widget.engine.manager import EventLoop, JobManager, Publisher
+from batch_widget.engine.lock import StoreLock
+from batch_widget.engine.manager import JobManager
+from batch_widget.engine.publishing import EventLoop, Publisher
 from batch_widget.engine.settings import DEFAULTS, Settings
-from batch_widget.engine.store import Store, StoreLock
+from batch_widget.engine.store import Store
 from batch_widget.engine.validation import JobRequest
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 It owns every job's in-memory record (the one place snapshots are built),
 runs up to ``max_concurrent_jobs`` at once (one ``JobRun`` thread each) and
-hands every change to the publisher on an event loop (the server's IOLoop)
-through ``add_callback``, the loop's one thread-safe entry point. It knows
-nothing of HTTP, tornado or Jupyter.
+hands every change to its :class:`~batch_widget.engine.publishing.Outbox`, which
+publishes it on the server's event loop. It knows nothing of HTTP, tornado or
+Jupyter.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol
 
 from batch_widget.engine import validation
-from batch_widget.engine.runner import JobRun, RateMeter, RunEnd
+from batch_widget.engine.control import RateMeter, RunEnd
+from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
+from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import JobRow, Store
 from batch_widget.engine.validation import JobRequest
@@ -42,26 +43,6 @@ _log = logging.getLogger("batch_widget")
 #: A job's end is written with a short retry: it holds the lock other actions wait on.
 _FINISH_WRITE_TIMEOUT = 5.0
 _WRITE_RETRY_PAUSE = 0.2
-
-
-class Publisher(Protocol):
-    """Where snapshots go; ``publish`` is called on the event loop's thread only and may raise."""
-
-    def publish(self, snapshot: Snapshot) -> object:
-        """Send ``snapshot`` to every interested subscriber."""
-
-
-class EventLoop(Protocol):
-    """The loop publishing runs on; tornado's ``IOLoop`` is one.
-
-    ``add_callback`` is the one method any thread may call.
-    """
-
-    def add_callback(self, callback: Callable[..., object], *args: Any) -> None:
-        """Run ``callback(*args)`` on the loop's thread soon; safe from any thread."""
-
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> object:
-        """Run ``callback(*args)`` on the loop's thread after ``delay`` seconds."""
 
 
 @dataclasses.dataclass
@@ -91,8 +72,8 @@ class JobManager:
         self.store = store
         self.broadcaster = broadcaster
         self.settings = settings
-        self.loop = loop
         self.log = log or _log
+        self.outbox = Outbox(broadcaster, settings, self._version, self.log, loop)
         self.rules = validation.Rules(
             max_items=settings.max_items, executor=settings.executor,
             allowed_processors=tuple(settings.allowed_processors),
@@ -129,7 +110,7 @@ class JobManager:
             if self._started:
                 return
             if loop is not None:
-                self.loop = loop
+                self.outbox.loop = loop
             self._started = True
             resumable = [e for e in self._jobs.values()
                          if self.settings.resume_interrupted
@@ -513,43 +494,13 @@ class JobManager:
         if self.store.lost is not None:
             raise StoreLost(self.store.lost)
 
-    # -- publishing ------------------------------------------------------------
-
     def _publish(self, snapshot: Snapshot) -> None:
-        if self.broadcaster is None or self.loop is None:
-            return
-        try:
-            self.loop.add_callback(self._deliver, snapshot, 0)
-        except RuntimeError:  # the loop is closed: the server is gone, nobody is listening
-            self.log.debug("batch_widget: dropped an event for job %s: loop closed",
-                           snapshot["id"])
+        self.outbox.publish(snapshot)
 
-    def _deliver(self, snapshot: Snapshot, attempt: int) -> None:
-        assert self.broadcaster is not None
-        assert self.loop is not None
-        if attempt and self._superseded(snapshot):
-            return
-        try:
-            self.broadcaster.publish(snapshot)
-        except Exception as exc:
-            terminal = JobStatus(snapshot["status"]).terminal
-            if terminal and attempt < self.settings.completion_broadcast_retries:
-                self.log.warning(
-                    "batch_widget: broadcasting %s of job %s failed (attempt %d of %d): %r; "
-                    "retrying in %ss", snapshot["status"], snapshot["id"], attempt + 1,
-                    self.settings.completion_broadcast_retries + 1, exc,
-                    self.settings.broadcast_retry_delay)
-                self.loop.call_later(self.settings.broadcast_retry_delay, self._deliver, snapshot,
-                                     attempt + 1)
-            else:
-                self.log.warning("batch_widget: broadcasting %s of job %s failed, giving up: "
-                                 "%r; clients catch up by polling", snapshot["status"],
-                                 snapshot["id"], exc)
-
-    def _superseded(self, snapshot: Snapshot) -> bool:
+    def _version(self, job_id: str) -> int | None:
         with self._lock:
-            entry = self._jobs.get(snapshot["id"])
-            return entry is None or entry.row.version > snapshot["version"]
+            entry = self._jobs.get(job_id)
+            return None if entry is None else entry.row.version
 
     # -- helpers ---------------------------------------------------------------
 

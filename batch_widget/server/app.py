@@ -14,10 +14,11 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop, PeriodicCallback
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
 
+from batch_widget.engine.lock import StoreLock
 from batch_widget.engine.manager import JobManager
 from batch_widget.engine.memory import fix_mmap_threshold
 from batch_widget.engine.settings import DEFAULTS, EXECUTORS, Settings
-from batch_widget.engine.store import Store, StoreLock, path_from_url
+from batch_widget.engine.store import Store, path_from_url
 from batch_widget.protocol import StoreInUse, StoreUnavailable
 from batch_widget.server.events import Broadcaster
 from batch_widget.server.handlers import route_table
