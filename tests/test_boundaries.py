@@ -1,8 +1,12 @@
-"""The pieces every part shares: one error-status table, one settings object."""
+"""The three parts kept apart at run time, and what they share: one error-status
+table and one settings object."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +66,26 @@ def test_the_traits_default_to_the_one_settings_object() -> None:
 def test_a_configured_trait_reaches_the_settings() -> None:
     app = BatchWidgetApp(max_workers=7, allowed_processors=["a.b:*"])
     assert app.batch_settings == DEFAULTS.replace(max_workers=7, allowed_processors=("a.b:*",))
+
+
+def test_the_client_does_not_load_the_server() -> None:
+    code = (
+        "import sys, batch_widget.kernel.client, batch_widget.kernel.job; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tornado', 'jupyter_server')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_engine_runs_a_job_without_loading_tornado_or_jupyter(tmp_path: Path) -> None:
+    code = (
+        "import sys; from batch_widget.engine import JobManager, JobRequest, Store; "
+        "m = JobManager(Store(sys.argv[1]), None); m.start(); "
+        "job = m.create(JobRequest([1, 2, 3], processor='batch_widget.processors:sleep')); "
+        "assert m.wait(job['id'], 60)['status'] == 'completed'; m.stop(); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('tornado', 'jupyter_server', 'anywidget', 'ipywidgets')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "jobs.sqlite")], check=True,
+                   timeout=120)
