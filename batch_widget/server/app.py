@@ -12,7 +12,19 @@ from typing import Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop, PeriodicCallback
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
+from traitlets import (
+    Bool,
+    Enum,
+    Float,
+    Int,
+    List,
+    TraitError,
+    TraitType,
+    Type,
+    Unicode,
+    default,
+    validate,
+)
 
 from batch_widget.engine.lock import StoreLock
 from batch_widget.engine.manager import JobManager
@@ -30,6 +42,11 @@ TAKEOVER_INTERVAL = 5.0
 _MAX_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc refuses more on 64-bit (HEAP_MAX_SIZE / 2)
 
 
+def _setting(kind: type[TraitType[Any, Any]], name: str, help: str) -> Any:
+    """A configurable trait whose default is the setting ``name`` of :data:`DEFAULTS`."""
+    return kind(getattr(DEFAULTS, name), help=help).tag(config=True)
+
+
 class BatchWidgetApp(ExtensionApp):
     """Run batch jobs inside the Jupyter server and stream their progress over SSE."""
 
@@ -40,46 +57,26 @@ class BatchWidgetApp(ExtensionApp):
         help="The job store, as sqlite:///<absolute path>. "
         "Default: <jupyter data dir>/batch_widget/jobs.sqlite.",
     ).tag(config=True)
-    max_workers = Int(
-        DEFAULTS.max_workers,
-        help="Workers per job unless the job asks for another number.",
-    ).tag(config=True)
-    max_concurrent_jobs = Int(
-        DEFAULTS.max_concurrent_jobs,
-        help="Jobs processing at once; the rest wait in the queued state.",
-    ).tag(config=True)
-    max_items = Int(
-        DEFAULTS.max_items,
-        help="The most items one job may have.",
-    ).tag(config=True)
-    progress_interval = Float(
-        DEFAULTS.progress_interval,
-        help="Seconds between coalesced progress events (and store commits) per job.",
-    ).tag(config=True)
-    heartbeat_interval = Float(
-        DEFAULTS.heartbeat_interval,
-        help="Seconds between SSE heartbeats.",
-    ).tag(config=True)
-    sse_timeout = Float(
-        DEFAULTS.sse_timeout,
-        help="Seconds an SSE subscriber that takes no data is kept before it is dropped.",
-    ).tag(config=True)
-    reconnect_delay = Int(
-        DEFAULTS.reconnect_delay,
-        help="Milliseconds a browser waits before reconnecting (sent as SSE retry:).",
-    ).tag(config=True)
-    completion_broadcast_retries = Int(
-        DEFAULTS.completion_broadcast_retries,
-        help="How many times a failed broadcast of a job's complete event is retried."
-    ).tag(config=True)
-    broadcast_retry_delay = Float(
-        DEFAULTS.broadcast_retry_delay,
-        help="Seconds between retries of a failed complete broadcast.",
-    ).tag(config=True)
-    resume_interrupted = Bool(
-        DEFAULTS.resume_interrupted,
-        help="Re-queue jobs left interrupted by a previous server at start.",
-    ).tag(config=True)
+    max_workers = _setting(Int, "max_workers",
+        "Workers per job unless the job asks for another number.")
+    max_concurrent_jobs = _setting(Int, "max_concurrent_jobs",
+        "Jobs processing at once; the rest wait in the queued state.")
+    max_items = _setting(Int, "max_items",
+        "The most items one job may have.")
+    progress_interval = _setting(Float, "progress_interval",
+        "Seconds between coalesced progress events (and store commits) per job.")
+    heartbeat_interval = _setting(Float, "heartbeat_interval",
+        "Seconds between SSE heartbeats.")
+    sse_timeout = _setting(Float, "sse_timeout",
+        "Seconds an SSE subscriber that takes no data is kept before it is dropped.")
+    reconnect_delay = _setting(Int, "reconnect_delay",
+        "Milliseconds a browser waits before reconnecting (sent as SSE retry:).")
+    completion_broadcast_retries = _setting(Int, "completion_broadcast_retries",
+        "How many times a failed broadcast of a job's complete event is retried.")
+    broadcast_retry_delay = _setting(Float, "broadcast_retry_delay",
+        "Seconds between retries of a failed complete broadcast.")
+    resume_interrupted = _setting(Bool, "resume_interrupted",
+        "Re-queue jobs left interrupted by a previous server at start.")
     executor = Enum(
         list(EXECUTORS),
         default_value=DEFAULTS.executor,
@@ -90,34 +87,26 @@ class BatchWidgetApp(ExtensionApp):
         default_value=list(DEFAULTS.allowed_processors),
         help="Glob patterns over processor import paths (package.module:function) a job may name.",
     ).tag(config=True)
-    allow_callables = Bool(
-        DEFAULTS.allow_callables,
-        help="Accept notebook-defined functions (cloudpickled) as processors.",
-    ).tag(config=True)
-    cancel_timeout = Float(
-        DEFAULTS.cancel_timeout,
-        help="Seconds running items get to finish after a cancel or at shutdown. Then a "
+    allow_callables = _setting(Bool, "allow_callables",
+        "Accept notebook-defined functions (cloudpickled) as processors.")
+    cancel_timeout = _setting(Float, "cancel_timeout",
+        "Seconds running items get to finish after a cancel or at shutdown. Then a "
         "process job's workers are terminated and a thread job's threads abandoned (they "
-        "cannot be stopped; their results are discarded), and those items count as cancelled.",
-    ).tag(config=True)
-    store_write_timeout = Float(
-        DEFAULTS.store_write_timeout,
-        help="Seconds a running job keeps its progress in memory and retries while the "
-        "store cannot be written (disk full, file locked or read-only) before it fails.",
-    ).tag(config=True)
+        "cannot be stopped; their results are discarded), and those items count as cancelled.")
+    store_write_timeout = _setting(Float, "store_write_timeout",
+        "Seconds a running job keeps its progress in memory and retries while the "
+        "store cannot be written (disk full, file locked or read-only) before it fails.")
     max_result_bytes = Int(
         DEFAULTS.max_result_bytes,
         help="The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
         "under \"outputs\". Results live in the job store and are read back whole.",
     ).tag(config=True)
-    malloc_mmap_threshold = Int(
-        DEFAULTS.malloc_mmap_threshold,
-        help="Bytes from which glibc's malloc gives each block its own mapping, unmapped "
+    malloc_mmap_threshold = _setting(Int, "malloc_mmap_threshold",
+        "Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
         "stay in the server's memory after use. 0 leaves the allocator alone; the "
-        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.",
-    ).tag(config=True)
+        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.")
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
