@@ -13,7 +13,7 @@ import fnmatch
 import inspect
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from batch_widget.engine.settings import EXECUTORS
 from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
@@ -212,24 +212,25 @@ def _check_signature(func: Any, label: str, params: dict[str, Any]) -> None:
 
 def job_status(status: str | None) -> JobStatus | None:
     """Parse a ``?status=`` filter for jobs."""
-    if status is None:
-        return None
-    try:
-        return JobStatus(status)
-    except ValueError:
-        raise InvalidRequest(f"unknown job status {status!r}; use one of "
-                             f"{[s.value for s in JobStatus]}") from None
+    return _status_filter(JobStatus, status, "job")
 
 
 def item_status(status: str | None) -> ItemStatus | None:
     """Parse a ``?status=`` filter for items."""
+    return _status_filter(ItemStatus, status, "item")
+
+
+_State = TypeVar("_State", JobStatus, ItemStatus)
+
+
+def _status_filter(states: type[_State], status: str | None, what: str) -> _State | None:
     if status is None:
         return None
     try:
-        return ItemStatus(status)
+        return states(status)
     except ValueError:
-        raise InvalidRequest(f"unknown item status {status!r}; use one of "
-                             f"{[s.value for s in ItemStatus]}") from None
+        raise InvalidRequest(f"unknown {what} status {status!r}; use one of "
+                             f"{[s.value for s in states]}") from None
 
 
 def page(limit: int, offset: int) -> None:
