@@ -13,7 +13,7 @@ function withToken(url, token) {
 function streamUrl({ baseUrl, token } = {}) {
   return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/events`, token);
 }
-function jobUrl({ baseUrl, token } = {}, jobId, suffix = "", query = "") {
+function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
   const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
   return withToken(query ? `${path}?${query}` : path, token);
 }
@@ -27,6 +27,10 @@ function encodePath(path) {
   return String(path).split("/").map(encodeURIComponent).join("/");
 }
 var ApiError = class extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
   constructor(status, message) {
     super(message);
     this.name = "ApiError";
@@ -47,7 +51,7 @@ async function readJson(response) {
   return body;
 }
 function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetchFn } = {}) {
-  const doFetch = fetchFn || ((...args) => globalThis.fetch(...args));
+  const doFetch = fetchFn || ((input, init) => globalThis.fetch(input, init));
   const auth = { baseUrl, token };
   const get = (url, signal) => doFetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal }).then(readJson);
   const post = (url, signal) => {
@@ -70,48 +74,7 @@ function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetch
   };
 }
 
-// src/states.js
-var ACTIVE_STATUSES = Object.freeze(["queued", "processing"]);
-var TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
-function isTerminal(status) {
-  return TERMINAL_STATUSES.includes(status);
-}
-function isActive(status) {
-  return ACTIVE_STATUSES.includes(status);
-}
-
-// src/connection.js
-var CONNECTION_STATES = Object.freeze([
-  "connecting",
-  "live",
-  "reconnecting",
-  "polling",
-  "closed"
-]);
-var DEFAULTS = Object.freeze({
-  reconnectDelay: 5e3,
-  watchdogInterval: 15e3,
-  watchdogTimeout: 6e4
-});
-var REGISTRY_KEY = "__batchWidgetHub";
-var READY_CLOSED = 2;
-function positive(value, fallback) {
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number : fallback;
-}
-function settingsFrom(options = {}) {
-  return {
-    reconnectDelay: positive(options.reconnectDelay, DEFAULTS.reconnectDelay),
-    watchdogInterval: positive(options.watchdogInterval, DEFAULTS.watchdogInterval),
-    watchdogTimeout: positive(options.watchdogTimeout, DEFAULTS.watchdogTimeout),
-    debug: Boolean(options.debug)
-  };
-}
-function strictest(subs, name) {
-  let value = Infinity;
-  for (const sub of subs) value = Math.min(value, sub.settings[name]);
-  return Number.isFinite(value) ? value : DEFAULTS[name];
-}
+// src/lifetime.js
 function defaultTimers() {
   const g = globalThis;
   return {
@@ -121,67 +84,398 @@ function defaultTimers() {
     clearInterval: g.clearInterval.bind(g)
   };
 }
+function after(timers, ms, fn, signal) {
+  let id = null;
+  const cancel = () => {
+    timers.clearTimeout(id);
+    signal.removeEventListener("abort", cancel);
+  };
+  id = timers.setTimeout(() => {
+    signal.removeEventListener("abort", cancel);
+    fn();
+  }, ms);
+  signal.addEventListener("abort", cancel, { once: true });
+  return cancel;
+}
+function every(timers, ms, fn, signal) {
+  let id = null;
+  const cancel = () => {
+    timers.clearInterval(id);
+    signal.removeEventListener("abort", cancel);
+  };
+  id = timers.setInterval(fn, ms);
+  signal.addEventListener("abort", cancel, { once: true });
+  return cancel;
+}
+function childController(parent) {
+  const controller = new AbortController();
+  parent.addEventListener("abort", () => controller.abort(), {
+    once: true,
+    signal: controller.signal
+  });
+  return controller;
+}
+
+// src/states.js
+var ACTIVE_STATUSES = Object.freeze(
+  /** @type {JobStatus[]} */
+  ["queued", "processing"]
+);
+var TERMINAL_STATUSES = Object.freeze(
+  /** @type {JobStatus[]} */
+  ["completed", "failed", "cancelled", "interrupted"]
+);
+var CONNECTION_STATES = Object.freeze(
+  /** @type {ConnectionState[]} */
+  ["connecting", "live", "reconnecting", "polling", "closed"]
+);
+var DEFAULTS = Object.freeze({
+  reconnectDelay: 5e3,
+  watchdogInterval: 15e3,
+  watchdogTimeout: 6e4
+});
+function isTerminal(status) {
+  return TERMINAL_STATUSES.some((s) => s === status);
+}
+function isActive(status) {
+  return ACTIVE_STATUSES.some((s) => s === status);
+}
+
+// src/stream.js
+var READY_CLOSED = 2;
+var Stream = class {
+  /**
+   * @param {string} url
+   * @param {StreamOptions} options
+   * @param {StreamEvents} events
+   */
+  constructor(url, options, events) {
+    this.url = url;
+    this.options = options;
+    this.events = events;
+    this.phase = "idle";
+    this.everOpened = false;
+    this.downSince = null;
+    this.lastMessageAt = options.now();
+    this.builds = 0;
+    this.source = null;
+    this.failed = null;
+    this.listeners = null;
+    options.signal.addEventListener("abort", () => this.close(), { once: true });
+  }
+  get isOpen() {
+    return this.phase === "open";
+  }
+  /** Build the first EventSource (a no-op once started). */
+  start() {
+    if (this.phase === "idle") this.build();
+  }
+  /** Replace an open stream that has gone mute (not even heartbeats). */
+  restart() {
+    if (this.phase === "closed") return;
+    this.drop();
+    this.goDown();
+    this.build();
+  }
+  close() {
+    if (this.phase === "closed") return;
+    this.drop();
+    this.phase = "closed";
+    this.downSince = null;
+  }
+  /** @private */
+  build() {
+    if (this.phase === "closed") return;
+    if (this.builds > 0) this.events.onRebuild();
+    this.builds += 1;
+    if (this.phase === "idle") this.phase = "connecting";
+    this.listeners = new AbortController();
+    const { signal } = this.listeners;
+    const source = new this.options.EventSource(this.url);
+    this.source = source;
+    this.options.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=\u2026")}`);
+    source.addEventListener("open", () => this.onOpen(source), { signal });
+    source.addEventListener("error", () => this.onError(source), { signal });
+    for (const type of ["progress", "complete"]) {
+      source.addEventListener(type, (event) => this.onMessage(source, type, event), { signal });
+    }
+    source.addEventListener("heartbeat", () => this.onHeartbeat(source), { signal });
+  }
+  /** @private */
+  drop() {
+    if (this.listeners) this.listeners.abort();
+    this.listeners = null;
+    if (this.source) this.source.close();
+    this.source = null;
+  }
+  /** @private */
+  goDown() {
+    this.phase = "down";
+    this.downSince = this.options.now();
+  }
+  /**
+   * @private
+   * @param {EventSource} source
+   */
+  onOpen(source) {
+    if (source !== this.source || this.phase === "closed") return;
+    const browserRetry = this.failed === source;
+    this.failed = null;
+    this.phase = "open";
+    this.everOpened = true;
+    this.downSince = null;
+    this.lastMessageAt = this.options.now();
+    this.options.trace("stream open");
+    this.events.onOpen(browserRetry);
+  }
+  /**
+   * @private
+   * @param {EventSource} source
+   */
+  onError(source) {
+    if (source !== this.source || this.phase === "closed") return;
+    this.failed = source;
+    const entered = this.phase !== "down";
+    if (entered) this.goDown();
+    this.options.trace(`stream error (readyState ${source.readyState})`);
+    if (source.readyState === READY_CLOSED) {
+      this.drop();
+      after(
+        this.options.timers,
+        this.options.reconnectDelay(),
+        () => this.build(),
+        this.options.signal
+      );
+    }
+    this.events.onError(entered);
+  }
+  /**
+   * @private
+   * @param {EventSource} source
+   * @param {string} type
+   * @param {Event} event
+   */
+  onMessage(source, type, event) {
+    if (source !== this.source || this.phase === "closed") return;
+    this.lastMessageAt = this.options.now();
+    this.events.onMessage(type, String(
+      /** @type {MessageEvent} */
+      event.data
+    ));
+  }
+  /**
+   * Proof the connection is alive, not a job update: the watchdog still polls
+   * jobs the broadcaster has gone silent about.
+   * @private
+   * @param {EventSource} source
+   */
+  onHeartbeat(source) {
+    if (source !== this.source || this.phase === "closed") return;
+    this.lastMessageAt = this.options.now();
+  }
+};
+
+// src/watch.js
+function strictest(subs, name) {
+  let value = Infinity;
+  for (const sub of subs) value = Math.min(value, sub.settings[name]);
+  return Number.isFinite(value) ? value : DEFAULTS[name];
+}
+var JobWatch = class {
+  /**
+   * @param {string} id
+   * @param {WatchContext} context
+   * @param {AbortSignal} parent the hub's lifetime
+   */
+  constructor(id, context, parent) {
+    this.id = id;
+    this.context = context;
+    this.subs = /* @__PURE__ */ new Set();
+    this.snapshot = null;
+    this.version = -Infinity;
+    this.lastUpdate = context.now();
+    this.lastSnapshotAt = null;
+    this.lastPollAt = -Infinity;
+    this.error = null;
+    this.inflight = false;
+    this.controller = childController(parent);
+    this.stopWatchdog = null;
+    this.watchdogInterval = null;
+  }
+  get terminal() {
+    return Boolean(this.snapshot && isTerminal(this.snapshot.status));
+  }
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+  /** @param {TimingName} name */
+  setting(name) {
+    return strictest(this.subs, name);
+  }
+  /**
+   * (Re)start the watchdog at the subscribers' strictest interval.
+   * @param {() => void} tick
+   */
+  retime(tick) {
+    const interval = this.setting("watchdogInterval");
+    if (this.stopWatchdog && this.watchdogInterval === interval) return;
+    if (this.stopWatchdog) this.stopWatchdog();
+    this.watchdogInterval = interval;
+    this.stopWatchdog = every(this.context.timers, interval, tick, this.controller.signal);
+  }
+  close() {
+    this.controller.abort();
+  }
+  /**
+   * The watchdog's decision for this job, given how long the stream has been down.
+   * @param {boolean} streamDownTooLong
+   */
+  check(streamDownTooLong) {
+    if (this.terminal) return;
+    const age = this.context.now() - this.lastUpdate;
+    if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    else if (age >= this.setting("watchdogTimeout")) this.poll("watchdog: no update");
+  }
+  /**
+   * Poll unless this job was polled within half a watchdog interval (two timers, one poll).
+   * @param {string} reason
+   */
+  pollIfDue(reason) {
+    const recent = this.context.now() - this.lastPollAt < this.setting("watchdogInterval") / 2;
+    if (!recent) this.poll(reason);
+  }
+  /** @param {string} reason */
+  poll(reason) {
+    if (this.closed || this.inflight) return;
+    this.inflight = true;
+    this.lastPollAt = this.context.now();
+    for (const sub of this.subs) sub.polls += 1;
+    this.context.trace(`poll ${this.id} (${reason})`);
+    const { signal } = this.controller;
+    Promise.resolve().then(() => this.context.api.getJob(this.id, signal)).then(
+      (snapshot) => {
+        if (signal.aborted) return;
+        this.error = null;
+        this.lastUpdate = this.context.now();
+        if (!this.apply(snapshot, "poll")) this.context.notify(this);
+      },
+      (error) => {
+        if (signal.aborted) return;
+        this.error = error && error.message ? String(error.message) : String(error);
+        this.context.trace(`poll ${this.id} failed: ${this.error}`);
+        this.context.notify(this);
+      }
+    ).finally(() => {
+      this.inflight = false;
+    });
+  }
+  /**
+   * Show `snapshot` if it is newer than what is shown; true if it was applied.
+   * @param {Snapshot | null} snapshot
+   * @param {string} source where it came from, for the debug log
+   */
+  apply(snapshot, source) {
+    if (!snapshot || snapshot.id !== this.id) return false;
+    const version = Number(snapshot.version);
+    if (!(version > this.version)) {
+      this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
+      return false;
+    }
+    this.version = version;
+    this.snapshot = snapshot;
+    this.lastSnapshotAt = this.context.now();
+    this.context.trace(
+      `${source} ${this.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`
+    );
+    this.context.notify(this);
+    return true;
+  }
+};
+
+// src/hub.js
+function positive(value, fallback) {
+  const number = Number(value);
+  return Number.isFinite(number) && number > 0 ? number : fallback;
+}
+function timingFrom(options = {}) {
+  return {
+    reconnectDelay: positive(options.reconnectDelay, DEFAULTS.reconnectDelay),
+    watchdogInterval: positive(options.watchdogInterval, DEFAULTS.watchdogInterval),
+    watchdogTimeout: positive(options.watchdogTimeout, DEFAULTS.watchdogTimeout),
+    debug: Boolean(options.debug)
+  };
+}
 var Hub = class {
+  /**
+   * @param {string} url the stream URL
+   * @param {HubOptions} options
+   * @param {() => void} onClose called once, when the last subscriber leaves
+   */
   constructor(url, options, onClose) {
     this.url = url;
     this.onClose = onClose;
-    this.EventSource = options.EventSource || globalThis.EventSource;
     this.api = options.api || createApi({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
     this.now = options.now || Date.now;
     this.timers = options.timers || defaultTimers();
     this.log = options.log || ((...args) => console.log(...args));
     this.controller = new AbortController();
-    this.streamController = null;
     this.subs = /* @__PURE__ */ new Set();
     this.jobs = /* @__PURE__ */ new Map();
-    this.es = null;
-    this.isOpen = false;
-    this.everOpened = false;
-    this.downSince = null;
     this.cancelDownTimer = null;
-    this.lastMessageAt = this.now();
-    this.builds = 0;
-    this.closed = false;
-  }
-  // -- timers tied to AbortSignals -------------------------------------------
-  after(ms, fn, signal) {
-    let id = null;
-    const cancel = () => {
-      this.timers.clearTimeout(id);
-      signal.removeEventListener("abort", cancel);
+    const trace = this.trace.bind(this);
+    this.watchContext = {
+      api: this.api,
+      now: this.now,
+      timers: this.timers,
+      trace,
+      notify: (watch) => this.notifyJob(watch)
     };
-    id = this.timers.setTimeout(() => {
-      signal.removeEventListener("abort", cancel);
-      fn();
-    }, ms);
-    signal.addEventListener("abort", cancel, { once: true });
-    return cancel;
+    this.stream = new Stream(
+      url,
+      {
+        EventSource: options.EventSource || globalThis.EventSource,
+        timers: this.timers,
+        now: this.now,
+        reconnectDelay: () => strictest(this.subs, "reconnectDelay"),
+        trace,
+        signal: this.controller.signal
+      },
+      {
+        onOpen: (browserRetry) => this.onOpen(browserRetry),
+        onError: (entered) => this.onError(entered),
+        onRebuild: () => this.countReconnect("new EventSource"),
+        onMessage: (type, data) => this.onMessage(type, data)
+      }
+    );
   }
-  every(ms, fn, signal) {
-    let id = null;
-    const cancel = () => {
-      this.timers.clearInterval(id);
-      signal.removeEventListener("abort", cancel);
-    };
-    id = this.timers.setInterval(fn, ms);
-    signal.addEventListener("abort", cancel, { once: true });
-    return cancel;
+  get closed() {
+    return this.controller.signal.aborted;
   }
   // -- diagnostics -------------------------------------------------------------
   get debug() {
     for (const sub of this.subs) if (sub.settings.debug) return true;
     return false;
   }
+  /**
+   * @param {string} message
+   * @param {...unknown} details
+   */
   trace(message, ...details) {
     if (!this.debug) return;
     this.log(`[batch_widget ${new Date(this.now()).toISOString()}] ${message}`, ...details);
   }
   // -- subscribers ----------------------------------------------------------------
+  /**
+   * @param {string} jobId
+   * @param {(info: ConnectionInfo) => void} listener
+   * @param {TimingOptions} options
+   * @returns {Subscription}
+   */
   subscribe(jobId, listener, options) {
     const sub = {
       jobId,
       listener,
-      settings: settingsFrom(options),
+      settings: timingFrom(options),
       reconnects: 0,
       polls: 0,
       connection: null,
@@ -191,30 +485,35 @@ var Hub = class {
     const isNewJob = !this.jobs.has(jobId);
     const job = this.jobs.get(jobId) || this.addJob(jobId);
     job.subs.add(sub);
-    this.retimeWatchdog(job);
+    job.retime(() => this.watchdog(job));
     this.trace(`subscribe ${jobId}`);
-    if (!this.es && this.builds === 0) {
-      this.connect();
-    } else if (isNewJob && (this.isOpen || this.connectionFor(sub) === "polling")) {
-      this.poll(job, "new subscriber");
+    if (this.stream.phase === "idle") {
+      this.stream.start();
+    } else if (isNewJob && (this.stream.isOpen || this.connectionFor(sub) === "polling")) {
+      job.poll("new subscriber");
     }
     this.notify(sub);
-    const unsubscribe = () => this.unsubscribe(sub);
-    unsubscribe.update = (changes) => this.update(sub, changes);
-    unsubscribe.poll = () => this.poll(job, "requested");
-    unsubscribe.offer = (snapshot) => {
-      if (!sub.closed && this.jobs.has(jobId)) this.apply(job, snapshot, "action");
-    };
-    return unsubscribe;
+    return Object.assign(() => this.unsubscribe(sub), {
+      update: (changes) => this.update(sub, changes),
+      poll: () => job.poll("requested"),
+      offer: (snapshot) => {
+        if (!sub.closed && this.jobs.get(jobId) === job) job.apply(snapshot, "action");
+      }
+    });
   }
+  /**
+   * @param {Subscriber} sub
+   * @param {TimingOptions} changes
+   */
   update(sub, changes) {
     if (sub.closed) return;
-    sub.settings = settingsFrom({ ...sub.settings, ...changes });
+    sub.settings = timingFrom({ ...sub.settings, ...changes });
     const job = this.jobs.get(sub.jobId);
-    if (job) this.retimeWatchdog(job);
+    if (job) job.retime(() => this.watchdog(job));
     this.trace(`settings of ${sub.jobId}`, sub.settings);
     this.notify(sub);
   }
+  /** @param {Subscriber} sub */
   unsubscribe(sub) {
     if (sub.closed) return;
     this.trace(`unsubscribe ${sub.jobId}`);
@@ -224,10 +523,10 @@ var Hub = class {
     if (job) {
       job.subs.delete(sub);
       if (job.subs.size === 0) {
-        job.controller.abort();
+        job.close();
         this.jobs.delete(job.id);
       } else {
-        this.retimeWatchdog(job);
+        job.retime(() => this.watchdog(job));
       }
     }
     this.notify(sub);
@@ -235,20 +534,37 @@ var Hub = class {
   }
   close() {
     if (this.closed) return;
-    this.closed = true;
-    this.dropStream();
     this.controller.abort();
     this.jobs.clear();
     this.onClose();
   }
+  /**
+   * @param {Subscriber} sub
+   * @returns {ConnectionState}
+   */
   connectionFor(sub) {
     if (sub.closed || this.closed) return "closed";
-    if (this.isOpen) return "live";
-    if (this.downSince === null) return "connecting";
-    if (!this.everOpened) return "polling";
-    if (this.now() - this.downSince >= sub.settings.watchdogTimeout) return "polling";
-    return "reconnecting";
+    const { phase, downSince, everOpened } = this.stream;
+    switch (phase) {
+      case "open":
+        return "live";
+      case "idle":
+      case "connecting":
+        return "connecting";
+      case "closed":
+        return "closed";
+      case "down":
+        if (!everOpened) return "polling";
+        if (downSince !== null && this.now() - downSince >= sub.settings.watchdogTimeout) {
+          return "polling";
+        }
+        return "reconnecting";
+    }
   }
+  /**
+   * @param {Subscriber} sub
+   * @returns {ConnectionInfo}
+   */
   info(sub) {
     const job = this.jobs.get(sub.jobId);
     return {
@@ -261,6 +577,7 @@ var Hub = class {
       error: job ? job.error : null
     };
   }
+  /** @param {Subscriber} sub */
   notify(sub) {
     const info = this.info(sub);
     if (info.connection !== sub.connection) {
@@ -273,6 +590,7 @@ var Hub = class {
       console.error("batch_widget listener failed", error);
     }
   }
+  /** @param {JobWatch} job */
   notifyJob(job) {
     for (const sub of [...job.subs]) this.notify(sub);
   }
@@ -282,228 +600,126 @@ var Hub = class {
       if (this.connectionFor(sub) !== sub.connection) this.notify(sub);
     }
   }
-  // -- the stream -----------------------------------------------------------
-  connect() {
-    if (this.closed) return;
-    if (this.builds > 0) this.countReconnect("new EventSource");
-    this.builds += 1;
-    this.streamController = new AbortController();
-    const { signal } = this.streamController;
-    const es = new this.EventSource(this.url);
-    this.es = es;
-    this.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=\u2026")}`);
-    es.addEventListener("open", () => this.onOpen(es), { signal });
-    es.addEventListener("error", () => this.onError(es), { signal });
-    es.addEventListener("progress", (event) => this.onJobEvent(es, event), { signal });
-    es.addEventListener("complete", (event) => this.onJobEvent(es, event), { signal });
-    es.addEventListener("heartbeat", () => this.onHeartbeat(es), { signal });
-  }
-  dropStream() {
-    if (this.streamController) this.streamController.abort();
-    this.streamController = null;
-    if (this.es) this.es.close();
-    this.es = null;
-    this.isOpen = false;
-  }
+  // -- what the stream reports ------------------------------------------------------
+  /** @param {string} reason */
   countReconnect(reason) {
     this.trace(`reconnect (${reason})`);
     for (const sub of this.subs) sub.reconnects += 1;
     for (const sub of [...this.subs]) this.notify(sub);
   }
-  onOpen(es) {
-    if (es !== this.es || this.closed) return;
-    if (es.bwErrored) this.countReconnect("browser retry");
-    es.bwErrored = false;
-    this.isOpen = true;
-    this.everOpened = true;
-    this.markUp();
-    this.lastMessageAt = this.now();
-    this.trace("stream open");
-    for (const job of this.jobs.values()) this.poll(job, "catch-up on open");
+  /** @param {boolean} browserRetry */
+  onOpen(browserRetry) {
+    if (this.closed) return;
+    if (browserRetry) this.countReconnect("browser retry");
+    this.stopDownTimer();
+    for (const job of this.jobs.values()) job.poll("catch-up on open");
     this.refreshConnections();
   }
-  onError(es) {
-    if (es !== this.es || this.closed) return;
-    es.bwErrored = true;
-    const firstError = this.downSince === null;
-    if (firstError) this.markDown();
-    this.isOpen = false;
-    const closedForGood = es.readyState === READY_CLOSED;
-    this.trace(`stream error (readyState ${es.readyState})`);
-    if (closedForGood) {
-      this.dropStream();
-      this.after(this.reconnectDelay(), () => this.connect(), this.controller.signal);
-    }
-    if (firstError && !this.everOpened) {
-      for (const job of this.jobs.values()) {
-        if (!job.terminal) this.poll(job, "stream never opened");
+  /** @param {boolean} entered */
+  onError(entered) {
+    if (this.closed) return;
+    if (entered) {
+      this.startDownTimer();
+      if (!this.stream.everOpened) {
+        for (const job of this.jobs.values()) {
+          if (!job.terminal) job.poll("stream never opened");
+        }
       }
     }
     this.refreshConnections();
   }
-  onJobEvent(es, event) {
-    if (es !== this.es || this.closed) return;
-    this.lastMessageAt = this.now();
+  /**
+   * @param {string} type
+   * @param {string} data
+   */
+  onMessage(type, data) {
+    if (this.closed) return;
     let snapshot = null;
     try {
-      snapshot = JSON.parse(event.data);
+      snapshot = JSON.parse(data);
     } catch {
-      this.trace("unparsable event ignored", event.data);
+      this.trace("unparsable event ignored", data);
       return;
     }
     const job = snapshot && this.jobs.get(snapshot.id);
     if (!job) return;
     job.lastUpdate = this.now();
-    this.apply(job, snapshot, event.type);
-  }
-  onHeartbeat(es) {
-    if (es !== this.es || this.closed) return;
-    this.lastMessageAt = this.now();
+    job.apply(snapshot, type);
   }
   /**
    * The stream just went down: from now, once it has stayed down for
    * `watchdogTimeout`, switch to polling at once rather than at the next
    * watchdog tick (which could be up to `watchdogInterval` later).
    */
-  markDown() {
-    this.downSince = this.now();
-    if (this.cancelDownTimer) this.cancelDownTimer();
-    const timeout = this.minSetting("watchdogTimeout");
-    this.cancelDownTimer = this.after(timeout, () => this.onDownTooLong(), this.controller.signal);
+  startDownTimer() {
+    this.stopDownTimer();
+    const timeout = strictest(this.subs, "watchdogTimeout");
+    this.cancelDownTimer = after(
+      this.timers,
+      timeout,
+      () => this.onDownTooLong(),
+      this.controller.signal
+    );
   }
-  markUp() {
-    this.downSince = null;
+  stopDownTimer() {
     if (this.cancelDownTimer) this.cancelDownTimer();
     this.cancelDownTimer = null;
   }
   onDownTooLong() {
     this.cancelDownTimer = null;
-    if (this.closed || this.isOpen) return;
+    if (this.closed || this.stream.isOpen) return;
     this.trace("stream down for watchdog_timeout: polling");
     this.refreshConnections();
     for (const job of this.jobs.values()) {
-      if (!job.terminal) this.pollIfDue(job, "stream down, polling");
+      if (!job.terminal) job.pollIfDue("stream down, polling");
     }
   }
-  /** Poll unless this job was polled within half a watchdog interval (two timers, one poll). */
-  pollIfDue(job, reason) {
-    const recent = this.now() - job.lastPollAt < this.jobSetting(job, "watchdogInterval") / 2;
-    if (!recent) this.poll(job, reason);
+  // -- the watchdog ----------------------------------------------------------------
+  /** @param {JobWatch} job */
+  watchdog(job) {
+    if (this.closed || this.jobs.get(job.id) !== job) return;
+    this.refreshConnections();
+    const now = this.now();
+    const timeout = job.setting("watchdogTimeout");
+    this.trace(`watchdog ${job.id}: last update ${Math.round((now - job.lastUpdate) / 1e3)} s ago`);
+    if (this.stream.isOpen && now - this.stream.lastMessageAt >= timeout) {
+      this.trace("stream silent, rebuilding it");
+      this.stream.restart();
+      this.startDownTimer();
+      this.refreshConnections();
+    }
+    const { phase, downSince, everOpened } = this.stream;
+    const streamDownTooLong = phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
+    job.check(streamDownTooLong);
   }
-  minSetting(name) {
-    return strictest(this.subs, name);
-  }
-  reconnectDelay() {
-    return this.minSetting("reconnectDelay");
-  }
-  // -- jobs, the watchdog and polling ----------------------------------------------
+  /** @param {string} jobId */
   addJob(jobId) {
-    const controller = new AbortController();
-    this.controller.signal.addEventListener("abort", () => controller.abort(), {
-      once: true,
-      signal: controller.signal
-    });
-    const job = {
-      id: jobId,
-      subs: /* @__PURE__ */ new Set(),
-      snapshot: null,
-      version: -Infinity,
-      lastUpdate: this.now(),
-      // age is counted from subscription until data arrives
-      lastSnapshotAt: null,
-      lastPollAt: -Infinity,
-      error: null,
-      inflight: false,
-      controller,
-      watchdog: null,
-      watchdogInterval: null,
-      get terminal() {
-        return Boolean(this.snapshot && isTerminal(this.snapshot.status));
-      }
-    };
+    const job = new JobWatch(jobId, this.watchContext, this.controller.signal);
     this.jobs.set(jobId, job);
     return job;
   }
-  jobSetting(job, name) {
-    return strictest(job.subs, name);
-  }
-  retimeWatchdog(job) {
-    const interval = this.jobSetting(job, "watchdogInterval");
-    if (job.watchdog && job.watchdogInterval === interval) return;
-    if (job.watchdog) job.watchdog();
-    job.watchdogInterval = interval;
-    job.watchdog = this.every(interval, () => this.watchdog(job), job.controller.signal);
-  }
-  watchdog(job) {
-    if (this.closed || !this.jobs.has(job.id)) return;
-    this.refreshConnections();
-    const now = this.now();
-    const timeout = this.jobSetting(job, "watchdogTimeout");
-    const age = now - job.lastUpdate;
-    this.trace(`watchdog ${job.id}: last update ${Math.round(age / 1e3)} s ago`);
-    if (this.isOpen && now - this.lastMessageAt >= timeout) {
-      this.trace("stream silent, rebuilding it");
-      this.dropStream();
-      this.markDown();
-      this.connect();
-      this.refreshConnections();
-    }
-    if (job.terminal) return;
-    const streamDownTooLong = !this.isOpen && this.downSince !== null && (!this.everOpened || now - this.downSince >= timeout);
-    if (streamDownTooLong) this.pollIfDue(job, "stream down, polling");
-    else if (age >= timeout) this.poll(job, "watchdog: no update");
-  }
-  poll(job, reason) {
-    if (this.closed || job.inflight || !this.jobs.has(job.id)) return;
-    job.inflight = true;
-    job.lastPollAt = this.now();
-    for (const sub of job.subs) sub.polls += 1;
-    this.trace(`poll ${job.id} (${reason})`);
-    const { signal } = job.controller;
-    Promise.resolve().then(() => this.api.getJob(job.id, signal)).then(
-      (snapshot) => {
-        if (signal.aborted) return;
-        job.error = null;
-        job.lastUpdate = this.now();
-        if (!this.apply(job, snapshot, "poll")) this.notifyJob(job);
-      },
-      (error) => {
-        if (signal.aborted) return;
-        job.error = error && error.message ? error.message : String(error);
-        this.trace(`poll ${job.id} failed: ${job.error}`);
-        this.notifyJob(job);
-      }
-    ).finally(() => {
-      job.inflight = false;
-    });
-  }
-  /** Show `snapshot` if it is newer than what is shown; true if it was applied. */
-  apply(job, snapshot, source) {
-    if (!snapshot || snapshot.id !== job.id) return false;
-    const version = Number(snapshot.version);
-    if (!(version > job.version)) {
-      this.trace(`${source} v${version} of ${job.id} ignored: showing v${job.version}`);
-      return false;
-    }
-    job.version = version;
-    job.snapshot = snapshot;
-    job.lastSnapshotAt = this.now();
-    this.trace(`${source} ${job.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`);
-    this.notifyJob(job);
-    return true;
-  }
 };
-function subscribe(jobId, listener, options = {}) {
-  const registry = options.registry || globalThis;
+
+// src/connection.js
+var REGISTRY_KEY = "__batchWidgetHub";
+function hubsOf(registry) {
   if (!(registry[REGISTRY_KEY] instanceof Map)) registry[REGISTRY_KEY] = /* @__PURE__ */ new Map();
-  const hubs = registry[REGISTRY_KEY];
+  return (
+    /** @type {Map<string, Hub>} */
+    registry[REGISTRY_KEY]
+  );
+}
+function subscribe(jobId, listener, options = {}) {
+  const hubs = hubsOf(options.registry || /** @type {Record<string, unknown>} */
+  globalThis);
   const url = streamUrl(options);
   let hub = hubs.get(url);
   if (!hub || hub.closed) {
-    hub = new Hub(url, options, () => {
-      if (hubs.get(url) === hub) hubs.delete(url);
+    const created = new Hub(url, options, () => {
+      if (hubs.get(url) === created) hubs.delete(url);
     });
-    hubs.set(url, hub);
+    hubs.set(url, created);
+    hub = created;
   }
   const unsubscribe = hub.subscribe(jobId, listener, options);
   const { signal } = options;
@@ -576,7 +792,7 @@ function createView(el, options) {
   const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
   const frame = options.frame || defaultFrame;
   const now = options.now || Date.now;
-  const timers = options.timers || globalThis;
+  const timers = options.timers || defaultTimers();
   const doc = el.ownerDocument || globalThis.document;
   const root = element(doc, "div", "bw-progress");
   const header = element(doc, "div", "bw-header");
@@ -611,17 +827,20 @@ function createView(el, options) {
   root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
   const state = {
+    /** @type {ConnectionInfo | null} */
     info: null,
     debug: false,
     message: "",
     busy: false,
+    /** @type {ItemsPage | null} the last fetch */
     failedItems: null,
-    // {items, total} of the last fetch
+    /** @type {string | null} `${jobId}:${failed}` of the last fetch */
     failedFetchedFor: null,
-    // `${jobId}:${failed}` of the last fetch
     failedFetchedAt: -Infinity,
     failedInflight: false,
+    /** @type {string[] | null} */
     outputs: null,
+    /** @type {string | null} */
     outputsFetchedFor: null,
     outputsInflight: false
   };
@@ -655,8 +874,12 @@ function createView(el, options) {
     try {
       await actions[kind](info.jobId);
       state.message = "";
-    } catch (error) {
-      const detail = error && error.message ? error.message : String(error);
+    } catch (caught) {
+      const error = (
+        /** @type {{message?: string, status?: number} | null} */
+        caught
+      );
+      const detail = error && error.message ? error.message : String(caught);
       const code = error && error.status ? ` (${error.status})` : "";
       state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
     } finally {
@@ -669,7 +892,7 @@ function createView(el, options) {
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
-    if (!snapshot || signal.aborted) return;
+    if (!info || !snapshot || signal.aborted) return;
     const key = `${info.jobId}:${snapshot.failed}`;
     const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
@@ -753,7 +976,7 @@ function createView(el, options) {
       if (downloadHref2) {
         const download = element(doc, "a", "bw-download", "download");
         download.setAttribute("href", downloadHref2(path));
-        download.setAttribute("download", path.split("/").pop());
+        download.setAttribute("download", path.split("/").pop() || path);
         download.setAttribute("title", `download ${path}`);
         row.append(download);
       }
@@ -795,8 +1018,8 @@ function createView(el, options) {
     barFailed.style.width = percent(failed);
     counts.textContent = snapshot ? `${done} done \xB7 ${failed} failed \xB7 ${pending} pending of ${total}` : "";
     const active = isActive(jobStatus);
-    rate.textContent = active ? formatRate(snapshot.rate) : "";
-    eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
+    rate.textContent = active && snapshot ? formatRate(snapshot.rate) : "";
+    eta.textContent = active && snapshot && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;
     const finished = snapshot ? parseTime(snapshot.finished_at) : null;
     elapsed.textContent = started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1e3)}`;
@@ -815,12 +1038,14 @@ function createView(el, options) {
   render2();
   return {
     root,
+    /** @param {ConnectionInfo} info */
     update(info) {
       if (signal.aborted) return;
       state.info = info;
       refreshDetails();
       schedule();
     },
+    /** @param {boolean} debug */
     setDebug(debug) {
       state.debug = Boolean(debug);
       schedule();
@@ -835,31 +1060,34 @@ function createView(el, options) {
 }
 
 // src/widget.js
-var MIRRORED_TRAITS = Object.freeze([
-  "status",
-  "total",
-  "done",
-  "failed",
-  "version",
-  "connection",
-  "reconnects",
-  "polls"
-]);
+var MIRRORED_TRAITS = Object.freeze(
+  /** @type {MirroredTrait[]} */
+  [
+    "status",
+    "total",
+    "done",
+    "failed",
+    "version",
+    "connection",
+    "reconnects",
+    "polls"
+  ]
+);
 var SAVE_INTERVAL_MS = 250;
 function mirroredValues(info) {
-  const snapshot = info.snapshot || {};
+  const snapshot = info.snapshot;
   return {
-    status: snapshot.status || "",
-    total: snapshot.total || 0,
-    done: snapshot.done || 0,
-    failed: snapshot.failed || 0,
-    version: snapshot.version || 0,
+    status: snapshot && snapshot.status || "",
+    total: snapshot && snapshot.total || 0,
+    done: snapshot && snapshot.done || 0,
+    failed: snapshot && snapshot.failed || 0,
+    version: snapshot && snapshot.version || 0,
     connection: info.connection,
     reconnects: info.reconnects,
     polls: info.polls
   };
 }
-function createMirror(model, signal, timers = globalThis) {
+function createMirror(model, signal, timers = defaultTimers()) {
   let pending = null;
   let timer = null;
   let lastSave = -Infinity;
@@ -870,7 +1098,13 @@ function createMirror(model, signal, timers = globalThis) {
     pending = null;
     lastSave = Date.now();
     try {
-      for (const [name, value] of Object.entries(changes)) model.set(name, value);
+      for (const name of MIRRORED_TRAITS) {
+        if (name in changes) model.set(
+          name,
+          /** @type {Mirrored} */
+          changes[name]
+        );
+      }
       model.save_changes();
     } catch (error) {
       console.debug("batch_widget: could not save widget state", error);
@@ -878,6 +1112,7 @@ function createMirror(model, signal, timers = globalThis) {
   }
   signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
   return {
+    /** @param {ConnectionInfo} info */
     push(info) {
       const values = mirroredValues(info);
       const changed = {};
@@ -886,7 +1121,8 @@ function createMirror(model, signal, timers = globalThis) {
         if (current !== values[name]) changed[name] = values[name];
       }
       if (Object.keys(changed).length === 0) return;
-      pending = { ...pending, ...changed };
+      pending = { ...pending, .../** @type {Partial<Mirrored>} */
+      changed };
       const urgent = isTerminal(values.status) || values.connection === "closed";
       if (urgent || signal.aborted) {
         if (timer !== null) timers.clearTimeout(timer);
@@ -902,9 +1138,8 @@ function initialize() {
   return () => {
   };
 }
-function render({ model, el, signal }) {
+function render({ model, el }) {
   const controller = new AbortController();
-  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
   const lifetime = controller.signal;
   const page = readPageConfig();
   const api = createApi({

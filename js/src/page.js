@@ -25,6 +25,8 @@ export function readPageConfig(doc = globalThis.document) {
 /**
  * A cookie's raw value, read the way @jupyterlab/services reads `_xsrf`
  * (no decoding: tornado compares the value as it set it).
+ * @param {string} name
+ * @param {Document} [doc]
  */
 export function readCookie(name, doc = globalThis.document) {
   const cookies = (doc && doc.cookie) || "";

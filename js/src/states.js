@@ -1,18 +1,42 @@
-// Job states (SPEC §2), in one place for the connection layer, the view and
-// the model mirror.
+// The names and defaults the front end shares with Python: job states (SPEC
+// §2), connection states and default timings (SPEC §8). tests/test_js_contract.py
+// checks them against batch_widget.protocol and the BatchProgress traits.
+
+/** @typedef {import("./types.js").JobStatus} JobStatus */
+/** @typedef {import("./types.js").ConnectionState} ConnectionState */
 
 /** States a job is still moving in. */
-export const ACTIVE_STATUSES = Object.freeze(["queued", "processing"]);
+export const ACTIVE_STATUSES = Object.freeze(/** @type {JobStatus[]} */ (["queued", "processing"]));
 
 /** States a job ends in. */
-export const TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled", "interrupted"]);
+export const TERMINAL_STATUSES = Object.freeze(
+  /** @type {JobStatus[]} */ (["completed", "failed", "cancelled", "interrupted"]),
+);
 
-/** True when `status` is a terminal job state. */
+/** The connection states a widget reports (SPEC §8): an explicit union, not booleans. */
+export const CONNECTION_STATES = Object.freeze(
+  /** @type {ConnectionState[]} */ (["connecting", "live", "reconnecting", "polling", "closed"]),
+);
+
+/** Defaults of the widget's timing traits, in milliseconds (SPEC §8). */
+export const DEFAULTS = Object.freeze({
+  reconnectDelay: 5000,
+  watchdogInterval: 15000,
+  watchdogTimeout: 60000,
+});
+
+/**
+ * True when `status` is a terminal job state.
+ * @param {string | null | undefined} status
+ */
 export function isTerminal(status) {
-  return TERMINAL_STATUSES.includes(status);
+  return TERMINAL_STATUSES.some((s) => s === status);
 }
 
-/** True when `status` is an active job state. */
+/**
+ * True when `status` is an active job state.
+ * @param {string | null | undefined} status
+ */
 export function isActive(status) {
-  return ACTIVE_STATUSES.includes(status);
+  return ACTIVE_STATUSES.some((s) => s === status);
 }

@@ -2,12 +2,38 @@
 // the injected `actions`: it is fed `info` objects from the connection layer
 // and renders at most once per animation frame.
 
+import { defaultTimers } from "./lifetime.js";
 import { isActive, isTerminal } from "./states.js";
+
+/** @typedef {import("./types.js").ConnectionInfo} ConnectionInfo */
+/** @typedef {import("./types.js").Snapshot} Snapshot */
+/** @typedef {import("./types.js").ItemsPage} ItemsPage */
+/** @typedef {import("./types.js").OutputsAnswer} OutputsAnswer */
+
+/**
+ * The calls the view makes for the job it shows (each takes the job id).
+ * @typedef {object} Actions
+ * @property {(jobId: string) => Promise<void>} cancel
+ * @property {(jobId: string) => Promise<void>} retry
+ * @property {(jobId: string, limit?: number) => Promise<ItemsPage>} failedItems
+ * @property {(jobId: string) => Promise<OutputsAnswer>} outputs
+ */
+
+/**
+ * @typedef {object} View
+ * @property {HTMLElement} root
+ * @property {(info: ConnectionInfo) => void} update
+ * @property {(debug: boolean) => void} setDebug
+ * @property {() => void} flush render now (tests; the terminal state before a snapshot)
+ */
 
 const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
 
-/** "4 s", "2 min 05 s", "1 h 02 min". */
+/**
+ * "4 s", "2 min 05 s", "1 h 02 min".
+ * @param {number | null | undefined} seconds
+ */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(Number(seconds))) return "—";
   const total = Math.max(0, Math.round(Number(seconds)));
@@ -17,14 +43,20 @@ export function formatDuration(seconds) {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
 }
 
-/** "1.5 items/s", or "—" when unknown. */
+/**
+ * "1.5 items/s", or "—" when unknown.
+ * @param {number | null | undefined} rate
+ */
 export function formatRate(rate) {
   if (rate === null || rate === undefined || !Number.isFinite(Number(rate))) return "—";
   const value = Number(rate);
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
 }
 
-/** Whether Retry has something to do for this snapshot (SPEC §3 `retry`). */
+/**
+ * Whether Retry has something to do for this snapshot (SPEC §3 `retry`).
+ * @param {Snapshot | null | undefined} snapshot
+ */
 export function canRetry(snapshot) {
   // The server's rule: a finished job with items not done; otherwise it answers
   // 409 "nothing to retry", so the button would only lead to an error.
@@ -33,12 +65,21 @@ export function canRetry(snapshot) {
   return snapshot.status !== "completed" || snapshot.failed > 0;
 }
 
+/** @param {string | null | undefined} value */
 function parseTime(value) {
   if (!value) return null;
   const time = Date.parse(value);
   return Number.isNaN(time) ? null : time;
 }
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {Document} doc
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function element(doc, tag, className, text) {
   const node = doc.createElement(tag);
   if (className) node.className = className;
@@ -46,6 +87,10 @@ function element(doc, tag, className, text) {
   return node;
 }
 
+/**
+ * @param {() => void} fn
+ * @returns {() => void} cancels the frame
+ */
 function defaultFrame(fn) {
   if (typeof globalThis.requestAnimationFrame === "function") {
     const id = globalThis.requestAnimationFrame(fn);
@@ -60,21 +105,20 @@ function defaultFrame(fn) {
  *
  * @param {HTMLElement} el the anywidget element
  * @param {object} options
- * @param {{cancel: Function, retry: Function, failedItems: Function, outputs: Function}} options.actions
- *   async calls for the job shown (each takes the job id)
+ * @param {Actions} options.actions async calls for the job shown
  * @param {(path: string) => string} options.fileHref link that opens an output file in JupyterLab
  * @param {(path: string) => string} [options.downloadHref] link that downloads it
  * @param {AbortSignal} options.signal unmounts the view when aborted
  * @param {(fn: () => void) => () => void} [options.frame] schedules a render; returns a cancel
  * @param {() => number} [options.now]
- * @param {object} [options.timers] {setInterval, clearInterval}
- * @returns {{update: (info: object) => void, setDebug: (debug: boolean) => void, root: HTMLElement}}
+ * @param {Pick<import("./types.js").Timers, "setInterval" | "clearInterval">} [options.timers]
+ * @returns {View}
  */
 export function createView(el, options) {
   const { actions, fileHref, downloadHref, signal } = options;
   const frame = options.frame || defaultFrame;
   const now = options.now || Date.now;
-  const timers = options.timers || globalThis;
+  const timers = options.timers || defaultTimers();
   const doc = el.ownerDocument || globalThis.document;
 
   const root = element(doc, "div", "bw-progress");
@@ -115,18 +159,24 @@ export function createView(el, options) {
   el.replaceChildren(root);
 
   const state = {
+    /** @type {ConnectionInfo | null} */
     info: null,
     debug: false,
     message: "",
     busy: false,
-    failedItems: null, // {items, total} of the last fetch
-    failedFetchedFor: null, // `${jobId}:${failed}` of the last fetch
+    /** @type {ItemsPage | null} the last fetch */
+    failedItems: null,
+    /** @type {string | null} `${jobId}:${failed}` of the last fetch */
+    failedFetchedFor: null,
     failedFetchedAt: -Infinity,
     failedInflight: false,
+    /** @type {string[] | null} */
     outputs: null,
+    /** @type {string | null} */
     outputsFetchedFor: null,
     outputsInflight: false,
   };
+  /** @type {(() => void) | null} */
   let cancelFrame = null;
 
   function schedule() {
@@ -153,6 +203,7 @@ export function createView(el, options) {
     { once: true },
   );
 
+  /** @param {"cancel" | "retry"} kind */
   async function act(kind) {
     const info = state.info;
     if (!info || state.busy) return;
@@ -162,8 +213,9 @@ export function createView(el, options) {
     try {
       await actions[kind](info.jobId);
       state.message = "";
-    } catch (error) {
-      const detail = error && error.message ? error.message : String(error);
+    } catch (caught) {
+      const error = /** @type {{message?: string, status?: number} | null} */ (caught);
+      const detail = error && error.message ? error.message : String(caught);
       const code = error && error.status ? ` (${error.status})` : "";
       state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
     } finally {
@@ -177,7 +229,7 @@ export function createView(el, options) {
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
-    if (!snapshot || signal.aborted) return;
+    if (!info || !snapshot || signal.aborted) return;
     const key = `${info.jobId}:${snapshot.failed}`;
     const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
@@ -269,7 +321,7 @@ export function createView(el, options) {
       if (downloadHref) {
         const download = element(doc, "a", "bw-download", "download");
         download.setAttribute("href", downloadHref(path));
-        download.setAttribute("download", path.split("/").pop());
+        download.setAttribute("download", path.split("/").pop() || path);
         download.setAttribute("title", `download ${path}`);
         row.append(download);
       }
@@ -278,6 +330,7 @@ export function createView(el, options) {
     outputs.replaceChildren(title, list);
   }
 
+  /** @param {ConnectionInfo} info */
   function connectionText(info) {
     if (!info.lastUpdate) return info.connection;
     const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1000));
@@ -310,7 +363,7 @@ export function createView(el, options) {
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(done + failed));
     bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
-    const percent = (n) => (total > 0 ? `${((100 * n) / total).toFixed(2)}%` : "0%");
+    const percent = (/** @type {number} */ n) => (total > 0 ? `${((100 * n) / total).toFixed(2)}%` : "0%");
     barDone.style.width = percent(done);
     barFailed.style.width = percent(failed);
 
@@ -318,8 +371,9 @@ export function createView(el, options) {
       ? `${done} done · ${failed} failed · ${pending} pending of ${total}`
       : "";
     const active = isActive(jobStatus);
-    rate.textContent = active ? formatRate(snapshot.rate) : "";
-    eta.textContent = active && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
+    rate.textContent = active && snapshot ? formatRate(snapshot.rate) : "";
+    eta.textContent =
+      active && snapshot && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;
     const finished = snapshot ? parseTime(snapshot.finished_at) : null;
     elapsed.textContent =
@@ -344,12 +398,14 @@ export function createView(el, options) {
   render();
   return {
     root,
+    /** @param {ConnectionInfo} info */
     update(info) {
       if (signal.aborted) return;
       state.info = info;
       refreshDetails();
       schedule();
     },
+    /** @param {boolean} debug */
     setDebug(debug) {
       state.debug = Boolean(debug);
       schedule();

@@ -2,13 +2,23 @@
 // hub, the view and the model mirror together. See SPEC §8.
 
 import { createApi } from "./api.js";
+import { defaultTimers } from "./lifetime.js";
 import { subscribe } from "./connection.js";
 import { readCookie, readPageConfig } from "./page.js";
 import { isTerminal } from "./states.js";
 import { createView } from "./view.js";
 
+/** @typedef {import("./types.js").ConnectionInfo} ConnectionInfo */
+/** @typedef {import("./types.js").ModelState} ModelState */
+/** @typedef {import("./types.js").WidgetModel} WidgetModel */
+/** @typedef {import("./types.js").RenderProps} RenderProps */
+/** @typedef {import("./types.js").Snapshot} Snapshot */
+/** @typedef {import("./connection.js").Subscription} Subscription */
+/** @typedef {"status" | "total" | "done" | "failed" | "version" | "connection" | "reconnects" | "polls"} MirroredTrait */
+/** @typedef {Pick<ModelState, MirroredTrait>} Mirrored */
+
 /** Traits the browser reports back to Python (SPEC §8, browser → Python). */
-export const MIRRORED_TRAITS = Object.freeze([
+export const MIRRORED_TRAITS = Object.freeze(/** @type {MirroredTrait[]} */ ([
   "status",
   "total",
   "done",
@@ -17,17 +27,21 @@ export const MIRRORED_TRAITS = Object.freeze([
   "connection",
   "reconnects",
   "polls",
-]);
+]));
 const SAVE_INTERVAL_MS = 250;
 
+/**
+ * @param {ConnectionInfo} info
+ * @returns {Mirrored}
+ */
 function mirroredValues(info) {
-  const snapshot = info.snapshot || {};
+  const snapshot = info.snapshot;
   return {
-    status: snapshot.status || "",
-    total: snapshot.total || 0,
-    done: snapshot.done || 0,
-    failed: snapshot.failed || 0,
-    version: snapshot.version || 0,
+    status: (snapshot && snapshot.status) || "",
+    total: (snapshot && snapshot.total) || 0,
+    done: (snapshot && snapshot.done) || 0,
+    failed: (snapshot && snapshot.failed) || 0,
+    version: (snapshot && snapshot.version) || 0,
     connection: info.connection,
     reconnects: info.reconnects,
     polls: info.polls,
@@ -38,9 +52,14 @@ function mirroredValues(info) {
  * Mirror connection info into the model, saving at most every 250 ms; a
  * terminal job or a closed connection is saved at once so Python never
  * misses the end.
+ * @param {WidgetModel} model
+ * @param {AbortSignal} signal
+ * @param {Pick<import("./types.js").Timers, "setTimeout" | "clearTimeout">} [timers]
  */
-export function createMirror(model, signal, timers = globalThis) {
+export function createMirror(model, signal, timers = defaultTimers()) {
+  /** @type {Partial<Mirrored> | null} */
   let pending = null;
+  /** @type {unknown} */
   let timer = null;
   let lastSave = -Infinity;
 
@@ -51,7 +70,9 @@ export function createMirror(model, signal, timers = globalThis) {
     pending = null;
     lastSave = Date.now();
     try {
-      for (const [name, value] of Object.entries(changes)) model.set(name, value);
+      for (const name of MIRRORED_TRAITS) {
+        if (name in changes) model.set(name, /** @type {Mirrored} */ (changes)[name]);
+      }
       model.save_changes();
     } catch (error) {
       // The model may already be closed (kernel gone, output cleared).
@@ -62,15 +83,17 @@ export function createMirror(model, signal, timers = globalThis) {
   signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
 
   return {
+    /** @param {ConnectionInfo} info */
     push(info) {
       const values = mirroredValues(info);
+      /** @type {Partial<Record<MirroredTrait, unknown>>} */
       const changed = {};
       for (const name of MIRRORED_TRAITS) {
         const current = pending && name in pending ? pending[name] : model.get(name);
         if (current !== values[name]) changed[name] = values[name];
       }
       if (Object.keys(changed).length === 0) return;
-      pending = { ...pending, ...changed };
+      pending = { ...pending, .../** @type {Partial<Mirrored>} */ (changed) };
       const urgent = isTerminal(values.status) || values.connection === "closed";
       if (urgent || signal.aborted) {
         if (timer !== null) timers.clearTimeout(timer);
@@ -88,10 +111,15 @@ function initialize() {
   return () => {};
 }
 
-function render({ model, el, signal }) {
-  // anywidget >= 0.9 passes an AbortSignal; older versions call the returned cleanup.
+/**
+ * Render one view of the model. anywidget's render props are `model`, `el` and
+ * `experimental`, with no AbortSignal: the view's lifetime is a controller it
+ * owns, aborted by the cleanup it returns (anywidget calls it when the view is
+ * removed). Every timer, listener, fetch and subscription hangs off it.
+ * @param {RenderProps} props
+ */
+function render({ model, el }) {
   const controller = new AbortController();
-  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
   const lifetime = controller.signal;
 
   const page = readPageConfig();
@@ -100,11 +128,17 @@ function render({ model, el, signal }) {
     token: page.token,
     getXsrf: () => readCookie("_xsrf"),
   });
+  /** @type {Subscription | null} */
   let handle = null;
 
   // Apply the answer to Cancel/Retry; on a refusal (e.g. 409: the job already
   // ended) poll at once, since the refusal means the widget shows a stale state.
+  /**
+   * @param {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} call
+   * @param {string} jobId
+   */
   async function act(call, jobId) {
+    /** @type {Snapshot} */
     let snapshot;
     try {
       snapshot = await call(jobId, lifetime);
@@ -114,6 +148,7 @@ function render({ model, el, signal }) {
     }
     if (handle) handle.offer(snapshot);
   }
+  /** @type {import("./view.js").Actions} */
   const actions = {
     cancel: (jobId) => act(api.cancel, jobId),
     retry: (jobId) => act(api.retry, jobId),

@@ -72,8 +72,8 @@ test("initialize returns at once; render mirrors state into the model and cleans
   assert.equal(typeof cleanup, "function");
 
   const el = globalThis.document.createElement("div");
-  const controller = new AbortController();
-  widget.render({ model, el, signal: controller.signal });
+  // anywidget's render props carry no AbortSignal: the view ends when its cleanup is called.
+  const dispose = widget.render({ model, el });
   const es = globalThis.EventSource.last;
   assert.equal(es.url, "/user/x/api/batch/events?token=s3cret");
   es.open();
@@ -95,7 +95,7 @@ test("initialize returns at once; render mirrors state into the model and cleans
   assert.equal(model.saves.at(-1).status, "completed");
   assert.ok(!JSON.stringify(model.saves).includes("s3cret"), "no credential in widget state");
 
-  controller.abort();
+  dispose();
   assert.equal(model.state.connection, "closed");
   assert.equal(es.readyState, globalThis.EventSource.CLOSED);
   assert.equal(globalThis[REGISTRY_KEY].size, 0);

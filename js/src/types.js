@@ -1,0 +1,137 @@
+// The shapes the front end's modules share, as JSDoc types checked by
+// `tsc --checkJs --strict` (see tsconfig.json). Nothing here runs.
+
+/**
+ * A job's state (SPEC §2); `states.js` lists them.
+ * @typedef {"queued" | "processing" | "completed" | "failed" | "cancelled" | "interrupted"} JobStatus
+ */
+
+/**
+ * The job snapshot of SPEC §2: every API answer and SSE job event carries one.
+ * @typedef {object} Snapshot
+ * @property {string} id
+ * @property {string} name
+ * @property {string} processor
+ * @property {JobStatus} status
+ * @property {number} total
+ * @property {number} done
+ * @property {number} failed
+ * @property {number} pending
+ * @property {number} version
+ * @property {string | null} created_at
+ * @property {string | null} started_at
+ * @property {string | null} finished_at
+ * @property {number | null} rate items per second, while active
+ * @property {number | null} eta seconds, while active
+ * @property {string | null} error
+ */
+
+/**
+ * One row of `GET api/batch/jobs/{id}/items`.
+ * @typedef {object} ItemRecord
+ * @property {number} index
+ * @property {unknown} input
+ * @property {string} status
+ * @property {unknown} result
+ * @property {string | null} error
+ * @property {string | null} traceback
+ * @property {number | null} duration
+ */
+
+/** @typedef {{items: ItemRecord[], total: number}} ItemsPage */
+/** @typedef {{outputs: string[]}} OutputsAnswer */
+
+/**
+ * What a widget shows as its connection (SPEC §8 `connection`): a union, not booleans.
+ * @typedef {"connecting" | "live" | "reconnecting" | "polling" | "closed"} ConnectionState
+ */
+
+/**
+ * The phase of the page's one EventSource (stream.js):
+ * `idle` before it is built; `connecting` until its first open; `open`;
+ * `down` after an error, until it opens again (the browser retrying, or a
+ * new EventSource after `reconnectDelay`); `closed` for good.
+ * @typedef {"idle" | "connecting" | "open" | "down" | "closed"} StreamPhase
+ */
+
+/**
+ * What a subscriber is told on every change: the snapshot, the connection, counters.
+ * @typedef {object} ConnectionInfo
+ * @property {string} jobId
+ * @property {Snapshot | null} snapshot
+ * @property {ConnectionState} connection
+ * @property {number} reconnects
+ * @property {number} polls
+ * @property {number | null} lastUpdate when the snapshot shown arrived (ms, the hub's clock)
+ * @property {string | null} error the last poll's error, if it failed
+ */
+
+/**
+ * A widget's timing settings in milliseconds (SPEC §8 traits), and its debug switch.
+ * @typedef {object} Timing
+ * @property {number} reconnectDelay
+ * @property {number} watchdogInterval
+ * @property {number} watchdogTimeout
+ * @property {boolean} debug
+ */
+
+/**
+ * The timer functions; injected in tests (a virtual clock).
+ * @typedef {object} Timers
+ * @property {(fn: () => void, ms: number) => unknown} setTimeout
+ * @property {(id: any) => void} clearTimeout
+ * @property {(fn: () => void, ms: number) => unknown} setInterval
+ * @property {(id: any) => void} clearInterval
+ */
+
+/**
+ * The REST calls the widget makes (api.js).
+ * @typedef {object} Api
+ * @property {string} baseUrl
+ * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} getJob
+ * @property {(jobId: string, limit?: number, signal?: AbortSignal) => Promise<ItemsPage>} getFailedItems
+ * @property {(jobId: string, signal?: AbortSignal) => Promise<OutputsAnswer>} getOutputs
+ * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} cancel
+ * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} retry
+ * @property {(path: string) => string} fileHref
+ * @property {(path: string) => string} downloadHref
+ */
+
+/**
+ * The widget model's traits (SPEC §8): Python → browser settings, browser → Python mirror.
+ * @typedef {object} ModelState
+ * @property {string} job_id
+ * @property {number} reconnect_delay
+ * @property {number} watchdog_interval
+ * @property {number} watchdog_timeout
+ * @property {boolean} debug
+ * @property {string} status
+ * @property {number} total
+ * @property {number} done
+ * @property {number} failed
+ * @property {number} version
+ * @property {string} connection
+ * @property {number} reconnects
+ * @property {number} polls
+ */
+
+/**
+ * The part of anywidget's model (`AnyModel` in @anywidget/types) the widget uses.
+ * @typedef {object} WidgetModel
+ * @property {<K extends keyof ModelState>(name: K) => ModelState[K]} get
+ * @property {<K extends keyof ModelState>(name: K, value: ModelState[K]) => void} set
+ * @property {() => void} save_changes
+ * @property {(event: string, callback: () => void) => void} on
+ * @property {(event: string, callback: () => void) => void} off
+ */
+
+/**
+ * anywidget's render props (`RenderProps`): the model and the element. No
+ * AbortSignal: the widget's lifetime ends when the returned cleanup is called.
+ * @typedef {object} RenderProps
+ * @property {WidgetModel} model
+ * @property {HTMLElement} el
+ * @property {unknown} [experimental]
+ */
+
+export {};

@@ -1,0 +1,180 @@
+// Layer 3 of SPEC §1 for one job: the version rule, polling, and the watchdog.
+//
+// A watch holds what the page knows of one job (its newest snapshot) and the
+// subscribers (widgets) that show it. It never goes backwards: a snapshot is
+// shown only if its version is newer, whether it came by SSE, a poll or the
+// answer to an action.
+
+import { childController, every } from "./lifetime.js";
+import { DEFAULTS, isTerminal } from "./states.js";
+
+/** @typedef {import("./types.js").Snapshot} Snapshot */
+/** @typedef {import("./types.js").Timing} Timing */
+/** @typedef {import("./types.js").Api} Api */
+/** @typedef {import("./types.js").Timers} Timers */
+/** @typedef {"reconnectDelay" | "watchdogInterval" | "watchdogTimeout"} TimingName */
+
+/**
+ * A widget following a job.
+ * @typedef {object} Subscriber
+ * @property {string} jobId
+ * @property {(info: import("./types.js").ConnectionInfo) => void} listener
+ * @property {Timing} settings
+ * @property {number} reconnects
+ * @property {number} polls
+ * @property {import("./types.js").ConnectionState | null} connection the state last told
+ * @property {boolean} closed
+ */
+
+/**
+ * What a watch needs from the page-wide hub.
+ * @typedef {object} WatchContext
+ * @property {Api} api
+ * @property {() => number} now
+ * @property {Timers} timers
+ * @property {(message: string, ...details: unknown[]) => void} trace
+ * @property {(watch: JobWatch) => void} notify tell every subscriber of the job
+ */
+
+/**
+ * The smallest value of a timing setting among `subs` (the most demanding widget wins).
+ * @param {Iterable<Subscriber>} subs
+ * @param {TimingName} name
+ * @returns {number}
+ */
+export function strictest(subs, name) {
+  let value = Infinity;
+  for (const sub of subs) value = Math.min(value, sub.settings[name]);
+  return Number.isFinite(value) ? value : DEFAULTS[name];
+}
+
+export class JobWatch {
+  /**
+   * @param {string} id
+   * @param {WatchContext} context
+   * @param {AbortSignal} parent the hub's lifetime
+   */
+  constructor(id, context, parent) {
+    this.id = id;
+    this.context = context;
+    /** @type {Set<Subscriber>} */
+    this.subs = new Set();
+    /** @type {Snapshot | null} */
+    this.snapshot = null;
+    this.version = -Infinity;
+    /** Age is counted from subscription until data arrives. */
+    this.lastUpdate = context.now();
+    /** @type {number | null} */
+    this.lastSnapshotAt = null;
+    this.lastPollAt = -Infinity;
+    /** @type {string | null} */
+    this.error = null;
+    this.inflight = false;
+    /** Aborting it stops the watchdog and any poll in flight. */
+    this.controller = childController(parent);
+    /** @type {(() => void) | null} */
+    this.stopWatchdog = null;
+    /** @type {number | null} */
+    this.watchdogInterval = null;
+  }
+
+  get terminal() {
+    return Boolean(this.snapshot && isTerminal(this.snapshot.status));
+  }
+
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+
+  /** @param {TimingName} name */
+  setting(name) {
+    return strictest(this.subs, name);
+  }
+
+  /**
+   * (Re)start the watchdog at the subscribers' strictest interval.
+   * @param {() => void} tick
+   */
+  retime(tick) {
+    const interval = this.setting("watchdogInterval");
+    if (this.stopWatchdog && this.watchdogInterval === interval) return;
+    if (this.stopWatchdog) this.stopWatchdog();
+    this.watchdogInterval = interval;
+    this.stopWatchdog = every(this.context.timers, interval, tick, this.controller.signal);
+  }
+
+  close() {
+    this.controller.abort();
+  }
+
+  /**
+   * The watchdog's decision for this job, given how long the stream has been down.
+   * @param {boolean} streamDownTooLong
+   */
+  check(streamDownTooLong) {
+    if (this.terminal) return; // nothing will change by itself any more
+    const age = this.context.now() - this.lastUpdate;
+    if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    else if (age >= this.setting("watchdogTimeout")) this.poll("watchdog: no update");
+  }
+
+  /**
+   * Poll unless this job was polled within half a watchdog interval (two timers, one poll).
+   * @param {string} reason
+   */
+  pollIfDue(reason) {
+    const recent = this.context.now() - this.lastPollAt < this.setting("watchdogInterval") / 2;
+    if (!recent) this.poll(reason);
+  }
+
+  /** @param {string} reason */
+  poll(reason) {
+    if (this.closed || this.inflight) return;
+    this.inflight = true;
+    this.lastPollAt = this.context.now();
+    for (const sub of this.subs) sub.polls += 1;
+    this.context.trace(`poll ${this.id} (${reason})`);
+    const { signal } = this.controller;
+    Promise.resolve()
+      .then(() => this.context.api.getJob(this.id, signal))
+      .then(
+        (snapshot) => {
+          if (signal.aborted) return;
+          this.error = null;
+          this.lastUpdate = this.context.now();
+          if (!this.apply(snapshot, "poll")) this.context.notify(this);
+        },
+        (error) => {
+          if (signal.aborted) return;
+          this.error = error && error.message ? String(error.message) : String(error);
+          this.context.trace(`poll ${this.id} failed: ${this.error}`);
+          this.context.notify(this);
+        },
+      )
+      .finally(() => {
+        this.inflight = false;
+      });
+  }
+
+  /**
+   * Show `snapshot` if it is newer than what is shown; true if it was applied.
+   * @param {Snapshot | null} snapshot
+   * @param {string} source where it came from, for the debug log
+   */
+  apply(snapshot, source) {
+    if (!snapshot || snapshot.id !== this.id) return false;
+    const version = Number(snapshot.version);
+    if (!(version > this.version)) {
+      this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
+      return false;
+    }
+    this.version = version;
+    this.snapshot = snapshot;
+    this.lastSnapshotAt = this.context.now();
+    this.context.trace(
+      `${source} ${this.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`,
+    );
+    this.context.notify(this);
+    return true;
+  }
+}

@@ -1,0 +1,71 @@
+"""Python and the front end agree on names and defaults (the JS is read by node).
+
+The widget's JS is its own program: nothing but this test ties its job states,
+connection states, default timings and mirrored traits to Python's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_widget.engine import DEFAULTS
+from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
+from batch_widget.protocol import ACTIVE_STATES, TERMINAL_STATES, JobStatus
+
+JS_SRC = Path(__file__).resolve().parent.parent / "js" / "src"
+
+_READ = """
+const states = await import(process.argv[1] + "/states.js");
+const widget = await import(process.argv[1] + "/widget.js");
+console.log(JSON.stringify({
+  active: states.ACTIVE_STATUSES,
+  terminal: states.TERMINAL_STATUSES,
+  connection: states.CONNECTION_STATES,
+  defaults: states.DEFAULTS,
+  mirrored: widget.MIRRORED_TRAITS,
+}));
+"""
+
+
+@pytest.fixture(scope="module")
+def js() -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node is not None, "node is needed to read the front end (install Node 20)"
+    answer = subprocess.run(
+        [node, "--input-type=module", "-e", _READ, JS_SRC.as_uri()],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    values: dict[str, Any] = json.loads(answer.stdout)
+    return values
+
+
+def test_job_states_agree(js: dict[str, Any]) -> None:
+    assert set(js["active"]) == {s.value for s in ACTIVE_STATES}
+    assert set(js["terminal"]) == {s.value for s in TERMINAL_STATES}
+    assert set(js["active"]) | set(js["terminal"]) == {s.value for s in JobStatus}
+
+
+def test_connection_states_agree(js: dict[str, Any]) -> None:
+    assert tuple(js["connection"]) == CONNECTION_STATES
+
+
+def test_default_timings_agree(js: dict[str, Any]) -> None:
+    traits = BatchProgress.class_traits()
+    assert js["defaults"] == {
+        "reconnectDelay": traits["reconnect_delay"].default_value,
+        "watchdogInterval": traits["watchdog_interval"].default_value,
+        "watchdogTimeout": traits["watchdog_timeout"].default_value,
+    }
+    # The stream's own retry hint (SSE `retry:`) and the widget's rebuild delay match.
+    assert js["defaults"]["reconnectDelay"] == DEFAULTS.reconnect_delay
+
+
+def test_every_mirrored_trait_is_a_synced_trait_of_the_widget(js: dict[str, Any]) -> None:
+    traits = BatchProgress.class_traits(sync=True)
+    assert set(js["mirrored"]) <= set(traits), set(js["mirrored"]) - set(traits)
