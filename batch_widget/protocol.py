@@ -157,7 +157,7 @@ HTTP_STATUS: Mapping[type[BatchError], int] = MappingProxyType({
 })
 
 
-def http_status(cls: type[BaseException]) -> int | None:
+def http_status(cls: type) -> int | None:
     """The HTTP status an error of class ``cls`` is answered with; None if it never travels."""
     for base in cls.__mro__:
         status = HTTP_STATUS.get(base)

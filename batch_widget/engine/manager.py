@@ -70,15 +70,10 @@ class JobManager:
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
-        self.broadcaster = broadcaster
         self.settings = settings
         self.log = log or _log
         self.outbox = Outbox(broadcaster, settings, self._version, self.log, loop)
-        self.rules = validation.Rules(
-            max_items=settings.max_items, executor=settings.executor,
-            allowed_processors=tuple(settings.allowed_processors),
-            allow_callables=settings.allow_callables,
-        )
+        self.rules = validation.Rules(settings)
         # _lock guards the in-memory records and is only ever held briefly, so
         # reads (status polls on the IOLoop) never wait on the disk. _actions
         # serialises state changes (cancel, retry, delete, finish), which may
@@ -101,6 +96,11 @@ class JobManager:
             self.log.info("batch_widget: %d job(s) had run every item when the server stopped "
                           "and are now completed: %s", len(completed), ", ".join(completed))
         self._jobs: dict[str, _Entry] = {row.id: _Entry(row) for row in store.load_jobs()}
+
+    @property
+    def broadcaster(self) -> Publisher | None:
+        """Where snapshots are published (through :attr:`outbox`)."""
+        return self.outbox.publisher
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -234,7 +234,7 @@ class JobManager:
             snapshot = self._snapshot(entry)
         self.log.info("batch_widget: job %s (%s) created: %d items, processor %s",
                       row.id, row.name, row.total, row.processor)
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
         self._schedule()
         return snapshot
 
@@ -297,7 +297,7 @@ class JobManager:
                 snapshot = self._snapshot(entry)
         self.log.info("batch_widget: job %s queued for retry (%d items to run)",
                       job_id, queued.total - queued.done)
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
         self._schedule()
         return snapshot
 
@@ -381,7 +381,7 @@ class JobManager:
             snapshot = self._snapshot(entry)
         self.log.info("batch_widget: job %s started: %d items to run on %d %s workers",
                       saved.id, saved.total - saved.done, run.workers, saved.executor)
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
 
     def _commit(
         self, entry: _Entry, run: JobRun, started: Sequence[tuple[int, int, int]],
@@ -409,7 +409,7 @@ class JobManager:
             snapshot = self._snapshot(entry)
         self.log.debug("batch_widget: job %s progress %d done, %d failed of %d",
                        saved.id, saved.done, saved.failed, saved.total)
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
 
     def _finish(
         self, entry: _Entry, status: JobStatus, *, error: str | None = None,
@@ -446,7 +446,7 @@ class JobManager:
         self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
                      row.id, saved.status.value, saved.done, saved.failed, saved.total,
                      f" ({saved.error})" if saved.error else "")
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
         return snapshot
 
     def _release(self, entry: _Entry, run: JobRun) -> None:
@@ -462,7 +462,7 @@ class JobManager:
             self._release_locked(entry, run)
             self._changed.notify_all()
             snapshot = self._snapshot(entry)
-        self._publish(snapshot)
+        self.outbox.publish(snapshot)
 
     def _release_locked(self, entry: _Entry, run: JobRun | None) -> None:
         if run is not None and entry.run is run:
@@ -493,9 +493,6 @@ class JobManager:
             raise StoreUnavailable("the server is shutting down; try again once it restarted")
         if self.store.lost is not None:
             raise StoreLost(self.store.lost)
-
-    def _publish(self, snapshot: Snapshot) -> None:
-        self.outbox.publish(snapshot)
 
     def _version(self, job_id: str) -> int | None:
         with self._lock:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from batch_widget.engine.settings import EXECUTORS
+from batch_widget.engine.settings import EXECUTORS, Settings
 from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
 
@@ -81,18 +81,16 @@ class JobSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Rules:
-    """The server's limits on job requests."""
+    """The server's limits on job requests: ``max_items``, the default executor,
+    ``allowed_processors`` and ``allow_callables`` of its settings."""
 
-    max_items: int
-    executor: str
-    allowed_processors: tuple[str, ...]
-    allow_callables: bool
+    settings: Settings
 
     def job_spec(self, request: JobRequest) -> JobSpec:
         """Check a request against the server's rules; return it ready to store or raise."""
-        if len(request.items) > self.max_items:
+        if len(request.items) > self.settings.max_items:
             raise InvalidRequest(f"too many items: {len(request.items)} is more than "
-                                 f"BatchWidgetApp.max_items ({self.max_items})")
+                                 f"BatchWidgetApp.max_items ({self.settings.max_items})")
         params = dict(request.params or {})
         if request.processor is not None:
             processor = request.processor
@@ -107,7 +105,7 @@ class Rules:
         _check_signature(func, label, params)
         return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
                        params_json=json.dumps(params), max_workers=request.max_workers,
-                       executor=request.executor or self.executor)
+                       executor=request.executor or self.settings.executor)
 
     def check_stored_processor(self, label: str, pickled: bool) -> None:
         """Refuse re-running a stored job the current configuration no longer allows.
@@ -142,13 +140,13 @@ class Rules:
             raise InvalidRequest(str(exc)) from exc
 
     def _require_allowed(self, processor: str) -> None:
-        if not any(fnmatch.fnmatchcase(processor, p) for p in self.allowed_processors):
+        if not any(fnmatch.fnmatchcase(processor, p) for p in self.settings.allowed_processors):
             raise PermissionDenied(
                 f"processor {processor!r} is not allowed: it matches none of "
-                f"BatchWidgetApp.allowed_processors {list(self.allowed_processors)}")
+                f"BatchWidgetApp.allowed_processors {list(self.settings.allowed_processors)}")
 
     def _require_callables(self) -> None:
-        if not self.allow_callables:
+        if not self.settings.allow_callables:
             raise PermissionDenied("notebook-defined functions are disabled on this server "
                                    "(BatchWidgetApp.allow_callables is False); use an "
                                    "importable processor 'package.module:function'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 from datetime import datetime, timezone
@@ -96,12 +97,10 @@ class BatchWidgetApp(ExtensionApp):
     store_write_timeout = _setting(Float, "store_write_timeout",
         "Seconds a running job keeps its progress in memory and retries while the "
         "store cannot be written (disk full, file locked or read-only) before it fails.")
-    max_result_bytes = Int(
-        DEFAULTS.max_result_bytes,
-        help="The most bytes of JSON one item's result may take; a bigger result fails its "
+    max_result_bytes = _setting(Int, "max_result_bytes",
+        "The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
-        "under \"outputs\". Results live in the job store and are read back whole.",
-    ).tag(config=True)
+        "under \"outputs\". Results live in the job store and are read back whole.")
     malloc_mmap_threshold = _setting(Int, "malloc_mmap_threshold",
         "Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
@@ -177,9 +176,10 @@ class BatchWidgetApp(ExtensionApp):
 
     # -- wiring --------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def batch_settings(self) -> Settings:
-        """The one settings object the engine and the event stream read, built from the traits."""
+        """The one settings object the engine and the event stream read, built from the
+        traits on first use (configuration is read once, at start)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)
                   if self.has_trait(f.name)}
         values["allowed_processors"] = tuple(values["allowed_processors"])

@@ -85,7 +85,7 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
         """Answer a domain error with its status (``HTTP_STATUS``) and ``{"message": ...}``."""
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
-        status = http_status(type(error)) if isinstance(error, BatchError) else None
+        status = http_status(type(error))  # None unless a domain error
         if status is not None:
             self.set_status(status)
             self.finish(json.dumps({"message": str(error)}))
@@ -94,7 +94,7 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a domain error as one line: it is the client's mistake, not a crash."""
-        status = http_status(typ) if isinstance(value, BatchError) else None
+        status = http_status(type(value))  # None unless a domain error
         if status is not None:
             # A 5xx (the store is gone or owned elsewhere) is the server's state: loud.
             self.log.log(

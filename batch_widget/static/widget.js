@@ -84,28 +84,25 @@ function defaultTimers() {
     clearInterval: g.clearInterval.bind(g)
   };
 }
-function after(timers, ms, fn, signal) {
+function tiedTo(start, stop, signal) {
   let id = null;
   const cancel = () => {
-    timers.clearTimeout(id);
+    stop(id);
     signal.removeEventListener("abort", cancel);
   };
-  id = timers.setTimeout(() => {
-    signal.removeEventListener("abort", cancel);
-    fn();
-  }, ms);
+  id = start(cancel);
   signal.addEventListener("abort", cancel, { once: true });
   return cancel;
 }
+function after(timers, ms, fn, signal) {
+  const start = (cancel) => timers.setTimeout(() => {
+    cancel();
+    fn();
+  }, ms);
+  return tiedTo(start, (id) => timers.clearTimeout(id), signal);
+}
 function every(timers, ms, fn, signal) {
-  let id = null;
-  const cancel = () => {
-    timers.clearInterval(id);
-    signal.removeEventListener("abort", cancel);
-  };
-  id = timers.setInterval(fn, ms);
-  signal.addEventListener("abort", cancel, { once: true });
-  return cancel;
+  return tiedTo(() => timers.setInterval(fn, ms), (id) => timers.clearInterval(id), signal);
 }
 function childController(parent) {
   const controller = new AbortController();
@@ -312,16 +309,18 @@ var JobWatch = class {
   setting(name) {
     return strictest(this.subs, name);
   }
-  /**
-   * (Re)start the watchdog at the subscribers' strictest interval.
-   * @param {() => void} tick
-   */
-  retime(tick) {
+  /** (Re)start the watchdog at the subscribers' strictest interval. */
+  retime() {
     const interval = this.setting("watchdogInterval");
     if (this.stopWatchdog && this.watchdogInterval === interval) return;
     if (this.stopWatchdog) this.stopWatchdog();
     this.watchdogInterval = interval;
-    this.stopWatchdog = every(this.context.timers, interval, tick, this.controller.signal);
+    this.stopWatchdog = every(
+      this.context.timers,
+      interval,
+      () => this.context.tick(this),
+      this.controller.signal
+    );
   }
   close() {
     this.controller.abort();
@@ -428,7 +427,8 @@ var Hub = class {
       now: this.now,
       timers: this.timers,
       trace,
-      notify: (watch) => this.notifyJob(watch)
+      notify: (watch) => this.notifyJob(watch),
+      tick: (watch) => this.watchdog(watch)
     };
     this.stream = new Stream(
       url,
@@ -485,7 +485,7 @@ var Hub = class {
     const isNewJob = !this.jobs.has(jobId);
     const job = this.jobs.get(jobId) || this.addJob(jobId);
     job.subs.add(sub);
-    job.retime(() => this.watchdog(job));
+    job.retime();
     this.trace(`subscribe ${jobId}`);
     if (this.stream.phase === "idle") {
       this.stream.start();
@@ -509,7 +509,7 @@ var Hub = class {
     if (sub.closed) return;
     sub.settings = timingFrom({ ...sub.settings, ...changes });
     const job = this.jobs.get(sub.jobId);
-    if (job) job.retime(() => this.watchdog(job));
+    if (job) job.retime();
     this.trace(`settings of ${sub.jobId}`, sub.settings);
     this.notify(sub);
   }
@@ -526,7 +526,7 @@ var Hub = class {
         job.close();
         this.jobs.delete(job.id);
       } else {
-        job.retime(() => this.watchdog(job));
+        job.retime();
       }
     }
     this.notify(sub);

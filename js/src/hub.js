@@ -96,6 +96,7 @@ export class Hub {
       timers: this.timers,
       trace,
       notify: (/** @type {JobWatch} */ watch) => this.notifyJob(watch),
+      tick: (/** @type {JobWatch} */ watch) => this.watchdog(watch),
     };
     this.stream = new Stream(
       url,
@@ -159,7 +160,7 @@ export class Hub {
     const isNewJob = !this.jobs.has(jobId);
     const job = this.jobs.get(jobId) || this.addJob(jobId);
     job.subs.add(sub);
-    job.retime(() => this.watchdog(job));
+    job.retime();
     this.trace(`subscribe ${jobId}`);
     if (this.stream.phase === "idle") {
       this.stream.start();
@@ -185,7 +186,7 @@ export class Hub {
     if (sub.closed) return;
     sub.settings = timingFrom({ ...sub.settings, ...changes });
     const job = this.jobs.get(sub.jobId);
-    if (job) job.retime(() => this.watchdog(job));
+    if (job) job.retime();
     this.trace(`settings of ${sub.jobId}`, sub.settings);
     this.notify(sub);
   }
@@ -203,7 +204,7 @@ export class Hub {
         job.close();
         this.jobs.delete(job.id);
       } else {
-        job.retime(() => this.watchdog(job));
+        job.retime();
       }
     }
     this.notify(sub);

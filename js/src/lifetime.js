@@ -16,6 +16,25 @@ export function defaultTimers() {
 }
 
 /**
+ * Start something (a timer) that `stop` ends, and end it when `signal` aborts.
+ * @param {(cancel: () => void) => unknown} start returns the id `stop` takes
+ * @param {(id: unknown) => void} stop
+ * @param {AbortSignal} signal
+ * @returns {() => void} cancels it early
+ */
+function tiedTo(start, stop, signal) {
+  /** @type {unknown} */
+  let id = null;
+  const cancel = () => {
+    stop(id);
+    signal.removeEventListener("abort", cancel);
+  };
+  id = start(cancel);
+  signal.addEventListener("abort", cancel, { once: true });
+  return cancel;
+}
+
+/**
  * Run `fn` once after `ms`, unless `signal` aborts first.
  * @param {Timers} timers
  * @param {number} ms
@@ -24,18 +43,12 @@ export function defaultTimers() {
  * @returns {() => void} cancels the timer
  */
 export function after(timers, ms, fn, signal) {
-  /** @type {unknown} */
-  let id = null;
-  const cancel = () => {
-    timers.clearTimeout(id);
-    signal.removeEventListener("abort", cancel);
-  };
-  id = timers.setTimeout(() => {
-    signal.removeEventListener("abort", cancel);
-    fn();
-  }, ms);
-  signal.addEventListener("abort", cancel, { once: true });
-  return cancel;
+  const start = (/** @type {() => void} */ cancel) =>
+    timers.setTimeout(() => {
+      cancel(); // let go of the signal's listener before running
+      fn();
+    }, ms);
+  return tiedTo(start, (id) => timers.clearTimeout(id), signal);
 }
 
 /**
@@ -47,15 +60,7 @@ export function after(timers, ms, fn, signal) {
  * @returns {() => void} cancels the interval
  */
 export function every(timers, ms, fn, signal) {
-  /** @type {unknown} */
-  let id = null;
-  const cancel = () => {
-    timers.clearInterval(id);
-    signal.removeEventListener("abort", cancel);
-  };
-  id = timers.setInterval(fn, ms);
-  signal.addEventListener("abort", cancel, { once: true });
-  return cancel;
+  return tiedTo(() => timers.setInterval(fn, ms), (id) => timers.clearInterval(id), signal);
 }
 
 /**

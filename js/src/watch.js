@@ -34,6 +34,7 @@ import { DEFAULTS, isTerminal } from "./states.js";
  * @property {Timers} timers
  * @property {(message: string, ...details: unknown[]) => void} trace
  * @property {(watch: JobWatch) => void} notify tell every subscriber of the job
+ * @property {(watch: JobWatch) => void} tick the watchdog's check of the job
  */
 
 /**
@@ -91,16 +92,14 @@ export class JobWatch {
     return strictest(this.subs, name);
   }
 
-  /**
-   * (Re)start the watchdog at the subscribers' strictest interval.
-   * @param {() => void} tick
-   */
-  retime(tick) {
+  /** (Re)start the watchdog at the subscribers' strictest interval. */
+  retime() {
     const interval = this.setting("watchdogInterval");
     if (this.stopWatchdog && this.watchdogInterval === interval) return;
     if (this.stopWatchdog) this.stopWatchdog();
     this.watchdogInterval = interval;
-    this.stopWatchdog = every(this.context.timers, interval, tick, this.controller.signal);
+    this.stopWatchdog = every(this.context.timers, interval, () => this.context.tick(this),
+      this.controller.signal);
   }
 
   close() {
