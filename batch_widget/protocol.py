@@ -35,6 +35,11 @@ TERMINAL_STATES = frozenset(
 )
 ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 
+#: The status of the last event a job gets, once it is deleted: the job's last
+#: snapshot with this status and the next version, sent as a ``deleted`` SSE
+#: event. Not a job state: ``GET`` answers 404 for a deleted job.
+DELETED = "deleted"
+
 
 class ItemStatus(str, Enum):
     """An item's state in the job's ledger."""

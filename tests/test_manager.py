@@ -419,3 +419,24 @@ def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
     fast.observe([("done", "1", None, None, 0.00001, 1, i) for i in range(100)])
     assert fast.size(undispatched=100_000, workers=4) >= 1000
     assert fast.size(undispatched=400, workers=4) == 100  # the tail is shared fairly
+
+
+async def test_a_retried_job_keeps_its_start_and_shows_no_rate_until_an_item_ends(
+    make_manager: ManagerFactory,
+) -> None:
+    recorder = Recorder()
+    manager = make_manager(recorder)
+    params = {"seconds": 0.3, "fail": [1]}
+    job = create(manager, [0, 1, 2], processor=SLEEP, params=params, max_workers=1)
+    first = await wait(manager, job["id"])
+    assert first["failed"] == 1 and first["started_at"] is not None
+    manager.retry(job["id"])
+    await wait(manager, job["id"])
+    retried = [s for s in recorder.events
+               if s["id"] == job["id"] and s["version"] > first["version"]]
+    processing = [s for s in retried if s["status"] == "processing"]
+    assert processing, retried
+    # elapsed time goes on from the first start; no "0.0 items/s" before an item of the run ends
+    assert {s["started_at"] for s in retried} == {first["started_at"]}
+    assert processing[0]["rate"] is None
+    assert processing[0]["eta"] is None

@@ -306,3 +306,34 @@ async def test_stopping_the_extension_ends_open_streams(
     assert not broadcaster.running
     assert await stream.next_message(timeout=5) is None  # the response ended cleanly
     assert broadcaster.subscriber_count == 0
+
+
+async def test_deleting_a_job_tells_its_subscribers_with_a_deleted_event(
+    api: Api, open_stream: Any, batch_app: BatchWidgetApp
+) -> None:
+    job = await api.create([1, 2], params={"seconds": 0})
+    final = await api.wait(job["id"])
+    before = broadcaster_of(batch_app).current_id
+    stream = await open_stream(f"job={job['id']}")
+    await stream.next_message()  # retry:
+    code, _, _ = await api.call("DELETE", "jobs", job["id"])
+    assert code == 204
+    deadline = time.monotonic() + 10
+    while True:  # the catch-up `complete` may come first
+        message = await stream.next_message(deadline - time.monotonic())
+        assert message is not None
+        if message.event == "deleted":
+            break
+        assert message.event in {"complete", "heartbeat"}, message
+    farewell = message.json()
+    assert farewell["id"] == job["id"]
+    assert farewell["status"] == "deleted"
+    assert farewell["version"] == final["version"] + 1
+    assert (farewell["done"], farewell["total"]) == (2, 2)
+
+    # A browser that was away when it happened learns it when it reconnects.
+    again = await open_stream("", {"Last-Event-ID": before})
+    await again.next_message()
+    missed = await again.next_message(timeout=2)
+    assert missed is not None
+    assert (missed.event, missed.json()["id"]) == ("deleted", job["id"])

@@ -74,7 +74,9 @@ class RateMeter:
         while len(self._samples) > 2 and now - self._samples[1][0] >= _RATE_WINDOW:
             self._samples.popleft()
         first_time, first_count = self._samples[0]
-        if now - first_time > 0:
+        # No rate until an item of this run has ended: "0.0 items/s" right after
+        # a start or a Retry says nothing true.
+        if now - first_time > 0 and (count > first_count or self.rate is not None):
             self.rate = (count - first_count) / (now - first_time)
 
 

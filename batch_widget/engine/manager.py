@@ -27,6 +27,7 @@ from batch_widget.engine.store import JobRow, Store
 from batch_widget.engine.validation import JobRequest
 from batch_widget.engine.worker import Outcome, ProcessorError
 from batch_widget.protocol import (
+    DELETED,
     BatchError,
     ItemRecord,
     ItemStatus,
@@ -312,7 +313,10 @@ class JobManager:
             self.store.delete_job(entry.row)
             with self._lock:
                 del self._jobs[job_id]
+                farewell = self._snapshot(entry)
         self.log.info("batch_widget: job %s deleted", job_id)
+        # Widgets still showing the job learn it is gone (and stop asking for it).
+        self.outbox.publish({**farewell, "status": DELETED, "version": farewell["version"] + 1})
 
     # -- running ---------------------------------------------------------------
 
@@ -372,8 +376,10 @@ class JobManager:
 
     def _begin(self, entry: _Entry, run: JobRun) -> None:
         with self._lock:
+            # started_at is the job's first start: a retried job's elapsed time goes on.
             saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
-                                        started_at=_now(), version=entry.row.version + 1)
+                                        started_at=entry.row.started_at or _now(),
+                                        version=entry.row.version + 1)
         self._persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout)
         with self._lock:
             entry.row = saved

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from batch_widget.engine.settings import Settings
-from batch_widget.protocol import JobStatus, Snapshot
+from batch_widget.protocol import DELETED, JobStatus, Snapshot
 
 
 class Publisher(Protocol):
@@ -79,7 +79,7 @@ class Outbox:
         except Exception as exc:
             retries, delay = (self.settings.completion_broadcast_retries,
                               self.settings.broadcast_retry_delay)
-            terminal = JobStatus(snapshot["status"]).terminal
+            terminal = _is_last_word(snapshot)
             if terminal and attempt < retries:
                 self.log.warning(
                     "batch_widget: broadcasting %s of job %s failed (attempt %d of %d): %r; "
@@ -92,5 +92,13 @@ class Outbox:
                                  snapshot["id"], exc)
 
     def _superseded(self, snapshot: Snapshot) -> bool:
+        if snapshot["status"] == DELETED:
+            return False  # nothing comes after it
         version = self.current_version(snapshot["id"])
         return version is None or version > snapshot["version"]
+
+
+def _is_last_word(snapshot: Snapshot) -> bool:
+    """True for the snapshots worth retrying: a job's end, or its deletion."""
+    status = snapshot["status"]
+    return status == DELETED or JobStatus(status).terminal

@@ -28,7 +28,7 @@ from tornado.ioloop import PeriodicCallback
 from tornado.util import TimeoutError as TornadoTimeoutError
 
 from batch_widget.engine.settings import DEFAULTS
-from batch_widget.protocol import JobStatus, Snapshot
+from batch_widget.protocol import DELETED, JobStatus, Snapshot
 
 #: The seq part of an event id: ASCII digits that fit in 18 places.
 _SEQ = re.compile(r"[0-9]{1,18}")
@@ -79,7 +79,10 @@ class Event:
 
 
 def event_name(snapshot: Snapshot) -> str:
-    """Return ``complete`` for a terminal snapshot, ``progress`` for any other."""
+    """Return ``complete`` for a terminal snapshot, ``deleted`` for a deleted job's
+    farewell, ``progress`` for any other."""
+    if snapshot["status"] == DELETED:
+        return DELETED
     try:
         terminal = JobStatus(snapshot["status"]).terminal
     except ValueError:

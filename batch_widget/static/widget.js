@@ -122,6 +122,8 @@ var TERMINAL_STATUSES = Object.freeze(
   /** @type {JobStatus[]} */
   ["completed", "failed", "cancelled", "interrupted"]
 );
+var DELETED = "deleted";
+var JOB_EVENTS = Object.freeze(["progress", "complete", DELETED]);
 var CONNECTION_STATES = Object.freeze(
   /** @type {ConnectionState[]} */
   ["connecting", "live", "reconnecting", "polling", "closed"]
@@ -193,7 +195,7 @@ var Stream = class {
     this.options.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=\u2026")}`);
     source.addEventListener("open", () => this.onOpen(source), { signal });
     source.addEventListener("error", () => this.onError(source), { signal });
-    for (const type of ["progress", "complete"]) {
+    for (const type of JOB_EVENTS) {
       source.addEventListener(type, (event) => this.onMessage(source, type, event), { signal });
     }
     source.addEventListener("heartbeat", () => this.onHeartbeat(source), { signal });
@@ -273,6 +275,7 @@ var Stream = class {
 };
 
 // src/watch.js
+var NOT_FOUND = 404;
 function strictest(subs, name) {
   let value = Infinity;
   for (const sub of subs) value = Math.min(value, sub.settings[name]);
@@ -295,12 +298,13 @@ var JobWatch = class {
     this.lastPollAt = -Infinity;
     this.error = null;
     this.inflight = false;
+    this.deleted = false;
     this.controller = childController(parent);
     this.stopWatchdog = null;
     this.watchdogInterval = null;
   }
   get terminal() {
-    return Boolean(this.snapshot && isTerminal(this.snapshot.status));
+    return this.deleted || Boolean(this.snapshot && isTerminal(this.snapshot.status));
   }
   get closed() {
     return this.controller.signal.aborted;
@@ -324,6 +328,20 @@ var JobWatch = class {
   }
   close() {
     this.controller.abort();
+  }
+  /**
+   * The job is gone from the server (a `deleted` event, or a 404 for it): show
+   * that, and stop every timer and request for it. The watch stays in the hub,
+   * so a widget that subscribes to the same id later reads `deleted` too.
+   * @param {string} source
+   */
+  markDeleted(source) {
+    if (this.deleted) return;
+    this.deleted = true;
+    this.error = null;
+    this.context.trace(`${this.id} deleted (${source}): no more requests for it`);
+    this.close();
+    this.context.notify(this);
   }
   /**
    * The watchdog's decision for this job, given how long the stream has been down.
@@ -360,6 +378,10 @@ var JobWatch = class {
       },
       (error) => {
         if (signal.aborted) return;
+        if (error && error.status === NOT_FOUND) {
+          this.markDeleted(`poll answered ${NOT_FOUND}`);
+          return;
+        }
         this.error = error && error.message ? String(error.message) : String(error);
         this.context.trace(`poll ${this.id} failed: ${this.error}`);
         this.context.notify(this);
@@ -374,7 +396,7 @@ var JobWatch = class {
    * @param {string} source where it came from, for the debug log
    */
   apply(snapshot, source) {
-    if (!snapshot || snapshot.id !== this.id) return false;
+    if (this.deleted || !snapshot || snapshot.id !== this.id) return false;
     const version = Number(snapshot.version);
     if (!(version > this.version)) {
       this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
@@ -496,6 +518,7 @@ var Hub = class {
     return Object.assign(() => this.unsubscribe(sub), {
       update: (changes) => this.update(sub, changes),
       poll: () => job.poll("requested"),
+      gone: () => job.markDeleted("the server has no such job"),
       offer: (snapshot) => {
         if (!sub.closed && this.jobs.get(jobId) === job) job.apply(snapshot, "action");
       }
@@ -544,6 +567,8 @@ var Hub = class {
    */
   connectionFor(sub) {
     if (sub.closed || this.closed) return "closed";
+    const job = this.jobs.get(sub.jobId);
+    if (job && job.deleted) return "closed";
     const { phase, downSince, everOpened } = this.stream;
     switch (phase) {
       case "open":
@@ -574,7 +599,8 @@ var Hub = class {
       reconnects: sub.reconnects,
       polls: sub.polls,
       lastUpdate: job ? job.lastSnapshotAt : null,
-      error: job ? job.error : null
+      error: job ? job.error : null,
+      deleted: job ? job.deleted : false
     };
   }
   /** @param {Subscriber} sub */
@@ -644,6 +670,10 @@ var Hub = class {
     const job = snapshot && this.jobs.get(snapshot.id);
     if (!job) return;
     job.lastUpdate = this.now();
+    if (type === DELETED) {
+      job.markDeleted("deleted event");
+      return;
+    }
     job.apply(snapshot, type);
   }
   /**
@@ -751,6 +781,11 @@ function readCookie(name, doc = globalThis.document) {
 // src/view.js
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
+var NOT_FOUND2 = 404;
+function isNotFound(error) {
+  return Boolean(error && /** @type {{status?: number}} */
+  error.status === NOT_FOUND2);
+}
 function formatDuration(seconds) {
   if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
   const total = Math.max(0, Math.round(Number(seconds)));
@@ -763,6 +798,11 @@ function formatRate(rate) {
   if (rate === null || rate === void 0 || !Number.isFinite(Number(rate))) return "\u2014";
   const value = Number(rate);
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
+}
+function countsText(snapshot) {
+  const { done, failed, pending, total } = snapshot;
+  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
+  return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest} of ${total}`;
 }
 function canRetry(snapshot) {
   if (!snapshot || !isTerminal(snapshot.status)) return false;
@@ -797,9 +837,11 @@ function createView(el, options) {
   const root = element(doc, "div", "bw-progress");
   const header = element(doc, "div", "bw-header");
   const name = element(doc, "span", "bw-name", "");
+  const jobIdLabel = element(doc, "code", "bw-id", "");
+  jobIdLabel.setAttribute("title", "the job id: bw.attach(id) finds the job again from any kernel");
   const status = element(doc, "span", "bw-status", "");
   const badge = element(doc, "span", "bw-connection", "");
-  header.append(name, status, badge);
+  header.append(name, jobIdLabel, status, badge);
   const bar = element(doc, "div", "bw-bar");
   bar.setAttribute("role", "progressbar");
   bar.setAttribute("aria-valuemin", "0");
@@ -834,7 +876,7 @@ function createView(el, options) {
     busy: false,
     /** @type {ItemsPage | null} the last fetch */
     failedItems: null,
-    /** @type {string | null} `${jobId}:${failed}` of the last fetch */
+    /** @type {string | null} `${jobId}:${failed}:${finished_at}` of the last fetch */
     failedFetchedFor: null,
     failedFetchedAt: -Infinity,
     failedInflight: false,
@@ -892,8 +934,8 @@ function createView(el, options) {
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
-    if (!info || !snapshot || signal.aborted) return;
-    const key = `${info.jobId}:${snapshot.failed}`;
+    if (!info || !snapshot || signal.aborted || info.deleted) return;
+    const key = `${info.jobId}:${snapshot.failed}:${snapshot.finished_at}`;
     const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
       if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
@@ -904,8 +946,13 @@ function createView(el, options) {
             state.failedItems = answer;
             state.failedFetchedFor = key;
           },
-          () => {
-            state.failedFetchedFor = null;
+          (error) => {
+            if (isNotFound(error)) {
+              state.failedFetchedFor = key;
+              actions.gone(info.jobId);
+            } else {
+              state.failedFetchedFor = null;
+            }
           }
         ).finally(() => {
           state.failedInflight = false;
@@ -913,7 +960,10 @@ function createView(el, options) {
         });
       }
     }
-    if (snapshot.failed === 0) state.failedItems = null;
+    if (snapshot.failed === 0) {
+      state.failedItems = null;
+      state.failedFetchedFor = null;
+    }
     const outputsKey = `${info.jobId}:${snapshot.status}:${snapshot.finished_at}`;
     if (terminal && state.outputsFetchedFor !== outputsKey && !state.outputsInflight) {
       state.outputsInflight = true;
@@ -922,8 +972,9 @@ function createView(el, options) {
         (answer) => {
           state.outputs = answer && answer.outputs || [];
         },
-        () => {
-          state.outputsFetchedFor = null;
+        (error) => {
+          if (isNotFound(error)) actions.gone(info.jobId);
+          else state.outputsFetchedFor = null;
         }
       ).finally(() => {
         state.outputsInflight = false;
@@ -992,15 +1043,18 @@ function createView(el, options) {
   function render2() {
     const info = state.info;
     const snapshot = info ? info.snapshot : null;
+    const deleted = Boolean(info && info.deleted);
     const connection = info ? info.connection : "connecting";
-    const jobStatus = snapshot ? snapshot.status : "";
+    const jobStatus = deleted ? DELETED : snapshot ? snapshot.status : "";
+    root.setAttribute("data-job-id", info ? info.jobId : "");
     root.setAttribute("data-status", jobStatus);
     root.setAttribute("data-connection", connection);
     root.setAttribute("data-done", String(snapshot ? snapshot.done : 0));
     root.setAttribute("data-failed", String(snapshot ? snapshot.failed : 0));
     root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
     root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
-    name.textContent = snapshot ? snapshot.name : info ? info.jobId : "";
+    name.textContent = snapshot ? snapshot.name : "";
+    jobIdLabel.textContent = info ? info.jobId : "";
     status.textContent = jobStatus || "loading\u2026";
     status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
     badge.textContent = info ? connectionText(info) : "connecting";
@@ -1009,24 +1063,24 @@ function createView(el, options) {
     const total = snapshot ? snapshot.total : 0;
     const done = snapshot ? snapshot.done : 0;
     const failed = snapshot ? snapshot.failed : 0;
-    const pending = snapshot ? snapshot.pending : 0;
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(done + failed));
     bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
     const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
     barDone.style.width = percent(done);
     barFailed.style.width = percent(failed);
-    counts.textContent = snapshot ? `${done} done \xB7 ${failed} failed \xB7 ${pending} pending of ${total}` : "";
+    counts.textContent = snapshot ? countsText(snapshot) : "";
     const active = isActive(jobStatus);
-    rate.textContent = active && snapshot ? formatRate(snapshot.rate) : "";
+    rate.textContent = active && snapshot && snapshot.rate ? formatRate(snapshot.rate) : "";
     eta.textContent = active && snapshot && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;
     const finished = snapshot ? parseTime(snapshot.finished_at) : null;
     elapsed.textContent = started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1e3)}`;
-    jobError.textContent = snapshot && snapshot.error ? snapshot.error : "";
-    jobError.hidden = !(snapshot && snapshot.error);
-    cancel.hidden = !active;
-    retry.hidden = !canRetry(snapshot);
+    const errorText = deleted ? "This job is not on the server any more: it was deleted." + (snapshot ? " What is shown is its last known state." : "") : snapshot && snapshot.error ? snapshot.error : "";
+    jobError.textContent = errorText;
+    jobError.hidden = !errorText;
+    cancel.hidden = deleted || !active;
+    retry.hidden = deleted || !canRetry(snapshot);
     cancel.disabled = state.busy;
     retry.disabled = state.busy;
     message.textContent = state.message;
@@ -1162,7 +1216,10 @@ function render({ model, el }) {
     cancel: (jobId) => act(api.cancel, jobId),
     retry: (jobId) => act(api.retry, jobId),
     failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
-    outputs: (jobId) => api.getOutputs(jobId, lifetime)
+    outputs: (jobId) => api.getOutputs(jobId, lifetime),
+    gone: () => {
+      if (handle) handle.gone();
+    }
   };
   const view = createView(el, {
     actions,

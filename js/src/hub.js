@@ -4,7 +4,7 @@
 
 import { createApi } from "./api.js";
 import { after, defaultTimers } from "./lifetime.js";
-import { DEFAULTS } from "./states.js";
+import { DEFAULTS, DELETED } from "./states.js";
 import { Stream } from "./stream.js";
 import { JobWatch, strictest } from "./watch.js";
 
@@ -39,6 +39,7 @@ import { JobWatch, strictest } from "./watch.js";
  * @typedef {(() => void) & {
  *   update: (changes: TimingOptions) => void,
  *   poll: () => void,
+ *   gone: () => void,
  *   offer: (snapshot: Snapshot) => void,
  * }} Subscription
  */
@@ -172,6 +173,7 @@ export class Hub {
     return Object.assign(() => this.unsubscribe(sub), {
       update: (/** @type {TimingOptions} */ changes) => this.update(sub, changes),
       poll: () => job.poll("requested"),
+      gone: () => job.markDeleted("the server has no such job"),
       offer: (/** @type {Snapshot} */ snapshot) => {
         if (!sub.closed && this.jobs.get(jobId) === job) job.apply(snapshot, "action");
       },
@@ -224,6 +226,8 @@ export class Hub {
    */
   connectionFor(sub) {
     if (sub.closed || this.closed) return "closed";
+    const job = this.jobs.get(sub.jobId);
+    if (job && job.deleted) return "closed"; // nothing more will come for it
     const { phase, downSince, everOpened } = this.stream;
     switch (phase) {
       case "open":
@@ -256,6 +260,7 @@ export class Hub {
       polls: sub.polls,
       lastUpdate: job ? job.lastSnapshotAt : null,
       error: job ? job.error : null,
+      deleted: job ? job.deleted : false,
     };
   }
 
@@ -337,6 +342,10 @@ export class Hub {
     const job = snapshot && this.jobs.get(snapshot.id);
     if (!job) return; // another widget's job, or nobody's
     job.lastUpdate = this.now();
+    if (type === DELETED) {
+      job.markDeleted("deleted event");
+      return;
+    }
     job.apply(snapshot, type);
   }
 

@@ -13,6 +13,15 @@ export const TERMINAL_STATUSES = Object.freeze(
   /** @type {JobStatus[]} */ (["completed", "failed", "cancelled", "interrupted"]),
 );
 
+/**
+ * What a widget shows once its job is gone from the server (deleted, announced
+ * by a `deleted` event or found by a 404): not a job state, the end of the job.
+ */
+export const DELETED = "deleted";
+
+/** The SSE event types that carry a job's snapshot (SPEC §4) or announce its deletion. */
+export const JOB_EVENTS = Object.freeze(["progress", "complete", DELETED]);
+
 /** The connection states a widget reports (SPEC §8): an explicit union, not booleans. */
 export const CONNECTION_STATES = Object.freeze(
   /** @type {ConnectionState[]} */ (["connecting", "live", "reconnecting", "polling", "closed"]),

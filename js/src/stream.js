@@ -5,6 +5,7 @@
 // nothing of jobs: it reports what happens to its owner, the hub.
 
 import { after } from "./lifetime.js";
+import { JOB_EVENTS } from "./states.js";
 
 /** @typedef {import("./types.js").StreamPhase} StreamPhase */
 /** @typedef {import("./types.js").Timers} Timers */
@@ -20,7 +21,7 @@ const READY_CLOSED = 2;
  * @property {(entered: boolean) => void} onError an error; `entered` when it took the
  *   stream from open (or connecting) to down
  * @property {() => void} onRebuild a new EventSource replaces one that failed
- * @property {(type: string, data: string) => void} onMessage a `progress` or `complete` event
+ * @property {(type: string, data: string) => void} onMessage a `progress`, `complete` or `deleted` event
  */
 
 /**
@@ -101,7 +102,7 @@ export class Stream {
     this.options.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=…")}`);
     source.addEventListener("open", () => this.onOpen(source), { signal });
     source.addEventListener("error", () => this.onError(source), { signal });
-    for (const type of ["progress", "complete"]) {
+    for (const type of JOB_EVENTS) {
       source.addEventListener(type, (event) => this.onMessage(source, type, event), { signal });
     }
     source.addEventListener("heartbeat", () => this.onHeartbeat(source), { signal });

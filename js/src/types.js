@@ -64,6 +64,7 @@
  * @property {number} polls
  * @property {number | null} lastUpdate when the snapshot shown arrived (ms, the hub's clock)
  * @property {string | null} error the last poll's error, if it failed
+ * @property {boolean} deleted the job is gone from the server: nothing more will be asked
  */
 
 /**

@@ -3,7 +3,7 @@
 // and renders at most once per animation frame.
 
 import { defaultTimers } from "./lifetime.js";
-import { isActive, isTerminal } from "./states.js";
+import { DELETED, isActive, isTerminal } from "./states.js";
 
 /** @typedef {import("./types.js").ConnectionInfo} ConnectionInfo */
 /** @typedef {import("./types.js").Snapshot} Snapshot */
@@ -17,6 +17,7 @@ import { isActive, isTerminal } from "./states.js";
  * @property {(jobId: string) => Promise<void>} retry
  * @property {(jobId: string, limit?: number) => Promise<ItemsPage>} failedItems
  * @property {(jobId: string) => Promise<OutputsAnswer>} outputs
+ * @property {(jobId: string) => void} gone a fetch for the job answered 404: it was deleted
  */
 
 /**
@@ -29,6 +30,15 @@ import { isActive, isTerminal } from "./states.js";
 
 const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
+const NOT_FOUND = 404;
+
+/**
+ * True when a failed fetch says the job is not on the server any more.
+ * @param {unknown} error
+ */
+function isNotFound(error) {
+  return Boolean(error && /** @type {{status?: number}} */ (error).status === NOT_FOUND);
+}
 
 /**
  * "4 s", "2 min 05 s", "1 h 02 min".
@@ -51,6 +61,17 @@ export function formatRate(rate) {
   if (rate === null || rate === undefined || !Number.isFinite(Number(rate))) return "—";
   const value = Number(rate);
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
+}
+
+/**
+ * The counts line: "4 done · 2 failed · 6 pending of 12". Items of a finished
+ * job that did not run will not run by themselves: they read "not run".
+ * @param {Snapshot} snapshot
+ */
+export function countsText(snapshot) {
+  const { done, failed, pending, total } = snapshot;
+  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
+  return `${done} done · ${failed} failed · ${pending} ${rest} of ${total}`;
 }
 
 /**
@@ -124,9 +145,11 @@ export function createView(el, options) {
   const root = element(doc, "div", "bw-progress");
   const header = element(doc, "div", "bw-header");
   const name = element(doc, "span", "bw-name", "");
+  const jobIdLabel = element(doc, "code", "bw-id", "");
+  jobIdLabel.setAttribute("title", "the job id: bw.attach(id) finds the job again from any kernel");
   const status = element(doc, "span", "bw-status", "");
   const badge = element(doc, "span", "bw-connection", "");
-  header.append(name, status, badge);
+  header.append(name, jobIdLabel, status, badge);
 
   const bar = element(doc, "div", "bw-bar");
   bar.setAttribute("role", "progressbar");
@@ -166,7 +189,7 @@ export function createView(el, options) {
     busy: false,
     /** @type {ItemsPage | null} the last fetch */
     failedItems: null,
-    /** @type {string | null} `${jobId}:${failed}` of the last fetch */
+    /** @type {string | null} `${jobId}:${failed}:${finished_at}` of the last fetch */
     failedFetchedFor: null,
     failedFetchedAt: -Infinity,
     failedInflight: false,
@@ -229,8 +252,10 @@ export function createView(el, options) {
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
-    if (!info || !snapshot || signal.aborted) return;
-    const key = `${info.jobId}:${snapshot.failed}`;
+    if (!info || !snapshot || signal.aborted || info.deleted) return;
+    // A run's end (finished_at) is part of the key: a Retry that fails as many
+    // items as before still fetches the new list.
+    const key = `${info.jobId}:${snapshot.failed}:${snapshot.finished_at}`;
     const terminal = isTerminal(snapshot.status);
     if (snapshot.failed > 0 && state.failedFetchedFor !== key && !state.failedInflight) {
       if (terminal || now() - state.failedFetchedAt >= FAILED_REFRESH_MS) {
@@ -243,8 +268,13 @@ export function createView(el, options) {
               state.failedItems = answer;
               state.failedFetchedFor = key;
             },
-            () => {
-              state.failedFetchedFor = null; // try again on the next tick
+            (error) => {
+              if (isNotFound(error)) {
+                state.failedFetchedFor = key; // gone: never ask again
+                actions.gone(info.jobId);
+              } else {
+                state.failedFetchedFor = null; // try again on the next tick
+              }
             },
           )
           .finally(() => {
@@ -253,7 +283,10 @@ export function createView(el, options) {
           });
       }
     }
-    if (snapshot.failed === 0) state.failedItems = null;
+    if (snapshot.failed === 0) {
+      state.failedItems = null;
+      state.failedFetchedFor = null;
+    }
     const outputsKey = `${info.jobId}:${snapshot.status}:${snapshot.finished_at}`;
     if (terminal && state.outputsFetchedFor !== outputsKey && !state.outputsInflight) {
       state.outputsInflight = true;
@@ -264,8 +297,9 @@ export function createView(el, options) {
           (answer) => {
             state.outputs = (answer && answer.outputs) || [];
           },
-          () => {
-            state.outputsFetchedFor = null;
+          (error) => {
+            if (isNotFound(error)) actions.gone(info.jobId);
+            else state.outputsFetchedFor = null;
           },
         )
         .finally(() => {
@@ -340,8 +374,10 @@ export function createView(el, options) {
   function render() {
     const info = state.info;
     const snapshot = info ? info.snapshot : null;
+    const deleted = Boolean(info && info.deleted);
     const connection = info ? info.connection : "connecting";
-    const jobStatus = snapshot ? snapshot.status : "";
+    const jobStatus = deleted ? DELETED : snapshot ? snapshot.status : "";
+    root.setAttribute("data-job-id", info ? info.jobId : "");
     root.setAttribute("data-status", jobStatus);
     root.setAttribute("data-connection", connection);
     root.setAttribute("data-done", String(snapshot ? snapshot.done : 0));
@@ -349,7 +385,8 @@ export function createView(el, options) {
     root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
     root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
 
-    name.textContent = snapshot ? snapshot.name : info ? info.jobId : "";
+    name.textContent = snapshot ? snapshot.name : "";
+    jobIdLabel.textContent = info ? info.jobId : "";
     status.textContent = jobStatus || "loading…";
     status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
     badge.textContent = info ? connectionText(info) : "connecting";
@@ -359,7 +396,6 @@ export function createView(el, options) {
     const total = snapshot ? snapshot.total : 0;
     const done = snapshot ? snapshot.done : 0;
     const failed = snapshot ? snapshot.failed : 0;
-    const pending = snapshot ? snapshot.pending : 0;
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(done + failed));
     bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
@@ -367,11 +403,10 @@ export function createView(el, options) {
     barDone.style.width = percent(done);
     barFailed.style.width = percent(failed);
 
-    counts.textContent = snapshot
-      ? `${done} done · ${failed} failed · ${pending} pending of ${total}`
-      : "";
+    counts.textContent = snapshot ? countsText(snapshot) : "";
     const active = isActive(jobStatus);
-    rate.textContent = active && snapshot ? formatRate(snapshot.rate) : "";
+    // No rate until an item of this run has ended (right after Retry, say).
+    rate.textContent = active && snapshot && snapshot.rate ? formatRate(snapshot.rate) : "";
     eta.textContent =
       active && snapshot && snapshot.eta !== null ? `ETA ${formatDuration(snapshot.eta)}` : "";
     const started = snapshot ? parseTime(snapshot.started_at) : null;
@@ -379,10 +414,16 @@ export function createView(el, options) {
     elapsed.textContent =
       started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1000)}`;
 
-    jobError.textContent = snapshot && snapshot.error ? snapshot.error : "";
-    jobError.hidden = !(snapshot && snapshot.error);
-    cancel.hidden = !active;
-    retry.hidden = !canRetry(snapshot);
+    const errorText = deleted
+      ? "This job is not on the server any more: it was deleted." +
+        (snapshot ? " What is shown is its last known state." : "")
+      : snapshot && snapshot.error
+        ? snapshot.error
+        : "";
+    jobError.textContent = errorText;
+    jobError.hidden = !errorText;
+    cancel.hidden = deleted || !active;
+    retry.hidden = deleted || !canRetry(snapshot);
     cancel.disabled = state.busy;
     retry.disabled = state.busy;
     message.textContent = state.message;

@@ -8,6 +8,9 @@
 import { childController, every } from "./lifetime.js";
 import { DEFAULTS, isTerminal } from "./states.js";
 
+/** The status of an HTTP answer that says the job is not on the server. */
+const NOT_FOUND = 404;
+
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./types.js").Timing} Timing */
 /** @typedef {import("./types.js").Api} Api */
@@ -71,6 +74,8 @@ export class JobWatch {
     /** @type {string | null} */
     this.error = null;
     this.inflight = false;
+    /** The job is gone from the server (deleted): the watch asks nothing more. */
+    this.deleted = false;
     /** Aborting it stops the watchdog and any poll in flight. */
     this.controller = childController(parent);
     /** @type {(() => void) | null} */
@@ -80,7 +85,7 @@ export class JobWatch {
   }
 
   get terminal() {
-    return Boolean(this.snapshot && isTerminal(this.snapshot.status));
+    return this.deleted || Boolean(this.snapshot && isTerminal(this.snapshot.status));
   }
 
   get closed() {
@@ -104,6 +109,21 @@ export class JobWatch {
 
   close() {
     this.controller.abort();
+  }
+
+  /**
+   * The job is gone from the server (a `deleted` event, or a 404 for it): show
+   * that, and stop every timer and request for it. The watch stays in the hub,
+   * so a widget that subscribes to the same id later reads `deleted` too.
+   * @param {string} source
+   */
+  markDeleted(source) {
+    if (this.deleted) return;
+    this.deleted = true;
+    this.error = null;
+    this.context.trace(`${this.id} deleted (${source}): no more requests for it`);
+    this.close();
+    this.context.notify(this);
   }
 
   /**
@@ -145,6 +165,10 @@ export class JobWatch {
         },
         (error) => {
           if (signal.aborted) return;
+          if (error && error.status === NOT_FOUND) {
+            this.markDeleted(`poll answered ${NOT_FOUND}`);
+            return;
+          }
           this.error = error && error.message ? String(error.message) : String(error);
           this.context.trace(`poll ${this.id} failed: ${this.error}`);
           this.context.notify(this);
@@ -161,7 +185,7 @@ export class JobWatch {
    * @param {string} source where it came from, for the debug log
    */
   apply(snapshot, source) {
-    if (!snapshot || snapshot.id !== this.id) return false;
+    if (this.deleted || !snapshot || snapshot.id !== this.id) return false;
     const version = Number(snapshot.version);
     if (!(version > this.version)) {
       this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);

@@ -154,6 +154,9 @@ function render({ model, el }) {
     retry: (jobId) => act(api.retry, jobId),
     failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
     outputs: (jobId) => api.getOutputs(jobId, lifetime),
+    gone: () => {
+      if (handle) handle.gone();
+    },
   };
   const view = createView(el, {
     actions,

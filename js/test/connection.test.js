@@ -389,3 +389,49 @@ describe("diagnostics and options", () => {
     widget.unsubscribe();
   });
 });
+
+describe("deleted jobs", () => {
+  test("a deleted event: the widget reads deleted and closed, and nothing is asked for it again", async () => {
+    const { env, widget } = await liveWidget("a");
+    env.server.jobs.set("b", snap("b", 1));
+    const other = follow(env, "b");
+    await flush();
+    env.ES.last.emit("complete", snap("a", 2, { status: "completed", done: 10 }));
+    env.server.jobs.delete("a");
+    env.ES.last.emit("deleted", { ...snap("a", 3, { status: "completed", done: 10 }), status: "deleted" });
+    await flush();
+    assert.equal(widget.last.deleted, true);
+    assert.equal(widget.last.connection, "closed");
+    assert.equal(widget.last.snapshot.status, "completed", "the last known state stays shown");
+    const requests = env.server.calls.length;
+    env.ES.last.fail(); // the stream drops and stays down: polling time for active jobs
+    await env.clock.advance(5 * 60_000);
+    const asked = env.server.calls.slice(requests).filter((call) => call.url.includes("/jobs/a"));
+    assert.deepEqual(asked, [], "no request for the deleted job");
+    assert.ok(env.server.polls("b") > 1, "the other job is still polled");
+    assert.equal(other.last.deleted, false);
+    widget.unsubscribe();
+    other.unsubscribe();
+  });
+
+  test("after a reload, a job the server no longer has reads deleted after one 404", async () => {
+    const env = environment();
+    const widget = follow(env, "gone");
+    env.ES.last.open();
+    await flush();
+    assert.equal(env.server.polls("gone"), 1);
+    assert.equal(widget.last.deleted, true);
+    assert.equal(widget.last.connection, "closed");
+    assert.equal(widget.last.snapshot, null);
+    await env.clock.advance(5 * 60_000);
+    env.ES.last.fail();
+    await env.clock.advance(5 * 60_000);
+    assert.equal(env.server.polls("gone"), 1, "never polled again");
+    const late = follow(env, "gone");
+    await flush();
+    assert.equal(late.last.deleted, true, "a second widget of the same id reads deleted at once");
+    assert.equal(env.server.polls("gone"), 1);
+    widget.unsubscribe();
+    late.unsubscribe();
+  });
+});

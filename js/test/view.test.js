@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 
-import { canRetry, createView, formatDuration, formatRate } from "../src/view.js";
+import { canRetry, countsText, createView, formatDuration, formatRate } from "../src/view.js";
 import { fakeDocument } from "./fakedom.js";
 import { flush, snap } from "./helpers.js";
 
@@ -20,16 +20,22 @@ function mount(overrides = {}) {
     retry: async (id) => calls.push(["retry", id]),
     failedItems: async (id, limit) => {
       calls.push(["failedItems", id, limit]);
-      return {
-        items: [{ index: 3, input: "c.txt", status: "failed", error: "ValueError: c", traceback: "tb" }],
-        total: 1,
-      };
+      if (overrides.notFound) throw Object.assign(new Error(`no job ${id}`), { status: 404 });
+      return overrides.failedItems
+        ? overrides.failedItems()
+        : {
+            items: [{ index: 3, input: "c.txt", status: "failed", error: "ValueError: c", traceback: "tb" }],
+            total: 1,
+          };
     },
     outputs: async (id) => {
       calls.push(["outputs", id]);
+      if (overrides.notFound) throw Object.assign(new Error(`no job ${id}`), { status: 404 });
       return { outputs: ["out/a b.gz", "c.gz"] };
     },
+    gone: (id) => calls.push(["gone", id]),
   };
+  let ticker = null;
   const frames = [];
   const view = createView(el, {
     actions,
@@ -41,12 +47,21 @@ function mount(overrides = {}) {
       return () => frames.splice(frames.indexOf(fn), 1);
     },
     now: () => Date.parse("2024-01-01T00:00:30Z"),
-    timers: { setInterval: () => 1, clearInterval: () => {} },
+    timers: {
+      setInterval: (fn) => {
+        ticker = fn;
+        return 1;
+      },
+      clearInterval: () => {
+        ticker = null;
+      },
+    },
   });
   const runFrames = () => {
     while (frames.length) frames.shift()();
   };
-  return { el, view, calls, controller, frames, runFrames, root: view.root };
+  const tick = () => ticker && ticker();
+  return { el, view, calls, controller, frames, runFrames, tick, root: view.root };
 }
 
 const info = (snapshot, extra = {}) => ({
@@ -145,4 +160,123 @@ test("formatting helpers", () => {
   assert.equal(canRetry(snap("a", 1, { status: "processing" })), false);
   // Cancelled after its last item finished: nothing left to retry.
   assert.equal(canRetry(snap("a", 1, { status: "cancelled", done: 10 })), false);
+});
+
+test("the job id is shown, and carried as data-job-id", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info(snap("3f2ab1c4d5e6", 2)));
+  runFrames();
+  assert.equal(root.find("bw-id").textContent, "3f2ab1c4d5e6");
+  assert.equal(root.getAttribute("data-job-id"), "3f2ab1c4d5e6");
+  assert.equal(root.find("bw-name").textContent, "job 3f2ab1c4d5e6");
+});
+
+test("items a finished job did not run read 'not run', not 'pending'", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info(snap("a", 7, { status: "cancelled", done: 12, failed: 10, total: 120 })));
+  runFrames();
+  assert.equal(root.find("bw-counts").textContent, "12 done · 10 failed · 98 not run of 120");
+  assert.equal(
+    countsText(snap("a", 3, { status: "queued", done: 12, total: 120 })),
+    "12 done · 0 failed · 108 pending of 120",
+  );
+});
+
+test("right after Retry no rate is shown until an item of the new run ends", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info({ ...snap("a", 8, { done: 4 }), rate: null, eta: null }));
+  runFrames();
+  assert.equal(root.find("bw-rate").textContent, "");
+  assert.equal(root.find("bw-eta").textContent, "");
+  view.update(info({ ...snap("a", 9, { done: 5 }), rate: 0 }));
+  runFrames();
+  assert.equal(root.find("bw-rate").textContent, "", "never '0.0 items/s'");
+  view.update(info(snap("a", 10, { done: 6 })));
+  runFrames();
+  assert.equal(root.find("bw-rate").textContent, "1.5 items/s");
+});
+
+describe("the failed-items list across a Retry", () => {
+  const failedPage = (errors) => () => ({
+    items: errors.map((error, i) => ({ index: [1, 4][i], input: [1, 4][i], status: "failed", error, traceback: null })),
+    total: errors.length,
+  });
+  const run = (version, status, failed, finishedAt) => ({
+    ...snap("a", version, { status, done: 6 - failed - (status === "completed" ? 0 : 6 - failed), failed, total: 6 }),
+    done: status === "completed" ? 6 - failed : 0,
+    pending: status === "completed" ? 0 : 6 - failed,
+    finished_at: finishedAt,
+  });
+
+  test("a Retry that fails as many items fetches and shows the new list", async () => {
+    let errors = ["ValueError: first run"];
+    const { view, root, calls, runFrames } = mount({ failedItems: () => failedPage(errors)() });
+    view.update(info(run(9, "completed", 2, "2024-01-01T00:01:00Z")));
+    await flush();
+    runFrames();
+    assert.match(root.find("bw-failures").textContent, /first run/);
+    errors = ["ValueError: second run", "ValueError: second run"];
+    view.update(info(run(10, "queued", 0, null)));
+    runFrames();
+    assert.equal(root.find("bw-failures").hidden, true, "no list while nothing has failed");
+    view.update(info(run(11, "processing", 0, null)));
+    view.update(info(run(14, "completed", 2, "2024-01-01T00:02:00Z")));
+    await flush();
+    runFrames();
+    assert.equal(calls.filter(([kind]) => kind === "failedItems").length, 2);
+    assert.equal(root.find("bw-failures").hidden, false, "the list is back after the Retry");
+    assert.equal(root.findAll("bw-failure").length, 2);
+    assert.match(root.find("bw-failures").textContent, /second run/);
+  });
+
+  test("also when the stream coalesced the Retry into one terminal snapshot", async () => {
+    let errors = ["ValueError: first run"];
+    const { view, root, calls, runFrames } = mount({ failedItems: () => failedPage(errors)() });
+    view.update(info(run(9, "completed", 2, "2024-01-01T00:01:00Z")));
+    await flush();
+    errors = ["ValueError: second run"];
+    view.update(info(run(14, "completed", 2, "2024-01-01T00:02:00Z")));
+    await flush();
+    runFrames();
+    assert.equal(calls.filter(([kind]) => kind === "failedItems").length, 2);
+    assert.match(root.find("bw-failures").textContent, /second run/);
+  });
+});
+
+describe("a deleted job", () => {
+  test("reads deleted, hides Cancel and Retry, and asks for nothing", async () => {
+    const { view, root, calls, runFrames, tick } = mount();
+    const last = snap("a", 9, { status: "failed", done: 4, failed: 2, total: 6 });
+    view.update(info(last, { deleted: true, connection: "closed" }));
+    for (let i = 0; i < 5; i += 1) tick();
+    await flush();
+    runFrames();
+    assert.equal(root.getAttribute("data-status"), "deleted");
+    assert.equal(root.getAttribute("data-connection"), "closed");
+    assert.equal(root.find("bw-status").textContent, "deleted");
+    assert.equal(root.find("bw-cancel").hidden, true);
+    assert.equal(root.find("bw-retry").hidden, true);
+    assert.match(root.find("bw-job-error").textContent, /not on the server any more: it was deleted/);
+    assert.deepEqual(calls, [], "no fetch of failed items or outputs for a deleted job");
+  });
+
+  test("after a reload (no snapshot at all) it reads deleted, not loading", () => {
+    const { view, root, runFrames } = mount();
+    view.update({ ...info(snap("a", 1), { deleted: true, connection: "closed" }), snapshot: null });
+    runFrames();
+    assert.equal(root.find("bw-status").textContent, "deleted");
+    assert.equal(root.find("bw-id").textContent, "a");
+    assert.equal(root.find("bw-retry").hidden, true);
+  });
+
+  test("a 404 for its outputs says the job is gone, once, and is not asked again", async () => {
+    const { view, calls, tick } = mount({ notFound: true });
+    view.update(info(snap("a", 9, { status: "completed", done: 8, failed: 2 })));
+    await flush();
+    for (let i = 0; i < 5; i += 1) tick();
+    await flush();
+    assert.equal(calls.filter(([kind]) => kind === "outputs").length, 1);
+    assert.equal(calls.filter(([kind]) => kind === "failedItems").length, 1);
+    assert.ok(calls.some(([kind]) => kind === "gone"));
+  });
 });

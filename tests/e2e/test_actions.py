@@ -151,7 +151,7 @@ def test_cancel_button_stops_a_running_job(
     final = assert_agrees_with_server(page, lab, job["id"])
     assert final["status"] == "cancelled"
     done, failed, total = final["done"], final["failed"], final["total"]
-    counts = f"{done} done · {failed} failed · {total - done - failed} pending of {total}"
+    counts = f"{done} done · {failed} failed · {total - done - failed} not run of {total}"
     assert root.locator(".bw-counts").inner_text() == counts
 
 
