@@ -2,11 +2,12 @@
 
 Starts a private JupyterLab with batch_widget (the end-to-end harness in
 ``tests/e2e``), runs a real job per theme and crops an element screenshot of
-the widget while the job runs and once it has finished::
+the widget while the job runs, once it has finished, for a job cancelled
+part-way, and for the finished job once it has been deleted::
 
     python scripts/screenshots.py [--out docs]
 
-writes ``widget-{light,dark}-{running,finished}.png``.
+writes ``widget-{light,dark}-{running,finished,cancelled,deleted}.png``.
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ def quiet_page(page: Any) -> None:
 
 
 def progress(page: Any) -> int:
-    """Items the widget shows as finished (done or failed)."""
-    shown = attrs(page)
+    """Items the (first) widget shows as finished (done or failed)."""
+    return progress_of(page, 0)
+
+
+def progress_of(page: Any, index: int) -> int:
+    """Items widget ``index`` shows as finished (done or failed)."""
+    shown = attrs(page, index)
     return int(shown["done"]) + int(shown["failed"])
 
 
-def shoot(page: Any, path: Path) -> None:
-    """An element screenshot of the (last) widget's output area."""
-    widget = page.locator(".jp-OutputArea-output:has(.bw-progress)").last
+def shoot(page: Any, path: Path, index: int = -1) -> None:
+    """An element screenshot of widget ``index``'s output area (the last by default)."""
+    widgets = page.locator(".jp-OutputArea-output:has(.bw-progress)")
+    widget = widgets.last if index == -1 else widgets.nth(index)
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=str(path), animations="disabled")
     print(f"wrote {path}")
@@ -86,6 +93,19 @@ def take(browser: Any, lab: LabHandle, name: str, theme: str, out: Path) -> None
         page.locator(".bw-failure").first.wait_for()
         page.wait_for_timeout(500)
         shoot(page, out / f"widget-{name}-finished.png")
+
+        stopped = lab.create_job(range(120), seconds=0.4, name="resize the photos", max_workers=2)
+        show_cells(page, [widget_cell(stopped["id"], defaults=True)])
+        wait_for(lambda: progress_of(page, 1) >= 10, 60, what="10 items of the second job")
+        lab.api("POST", f"api/batch/jobs/{stopped['id']}/cancel", {})
+        wait_for_status(page, "cancelled", index=1, timeout=60)
+        page.wait_for_timeout(500)
+        shoot(page, out / f"widget-{name}-cancelled.png")
+
+        lab.api("DELETE", f"api/batch/jobs/{job['id']}")
+        wait_for_status(page, "deleted", index=0, timeout=30)
+        page.wait_for_timeout(500)
+        shoot(page, out / f"widget-{name}-deleted.png", index=0)
     finally:
         context.close()
         lab.shutdown_kernels()

@@ -55,29 +55,30 @@ class BatchWidgetApp(ExtensionApp):
     load_other_extensions = True
 
     db_url = Unicode(
-        help="The job store, as sqlite:///<absolute path>. "
-        "Default: <jupyter data dir>/batch_widget/jobs.sqlite.",
+        help="The job store: an sqlite:/// URL with an absolute path. Two servers need "
+        "two stores to run jobs at once.",
     ).tag(config=True)
     max_workers = _setting(Int, "max_workers",
-        "Workers per job unless the job asks for another number.")
+        "Workers per job unless the job asks for another number (max_workers=).")
     max_concurrent_jobs = _setting(Int, "max_concurrent_jobs",
-        "Jobs processing at once; the rest wait in the queued state.")
+        "Jobs processing at once; the rest wait, queued.")
     max_items = _setting(Int, "max_items",
         "The most items one job may have.")
     progress_interval = _setting(Float, "progress_interval",
-        "Seconds between coalesced progress events (and store commits) per job.")
+        "Seconds between coalesced progress events (and batched store commits) per job.")
     heartbeat_interval = _setting(Float, "heartbeat_interval",
         "Seconds between SSE heartbeats.")
     sse_timeout = _setting(Float, "sse_timeout",
-        "Seconds an SSE subscriber that takes no data is kept before it is dropped.")
+        "Seconds a stalled SSE subscriber (one that takes no data) is kept before it "
+        "is dropped.")
     reconnect_delay = _setting(Int, "reconnect_delay",
-        "Milliseconds a browser waits before reconnecting (sent as SSE retry:).")
+        "Milliseconds a browser waits before reconnecting (sent as the SSE retry: field).")
     completion_broadcast_retries = _setting(Int, "completion_broadcast_retries",
         "How many times a failed broadcast of a job's complete event is retried.")
     broadcast_retry_delay = _setting(Float, "broadcast_retry_delay",
         "Seconds between retries of a failed complete broadcast.")
     resume_interrupted = _setting(Bool, "resume_interrupted",
-        "Re-queue jobs left interrupted by a previous server at start.")
+        "Re-queue, at start, the jobs a previous server left interrupted.")
     executor = Enum(
         list(EXECUTORS),
         default_value=DEFAULTS.executor,
@@ -86,7 +87,11 @@ class BatchWidgetApp(ExtensionApp):
     allowed_processors = List(
         Unicode(),
         default_value=list(DEFAULTS.allowed_processors),
-        help="Glob patterns over processor import paths (package.module:function) a job may name.",
+        help="Glob patterns over the import paths a job may name. A path is "
+        "package.module:function with one public name after the colon; it runs only a "
+        "function defined in that module, or a callable the module lists in its __all__. "
+        "Names the module merely imports (os, system), classes, functools.partial objects "
+        "and dotted or dunder paths are refused, at creation and again when a stored job runs.",
     ).tag(config=True)
     allow_callables = _setting(Bool, "allow_callables",
         "Accept notebook-defined functions (cloudpickled) as processors.")

@@ -1,9 +1,11 @@
 """nbval setup: the notebooks run against a real Jupyter server with batch_widget.
 
-``pytest notebooks --nbval`` (or ``pytest tests notebooks --nbval``) runs every
-notebook here cell by cell in a fresh kernel and compares its outputs with the
-stored ones. The kernels find the server through ``BATCH_WIDGET_URL`` and
-``BATCH_WIDGET_TOKEN`` (SPEC §7), which they inherit from this process.
+A pytest plugin (``-p nbval_server`` in pyproject.toml's pytest ``addopts``;
+it lives here, not in ``notebooks/``, so the tutorials' folder holds only
+tutorials). ``pytest notebooks --nbval`` (or ``pytest tests notebooks --nbval``)
+runs every notebook cell by cell in a fresh kernel and compares its outputs
+with the stored ones. The kernels find the server through ``BATCH_WIDGET_URL``
+and ``BATCH_WIDGET_TOKEN``, which they inherit from this process.
 
 Why hooks and not a fixture: nbval's cells are plain ``pytest.Item``s, which
 never request fixtures (autouse or not), and each notebook's kernel starts in
@@ -16,17 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parent
-SANITIZE_FILE = NOTEBOOKS / "nbval_sanitize.cfg"
+TESTS = Path(__file__).resolve().parent
+NOTEBOOKS = TESTS.parent / "notebooks"
+SANITIZE_FILE = TESTS / "nbval_sanitize.cfg"
 ENV_KEYS = ("BATCH_WIDGET_URL", "BATCH_WIDGET_TOKEN")
+#: What the example notebooks write beside themselves (they make it again on every run).
+NOTEBOOK_DATA = NOTEBOOKS / "data"
 
-sys.path.insert(0, str(NOTEBOOKS.parent / "tests"))  # tests/_server.py: the real-server harness
+sys.path.insert(0, str(TESTS))  # tests/_server.py: the real-server harness
 
 from _server import running_server  # noqa: E402
 
@@ -46,7 +52,13 @@ def _is_notebook_cell(item: pytest.Item) -> bool:
 
 
 def _start_server() -> None:
-    """Start one server for the session and point kernels at it through the env."""
+    """Start one server for the session and point kernels at it through the env.
+
+    The files the notebooks write into ``notebooks/data`` go when the session
+    ends, unless that folder was there before (a user's own run in JupyterLab).
+    """
+    if not NOTEBOOK_DATA.exists():
+        _session.callback(shutil.rmtree, NOTEBOOK_DATA, ignore_errors=True)
     tmp = Path(_session.enter_context(tempfile.TemporaryDirectory(prefix="bw-nbval-")))
     server = _session.enter_context(running_server(tmp))
     saved = {key: os.environ.get(key) for key in ENV_KEYS}
