@@ -16,7 +16,8 @@ import pytest
 
 from batch_widget.engine import DEFAULTS
 from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
-from batch_widget.protocol import ACTIVE_STATES, TERMINAL_STATES, JobStatus
+from batch_widget.protocol import ACTIVE_STATES, DELETED, TERMINAL_STATES, JobStatus
+from batch_widget.server.events import COMPLETE, PROGRESS, event_name
 
 JS_SRC = Path(__file__).resolve().parent.parent / "js" / "src"
 
@@ -27,6 +28,8 @@ console.log(JSON.stringify({
   active: states.ACTIVE_STATUSES,
   terminal: states.TERMINAL_STATUSES,
   connection: states.CONNECTION_STATES,
+  deleted: states.DELETED,
+  jobEvents: states.JOB_EVENTS,
   defaults: states.DEFAULTS,
   mirrored: widget.MIRRORED_TRAITS,
 }));
@@ -51,6 +54,15 @@ def test_job_states_agree(js: dict[str, Any]) -> None:
     assert set(js["active"]) == {s.value for s in ACTIVE_STATES}
     assert set(js["terminal"]) == {s.value for s in TERMINAL_STATES}
     assert set(js["active"]) | set(js["terminal"]) == {s.value for s in JobStatus}
+
+
+def test_the_stream_events_a_widget_listens_to_are_the_ones_the_server_sends(
+    js: dict[str, Any],
+) -> None:
+    assert js["deleted"] == DELETED
+    sent = {event_name({"status": status}) for status in [*JobStatus, DELETED]}
+    assert sent == {PROGRESS, COMPLETE, DELETED}
+    assert set(js["jobEvents"]) == sent
 
 
 def test_connection_states_agree(js: dict[str, Any]) -> None:
