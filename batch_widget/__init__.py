@@ -7,6 +7,11 @@ In a notebook::
     job            # the live progress widget
     job.wait()
 
+``bw.map(processor, items)`` runs, waits and returns the results in one call;
+``bw.jobs()`` lists the server's jobs; ``bw.attach(job_id)`` picks a job up
+again, e.g. after a kernel restart. ``python -m batch_widget config`` lists the
+server's settings.
+
 The server side (``BatchWidgetApp``) loads through the Jupyter server extension
 points below; the kernel side never imports jupyter_server.
 """
@@ -16,7 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from batch_widget.kernel.client import ServerNotFound, ServerUnreachable
-from batch_widget.kernel.job import BatchFailed, Job, JobList, attach, connect, jobs, map, submit
+from batch_widget.kernel.job import BatchFailed, Job, JobList, attach, connect, jobs, submit
+from batch_widget.kernel.job import map as map  # public as bw.map, kept out of __all__
 from batch_widget.protocol import (
     BatchError,
     InvalidRequest,
@@ -46,9 +52,11 @@ __all__ = [
     "attach",
     "connect",
     "jobs",
-    "map",
     "submit",
 ]
+# bw.map is public too, but not in __all__: `from batch_widget import *` must not
+# shadow the builtin map.
+_PUBLIC = frozenset([*__all__, "map"])
 
 
 def __getattr__(name: str) -> Any:
@@ -58,6 +66,11 @@ def __getattr__(name: str) -> Any:
 
         return BatchProgress
     raise AttributeError(f"module 'batch_widget' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public API only, not the module's imports (Any, TYPE_CHECKING, annotations).
+    return sorted(_PUBLIC)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

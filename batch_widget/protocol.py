@@ -1,4 +1,4 @@
-"""What the engine, the server and the kernel agree on (SPEC §2, §3).
+"""What the engine, the server and the kernel agree on: job states, snapshots, errors.
 
 Job and item states, the job snapshot, item records, the domain errors, and the
 one table between those errors and HTTP statuses: the server answers with it,
@@ -14,8 +14,21 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 
 
-class JobStatus(str, Enum):
-    """A job's state (SPEC §2). ``retry`` takes a terminal job back to QUEUED."""
+class _Named(str, Enum):
+    """A str enum that prints as its value: ``print(job.status)`` shows ``completed``."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class JobStatus(_Named):
+    """A job's state. ``retry`` takes a terminal job back to QUEUED.
+
+    ``str()`` and f-strings give the value (``completed``), as snapshots do.
+    """
 
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -41,7 +54,7 @@ ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 DELETED = "deleted"
 
 
-class ItemStatus(str, Enum):
+class ItemStatus(_Named):
     """An item's state in the job's ledger."""
 
     PENDING = "pending"
@@ -52,7 +65,7 @@ class ItemStatus(str, Enum):
 
 
 class Snapshot(TypedDict):
-    """The job snapshot of SPEC §2: every API answer and SSE job event carries one."""
+    """A job's state and counts: every API answer and job event carries one."""
 
     id: str
     name: str

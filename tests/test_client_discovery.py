@@ -142,13 +142,14 @@ def test_ignores_a_stale_file_of_a_dead_server(
 def test_env_url_wins_over_runtime_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     write_server_file(tmp_path / "runtime", _own_pid(), 8004)
     monkeypatch.setenv("JPY_PARENT_PID", str(_own_pid()))
-    monkeypatch.setenv("BATCH_WIDGET_URL", "http://example.test:9000/lab")
+    monkeypatch.setenv("BATCH_WIDGET_URL", "http://example.test:9000/jupyter")
     monkeypatch.setenv("BATCH_WIDGET_TOKEN", "secret")
 
     info = discover()
 
-    assert (info.url, info.token, info.source) == ("http://example.test:9000/lab/", "secret", "env")
-    assert default_client().url == "http://example.test:9000/lab/"
+    assert (info.url, info.token, info.source) == (
+        "http://example.test:9000/jupyter/", "secret", "env")
+    assert default_client().url == "http://example.test:9000/jupyter/"
 
 
 def test_explicit_connect_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,8 +99,9 @@ class Rules:
         else:
             assert request.callable_b64 is not None  # JobRequest holds exactly one
             pickled, func = self._callable(request.callable_b64)
-            default_name = str(getattr(func, "__name__", "function")).encode(
-                "utf-8", "backslashreplace").decode("utf-8")
+            # A lambda's __name__ is "<lambda>": name it "lambda", labelled "<lambda>".
+            default_name = str(getattr(func, "__name__", "function")).strip("<>").encode(
+                "utf-8", "backslashreplace").decode("utf-8") or "function"
             label = f"<{default_name}>"
         _check_signature(func, label, params)
         return JobSpec(name=request.name or default_name, label=label, pickled=pickled,

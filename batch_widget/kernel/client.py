@@ -1,4 +1,4 @@
-"""Kernel side, transport: talk HTTP (SPEC §3) and SSE (SPEC §4) to the batch_widget server.
+"""Kernel side, transport: the REST API (``api/batch/...``) and event stream of the server.
 
 A kernel must not load the server, so this module uses only the standard
 library: ``urllib.request`` for the REST API and ``http.client`` for the SSE
@@ -18,9 +18,21 @@ import urllib.request
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
-from batch_widget.kernel.discovery import ServerInfo, ServerNotFound, discover, with_slash
+from batch_widget.kernel.discovery import (
+    ServerInfo,
+    ServerNotFound,
+    discover,
+    server_url,
+    with_slash,
+)
 from batch_widget.kernel.sse import SSEEvent, SSEParser
-from batch_widget.protocol import BatchError, ItemRecord, Snapshot, error_from_status
+from batch_widget.protocol import (
+    BatchError,
+    ItemRecord,
+    PermissionDenied,
+    Snapshot,
+    error_from_status,
+)
 
 __all__ = [
     "Client",
@@ -36,7 +48,7 @@ __all__ = [
 ]
 
 API = "api/batch/"
-ITEMS_PAGE = 1000  # the server's default and largest sensible page (SPEC §3)
+ITEMS_PAGE = 1000  # the server's default and largest sensible page of items
 
 
 class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
@@ -60,10 +72,12 @@ def connect(url: str | None = None, token: str | None = None) -> Client:
     Parameters
     ----------
     url : str, optional
-        The server's base URL, e.g. ``http://localhost:8888/user/me/``.
-        ``None`` discovers it again from the environment (see :func:`discover`).
+        The server's base URL, e.g. ``http://localhost:8888/user/me/``, or the URL
+        Jupyter printed at start (``http://127.0.0.1:8888/lab?token=...``): the
+        token is taken from it and the page's path dropped. ``None`` discovers the
+        server again from the environment (see :func:`discover`).
     token : str, optional
-        The server's token. With ``url`` given and no token, none is sent.
+        The server's token; it wins over a token in ``url``. With neither, none is sent.
 
     Returns
     -------
@@ -75,7 +89,11 @@ def connect(url: str | None = None, token: str | None = None) -> Client:
     ServerNotFound
         If ``url`` is None and discovery finds nothing.
     """
-    info = discover() if url is None else ServerInfo(with_slash(url), token or "", "explicit")
+    if url is None:
+        info = discover()
+    else:
+        base, token_in_url = server_url(url)
+        info = ServerInfo(base, token or token_in_url or "", "explicit")
     client = Client(info.url, info.token, source=info.source)
     with _default.lock:
         _default.client = client
@@ -94,15 +112,47 @@ def default_client() -> Client:
 # --------------------------------------------------------------------------- HTTP
 
 
-def _error_message(status: int, reason: str, body: bytes) -> str:
+def _json_payload(body: bytes) -> Any:
+    """The JSON ``body`` holds, or ``_NOT_JSON`` (an HTML page, a proxy's text)."""
     try:
-        payload = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        payload = None
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+#: What Jupyter answers, as the message of a 403, when it does not take the token:
+#: "Forbidden" (a GET) or an XSRF complaint (a write without cookie and token).
+_AUTH_REFUSALS = ("Forbidden", "_xsrf")
+
+
+def _error_message(status: int, reason: str, body: bytes) -> str:
+    payload = _json_payload(body)
     if isinstance(payload, dict) and payload.get("message"):
         return str(payload["message"])
     text = body.decode("utf-8", errors="replace").strip()
     return f"HTTP {status} {reason}" + (f": {text[:200]}" if text else "")
+
+
+def _not_batch_widget(url: str, endpoint: str, status: int, content_type: str) -> ServerNotFound:
+    kind = content_type.split(";", maxsplit=1)[0].strip() or "no content type"
+    return ServerNotFound(
+        f"{url} is not a Jupyter server with batch_widget: {endpoint} answered {status} "
+        f"with {kind}, not the JSON of the batch_widget API. Check the URL (the server's "
+        "base URL, e.g. http://127.0.0.1:8888/, or the URL Jupyter printed at start) and "
+        "that `jupyter server extension list` shows batch_widget enabled on that server."
+    )
+
+
+def _token_rejected(url: str, token: str, message: str) -> PermissionDenied:
+    sent = "the token sent was rejected" if token else "no token was sent"
+    return PermissionDenied(
+        f"the Jupyter server at {url} refused the request: {sent} (HTTP 403: {message}). "
+        "Use the token Jupyter printed at start (the ?token=... part of its URL; "
+        "`jupyter server list` shows it again): bw.connect(url, token=...), or set "
+        "BATCH_WIDGET_TOKEN (or pass the printed URL, token included, as BATCH_WIDGET_URL)."
+    )
 
 
 def error_for(status: int, message: str, job_id: str | None = None) -> BatchError:
@@ -123,7 +173,9 @@ def error_for(status: int, message: str, job_id: str | None = None) -> BatchErro
 
 
 class Client:
-    """A thin HTTP client of the batch_widget REST API (SPEC §3) and SSE stream (§4).
+    """A thin HTTP client of the batch_widget REST API and its event stream.
+
+    ``bw.connect()`` returns one; the routes are listed in the README (HTTP API).
 
     Parameters
     ----------
@@ -187,16 +239,40 @@ class Client:
         req = urllib.request.Request(
             self._endpoint(path, query), data=data, headers=headers, method=method
         )
+        endpoint = f"{method} {API}{path}"
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read()
+                content_type = resp.headers.get("Content-Type", "")
+                status = resp.status
         except urllib.error.HTTPError as exc:
-            message = _error_message(exc.code, str(exc.reason), exc.read())
-            raise error_for(exc.code, message, job_id) from None
+            content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
+            raise self._error_from(exc.code, str(exc.reason), content_type, exc.read(),
+                                   endpoint=endpoint, job_id=job_id) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerUnreachable(f"cannot reach {self.url}: {reason}") from exc
-        return json.loads(raw) if raw.strip() else None
+        if not raw.strip():
+            return None
+        payload = _json_payload(raw)
+        if payload is _NOT_JSON:
+            raise _not_batch_widget(self.url, endpoint, status, content_type)
+        return payload
+
+    def _error_from(
+        self, status: int, reason: str, content_type: str, body: bytes, *, endpoint: str,
+        job_id: str | None = None,
+    ) -> BatchError:
+        """The error for an error answer: ours (JSON with a message), Jupyter's, or another's."""
+        payload = _json_payload(body)
+        # No such route, and not an answer of a Jupyter API handler (an HTML 404
+        # page, another app). A proxy's 502 page stays an error with its status.
+        if not isinstance(payload, dict) and status in {404, 405}:
+            return _not_batch_widget(self.url, endpoint, status, content_type)
+        message = _error_message(status, reason, body)
+        if status == 403 and any(word in message for word in _AUTH_REFUSALS):
+            return _token_rejected(self.url, self.token, message)
+        return error_for(status, message, job_id)
 
     @staticmethod
     def _job_path(job_id: str, action: str = "") -> str:
@@ -309,6 +385,10 @@ class Client:
         conn = _open_connection(url, timeout)
         try:
             resp = _start_stream(conn, url, headers)
+            if resp.status != 200:
+                raise self._error_from(resp.status, resp.reason,
+                                       resp.getheader("Content-Type") or "", resp.read(),
+                                       endpoint=f"GET {API}events")
             yield from _read_events(resp)
         finally:
             conn.close()
@@ -332,8 +412,6 @@ def _start_stream(
         raise
     except (OSError, http.client.HTTPException) as exc:
         raise ServerUnreachable(f"cannot open the event stream at {url}: {exc}") from exc
-    if resp.status != 200:
-        raise error_for(resp.status, _error_message(resp.status, resp.reason, resp.read()))
     return resp
 
 

@@ -1,4 +1,4 @@
-"""Kernel side: find the Jupyter server running batch_widget (SPEC §7).
+"""Kernel side: find the Jupyter server running batch_widget.
 
 Standard library plus ``jupyter_core`` only: a kernel must not load the server.
 """
@@ -17,7 +17,14 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from batch_widget.protocol import BatchError
 
-__all__ = ["ServerInfo", "ServerNotFound", "discover", "with_slash"]
+__all__ = ["ServerInfo", "ServerNotFound", "discover", "server_url", "with_slash"]
+
+#: The first path segment of a page of Jupyter's own front ends: a URL Jupyter
+#: prints (``.../lab?token=...``) or a browser shows ends there; the server's
+#: base URL is what comes before it.
+_UI_SEGMENTS = frozenset(
+    {"lab", "tree", "notebooks", "doc", "edit", "consoles", "terminals", "view", "voila"}
+)
 
 _HOW_TO_FIX = (
     "Call bw.connect(url, token) with the Jupyter server's URL (including its base_url) "
@@ -52,6 +59,29 @@ class ServerInfo:
 
 def with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
+
+
+def server_url(url: str) -> tuple[str, str | None]:
+    """Split a URL a user pastes into the server's base URL and the token in it.
+
+    ``http://127.0.0.1:8888/lab?token=abc`` (what Jupyter prints) gives
+    ``("http://127.0.0.1:8888/", "abc")``; a page's URL such as
+    ``http://host/user/me/lab/tree/a.ipynb`` gives ``("http://host/user/me/", None)``:
+    the path is cut at the first segment of a Jupyter front end (``lab``, ``tree``,
+    ``notebooks``, ``doc``, ...), the query and fragment are dropped, and a
+    ``token`` query parameter is returned. A base URL is returned as it is (with a
+    trailing slash).
+    """
+    parts = urllib.parse.urlsplit(url.strip())
+    tokens = urllib.parse.parse_qs(parts.query).get("token")
+    segments = parts.path.split("/")
+    for index, segment in enumerate(segments):
+        if index > 0 and segment in _UI_SEGMENTS:
+            segments = segments[:index]
+            break
+    path = with_slash("/".join(segments) or "/")
+    base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return base, (tokens[0] if tokens else None)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -100,10 +130,12 @@ def _url_from_server_file(info: Mapping[str, Any]) -> str:
 
 
 def _from_env() -> ServerInfo | None:
-    url = os.environ.get("BATCH_WIDGET_URL")
-    if not url:
+    pasted = os.environ.get("BATCH_WIDGET_URL")
+    if not pasted:
         return None
-    return ServerInfo(with_slash(url), os.environ.get("BATCH_WIDGET_TOKEN", ""), "env")
+    url, token_in_url = server_url(pasted)
+    token = os.environ.get("BATCH_WIDGET_TOKEN") or token_in_url or ""
+    return ServerInfo(url, token, "env")
 
 
 def _from_parent_server() -> ServerInfo | None:
@@ -134,7 +166,7 @@ def _from_jupyterhub() -> ServerInfo | None:
 
 
 def discover() -> ServerInfo:
-    """Find the server from the environment (SPEC §7), first match wins.
+    """Find the server from the environment, first match wins.
 
     The order is ``BATCH_WIDGET_URL`` (+ ``BATCH_WIDGET_TOKEN``), the Jupyter
     server that launched this kernel (``JPY_PARENT_PID`` against the runtime

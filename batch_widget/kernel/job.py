@@ -1,4 +1,4 @@
-"""Kernel side, API: submit jobs, follow them, read their results (SPEC §7).
+"""Kernel side, API: submit jobs, follow them, read their results (``bw.submit``, ``bw.map``, ...).
 
 Nothing here imports the server side; the widget is imported lazily, only
 when a job is displayed.
@@ -6,30 +6,34 @@ when a job is displayed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import html
-import importlib
-import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-import cloudpickle
-
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
-from batch_widget.protocol import BatchError, InvalidRequest, ItemError, JobStatus, Snapshot
+from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.kernel.functions import Processor, pickled, processor_fields
+from batch_widget.protocol import (
+    DELETED,
+    BatchError,
+    InvalidRequest,
+    ItemError,
+    JobNotFound,
+    JobStatus,
+    Snapshot,
+)
 
-__all__ = ["BatchFailed", "Job", "JobList", "attach", "connect", "jobs", "map", "submit"]
+__all__ = [
+    "BatchFailed", "Job", "JobList", "Processor", "attach", "connect", "jobs", "map",
+    "processor_fields", "submit",
+]
 
 POLL_INTERVAL = 1.0  # seconds between polls once the event stream has failed
 STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long means a dead stream
 STREAM_FAILURES_BEFORE_POLLING = 3
 
-Processor = str | Callable[..., Any]
-#: A pickled function bigger than this draws a warning: it likely captured data.
-LARGE_PICKLE_BYTES = 10 * 2**20
 
 
 class BatchFailed(BatchError):  # public name fixed by the API brief
@@ -46,78 +50,6 @@ class BatchFailed(BatchError):  # public name fixed by the API brief
         self.job = job
 
 
-# --------------------------------------------------------------------------- processors
-
-
-def _importable_path(func: Callable[..., Any]) -> str | None:
-    """Return ``"module:qualname"`` if ``func`` can be imported by name, else None.
-
-    A function qualifies when it lives at module level (no ``<locals>``) of a
-    module other than ``__main__`` and the name resolves back to the same object.
-    """
-    module_name = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", "")
-    if not module_name or module_name == "__main__" or "<" in qualname:
-        return None
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError):
-        return None
-    return f"{module_name}:{qualname}" if target is func else None
-
-
-def _pickled(func: Callable[..., Any], *, by_value: bool = False) -> str:
-    """Return ``func`` cloudpickled, as base64.
-
-    With ``by_value``, the function's module travels inside the pickle too: for a
-    module the kernel can import (say, a file beside the notebook) but the server cannot.
-    """
-    module = sys.modules.get(getattr(func, "__module__", "") or "")
-    by_value = by_value and module is not None and module.__name__ != "__main__"
-    if by_value:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        payload: bytes = cloudpickle.dumps(func)
-    finally:
-        if by_value:
-            cloudpickle.unregister_pickle_by_value(module)
-    if len(payload) > LARGE_PICKLE_BYTES:
-        _warn_large_pickle(func, len(payload))
-    return base64.b64encode(payload).decode("ascii")
-
-
-def _warn_large_pickle(func: Callable[..., Any], size: int) -> None:
-    name = getattr(func, "__qualname__", None) or repr(func)
-    warnings.warn(
-        f"the pickled function {name!r} is {size / 2**20:.1f} MiB: it carries data it refers "
-        "to (globals, closure variables). It travels to the server with the job and is "
-        "loaded again for every run. Pass the data as items (or params), or write it to "
-        "files and pass their paths, and keep the function small.",
-        UserWarning,
-        stacklevel=5,  # the user's bw.submit/bw.map call, through _create and processor_fields
-    )
-
-
-def processor_fields(processor: Processor) -> dict[str, str]:
-    """Return the body fields naming ``processor``: ``{"processor": ...}`` or ``{"callable": ...}``.
-
-    Parameters
-    ----------
-    processor : str or callable
-        An import path ``"package.module:function"``, or a function. A function
-        importable by name travels as its import path; any other (defined in a
-        notebook, a closure, a lambda) travels cloudpickled.
-    """
-    if isinstance(processor, str):
-        return {"processor": processor}
-    if not callable(processor):
-        raise TypeError(f"processor must be an import path or a callable, not {processor!r}")
-    path = _importable_path(processor)
-    return {"processor": path} if path else {"callable": _pickled(processor)}
-
-
 def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snapshot:
     """Create the job; a function the server cannot import by name is sent pickled instead."""
     fields = processor_fields(processor)
@@ -126,9 +58,9 @@ def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snaps
     except InvalidRequest as refused:
         if isinstance(processor, str) or "processor" not in fields:
             raise
-        pickled = {"callable": _pickled(processor, by_value=True)}
+        by_value = {"callable": pickled(processor, by_value=True)}
         try:
-            return client.create({**pickled, **body})
+            return client.create({**by_value, **body})
         except BatchError:
             raise refused from None
 
@@ -184,6 +116,8 @@ class Job:
         ------
         TimeoutError
             If the job is still active after ``timeout`` seconds (``.job`` is set).
+        JobNotFound
+            If the job is deleted (or was never on this server).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         last_event_id: str | None = None
@@ -199,6 +133,8 @@ class Job:
                 continue
             try:
                 snap, last_event_id, heard = self._follow_stream(deadline, last_event_id)
+            except JobNotFound:
+                raise  # deleted while we waited: nothing more will come
             except (BatchError, OSError):  # refused, reset, silent, or an error status
                 failures += 1
                 self._sleep(POLL_INTERVAL, deadline)
@@ -237,11 +173,19 @@ class Job:
         return None, last_event_id, heard
 
     def _snapshot_from(self, kind: str, payload: Any) -> Snapshot | None:
-        """Keep ``payload`` as the latest snapshot if it is a job event about this job."""
-        if kind not in {"progress", "complete"} or not isinstance(payload, dict):
+        """Keep ``payload`` as the latest snapshot if it is a job event about this job.
+
+        Raises
+        ------
+        JobNotFound
+            If the event says the job was deleted.
+        """
+        if kind not in {"progress", "complete", DELETED} or not isinstance(payload, dict):
             return None
         if payload.get("id") != self.id:
             return None
+        if kind == DELETED:
+            raise JobNotFound(self.id)
         self._snapshot = cast(Snapshot, payload)
         return self._snapshot
 
@@ -290,13 +234,24 @@ class Job:
         return sorted(failed, key=lambda error: error["index"])
 
     def outputs(self) -> list[str]:
-        """Return the files the job's results name (see SPEC §2)."""
+        """Return the files the job's results name under ``"outputs"``.
+
+        Paths are relative to the server's root dir when inside it, absolute otherwise.
+        """
         return self.client.outputs(self.id)
 
     # -- actions
 
     def cancel(self) -> Snapshot:
-        """Stop starting items (running ones finish); return the new snapshot."""
+        """Stop starting items; the items running now finish first.
+
+        Returns
+        -------
+        Snapshot
+            The job right after the request: usually still ``processing``, since
+            running items finish first (a thread job's after at most the server's
+            ``cancel_timeout``). ``job.wait()`` returns the ``cancelled`` snapshot.
+        """
         self._snapshot = self.client.cancel(self.id)
         return self._snapshot
 
@@ -368,11 +323,14 @@ def submit(
     processor : str or callable
         ``"package.module:function"``, or a function (see :func:`processor_fields`).
     items : iterable
-        JSON-serialisable items; the processor is called as ``f(item, **params)``.
+        The items, one call ``processor(item, **params)`` each: a list, a range, a
+        generator... (not a str, bytes or dict). Each must be JSON: str, number,
+        bool, None, or lists and dicts of those; a ``pathlib.Path`` is sent as its
+        str, a tuple as a list, NumPy scalars and arrays as numbers and lists.
     name : str, optional
         A label; the server derives one from the processor otherwise.
     params : dict, optional
-        Keyword arguments for every call.
+        Keyword arguments for every call, converted like items.
     max_workers : int, optional
         Workers for this job; the server's ``max_workers`` otherwise.
     executor : {"thread", "process"}, optional
@@ -380,10 +338,19 @@ def submit(
 
     Raises
     ------
+    TypeError
+        If ``items`` is a str, bytes or dict, or an item or param has no JSON form
+        (the message names it and says what to pass instead). Nothing is sent.
     InvalidRequest, PermissionDenied
-        If the server refuses the job (bad input, processor not allowed).
+        If the server refuses the job (bad input, processor not allowed, token rejected).
+    ServerNotFound
+        If no server with batch_widget can be found (see :func:`connect`).
+    ServerUnreachable
+        If the server does not answer.
     """
-    body: dict[str, Any] = {"items": list(items)}
+    body: dict[str, Any] = {"items": json_items(items)}
+    if params is not None:
+        params = json_params(params)
     optional = {"name": name, "params": params, "max_workers": max_workers, "executor": executor}
     body.update({key: value for key, value in optional.items() if value is not None})
     client = default_client()
@@ -490,6 +457,8 @@ def map(  # bw.map mirrors the builtin on purpose
         job ended ``cancelled``, ``interrupted`` or ``failed``. ``.job`` is set.
     TimeoutError
         If ``timeout`` passed first.
+    TypeError, InvalidRequest, PermissionDenied, ServerNotFound, ServerUnreachable
+        As for :func:`submit`.
     """
     job = submit(processor, items, **options)
     _display(job)

@@ -1,4 +1,4 @@
-"""Kernel side: an incremental parser of the ``text/event-stream`` format (SPEC §4)."""
+"""Kernel side: an incremental parser of the ``text/event-stream`` (SSE) format."""
 
 from __future__ import annotations
 

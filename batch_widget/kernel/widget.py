@@ -1,4 +1,4 @@
-"""The live progress widget of SPEC §8, an ``anywidget.AnyWidget``.
+"""The live progress widget, ``bw.BatchProgress``, an ``anywidget.AnyWidget``.
 
 The front end lives in ``js/`` and is bundled into ``static/``. This module is
 kernel side: it never imports jupyter_server. No credential is ever held in a
@@ -77,7 +77,9 @@ class BatchProgress(anywidget.AnyWidget):
     )
 
     # Browser → Python: a mirror of what the widget shows.
-    status = traitlets.Unicode("", help="The job status shown.").tag(sync=True)
+    status = traitlets.Unicode(
+        "", help="The job status shown; 'deleted' once the job is gone from the server."
+    ).tag(sync=True)
     total = traitlets.Int(0, help="Items in the job.").tag(sync=True)
     done = traitlets.Int(0, help="Items done.").tag(sync=True)
     failed = traitlets.Int(0, help="Items failed.").tag(sync=True)

@@ -1,0 +1,93 @@
+"""Kernel side: how a processor travels to the server.
+
+A function the server can import by name travels as its import path,
+``"package.module:function"``; any other (defined in a notebook, a closure, a
+lambda) travels cloudpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+__all__ = ["LARGE_PICKLE_BYTES", "Processor", "pickled", "processor_fields"]
+
+Processor = str | Callable[..., Any]
+#: A pickled function bigger than this draws a warning: it likely captured data.
+LARGE_PICKLE_BYTES = 10 * 2**20
+
+
+
+def _importable_path(func: Callable[..., Any]) -> str | None:
+    """Return ``"module:qualname"`` if ``func`` can be imported by name, else None.
+
+    A function qualifies when it lives at module level (no ``<locals>``) of a
+    module other than ``__main__`` and the name resolves back to the same object.
+    """
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    if not module_name or module_name == "__main__" or "<" in qualname:
+        return None
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module_name}:{qualname}" if target is func else None
+
+
+def pickled(func: Callable[..., Any], *, by_value: bool = False) -> str:
+    """Return ``func`` cloudpickled, as base64.
+
+    With ``by_value``, the function's module travels inside the pickle too: for a
+    module the kernel can import (say, a file beside the notebook) but the server cannot.
+    """
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    by_value = by_value and module is not None and module.__name__ != "__main__"
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        payload: bytes = cloudpickle.dumps(func)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    if len(payload) > LARGE_PICKLE_BYTES:
+        _warn_large_pickle(func, len(payload))
+    return base64.b64encode(payload).decode("ascii")
+
+
+def _warn_large_pickle(func: Callable[..., Any], size: int) -> None:
+    name = getattr(func, "__qualname__", None) or repr(func)
+    warnings.warn(
+        f"the pickled function {name!r} is {size / 2**20:.1f} MiB: it carries data it refers "
+        "to (globals, closure variables). It travels to the server with the job and is "
+        "loaded again for every run. Pass the data as items (or params), or write it to "
+        "files and pass their paths, and keep the function small.",
+        UserWarning,
+        stacklevel=5,  # the user's bw.submit/bw.map call, through _create and processor_fields
+    )
+
+
+def processor_fields(processor: Processor) -> dict[str, str]:
+    """Return the body fields naming ``processor``: ``{"processor": ...}`` or ``{"callable": ...}``.
+
+    Parameters
+    ----------
+    processor : str or callable
+        An import path ``"package.module:function"``, or a function. A function
+        importable by name travels as its import path; any other (defined in a
+        notebook, a closure, a lambda) travels cloudpickled.
+    """
+    if isinstance(processor, str):
+        return {"processor": processor}
+    if not callable(processor):
+        raise TypeError(f"processor must be an import path or a callable, not {processor!r}")
+    path = _importable_path(processor)
+    return {"processor": path} if path else {"callable": pickled(processor)}

@@ -1,0 +1,280 @@
+"""What a newcomer meets in the Python API: the errors say what is wrong and how to fix it.
+
+Against a real ``jupyter server`` subprocess (and, for "not a Jupyter server",
+a real HTTP server on a real socket). Error messages are asserted by content.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _server import ServerHandle, running_server
+
+import batch_widget
+import batch_widget.kernel.job as bw
+from batch_widget.kernel import client as _client
+from batch_widget.kernel.discovery import ServerNotFound, discover, server_url
+from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.protocol import ItemStatus, JobNotFound, JobStatus, PermissionDenied
+
+ECHO = "batch_widget.processors:sleep"  # returns its item unchanged
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    with running_server(tmp_path_factory.mktemp("server")) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True)
+def forget_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test chooses its server; the choice is forgotten afterwards."""
+    monkeypatch.setattr(_client._default, "client", None)
+    for name in ("BATCH_WIDGET_URL", "BATCH_WIDGET_TOKEN", "JPY_PARENT_PID",
+                 "JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --------------------------------------------------------------------------- items
+
+
+def test_values_with_an_obvious_json_form_are_sent_as_json(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    items = [Path("/data/a.txt"), np.int64(3), np.float64(1.5), np.bool_(True),
+             np.arange(4).reshape(2, 2), (1, "two"), {"where": Path("x/y.csv")}]
+    job = bw.submit(ECHO, items, params={"seconds": 0})
+    job.wait(timeout=60)
+    assert job.results() == ["/data/a.txt", 3, 1.5, True, [[0, 1], [2, 3]], [1, "two"],
+                             {"where": "x/y.csv"}]
+
+
+def test_a_path_in_params_is_sent_as_its_str(server: ServerHandle, tmp_path: Path) -> None:
+    bw.connect(server.url, server.token)
+    source = tmp_path / "a.txt"
+    source.write_text("hello " * 100, encoding="utf-8")
+    job = bw.submit("batch_widget.processors:gzip_file", [str(source)],
+                    params={"dest_dir": tmp_path / "out"})
+    assert job.wait(timeout=60)["done"] == 1
+    assert (tmp_path / "out" / "a.txt.gz").is_file()
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ([1, datetime.date(2024, 1, 2)],
+         "item 1 is of type datetime.date, which has no JSON form: pass a str (value.isoformat())"),
+        ([0, 1, {3, 4}],
+         "item 2 is of type set, which has no JSON form: pass a list (sorted(value))"),
+        ([b"raw"], "item 0 is of type bytes, which has no JSON form: pass a str (value.decode())"),
+        ([{"meta": {"when": datetime.datetime(2024, 1, 2)}}],
+         "item 0['meta']['when'] is of type datetime.datetime, which has no JSON form"),
+        ([{1: "a"}], "item 0 has a key 1 of type int: JSON object keys are str"),
+        ([object()], "item 0 is of type object, which has no JSON form: pass a str, a number"),
+    ],
+)
+def test_an_item_with_no_json_form_is_named_with_its_type_and_the_fix(
+    server: ServerHandle, items: list[Any], expected: str
+) -> None:
+    bw.connect(server.url, server.token)
+    before = len(bw.jobs(limit=1000))
+    with pytest.raises(TypeError) as caught:
+        bw.submit(ECHO, items)
+    assert expected in str(caught.value)
+    assert len(bw.jobs(limit=1000)) == before, "nothing may be created"
+
+
+def test_a_param_with_no_json_form_is_named_by_its_key() -> None:
+    with pytest.raises(TypeError, match=r"params\['when'\] is of type datetime.date"):
+        bw.submit(ECHO, [1], params={"when": datetime.date(2024, 1, 2)})
+    with pytest.raises(TypeError, match="params keys are argument names and must be str"):
+        json_params({1: 2})
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ("abc", "items is a str: batch_widget would run one item per character. Pass a list "
+                "of items, e.g. ['abc']"),
+        ("/data/f.txt", "e.g. ['/data/f.txt']"),
+        (b"abc", "items is a bytes: batch_widget would run one item per byte"),
+        ({"a": 1, "b": 2}, "items is a dict: batch_widget would run one item per key. Pass a "
+                           "list: list(d.values()), list(d.items()), or [d] for one item"),
+        (5, "items must be a list (or another iterable) of items, not int"),
+    ],
+)
+def test_a_str_bytes_or_mapping_as_items_is_refused_before_anything_is_sent(
+    items: Any, expected: str
+) -> None:
+    # No server is needed, or asked: the refusal comes first.
+    with pytest.raises(TypeError) as caught:
+        bw.submit("batch_widget.processors:checksum", items)
+    assert expected in str(caught.value)
+
+
+def test_any_iterable_of_plain_items_is_taken_as_it_is() -> None:
+    assert json_items(x * 2 for x in range(3)) == [0, 2, 4]
+    plain = ["a", 1, 2.5, None, True]
+    assert json_items(plain) == plain
+
+
+# --------------------------------------------------------------------------- tokens and URLs
+
+
+def test_a_wrong_or_missing_token_says_the_server_rejected_it(server: ServerHandle) -> None:
+    for token, sent in [("wrong", "the token sent was rejected"), ("", "no token was sent")]:
+        bw.connect(server.url, token)
+        for call in (lambda: bw.submit(ECHO, [1]), bw.jobs):
+            with pytest.raises(PermissionDenied) as caught:
+                call()
+            message = str(caught.value)
+            assert f"the Jupyter server at {server.url} refused the request: {sent}" in message
+            assert "HTTP 403" in message
+            assert "BATCH_WIDGET_TOKEN" in message and "bw.connect(url, token=...)" in message
+            assert "jupyter server list" in message
+
+
+def test_the_url_jupyter_prints_works_as_it_is(server: ServerHandle) -> None:
+    printed = f"{server.url}lab?token={server.token}"
+    client = bw.connect(printed)
+    assert client.url == server.url
+    assert client.token == server.token
+    assert isinstance(bw.jobs(), bw.JobList)
+
+
+def test_the_printed_url_in_batch_widget_url_works(
+    server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCH_WIDGET_URL", f"{server.url}lab/tree/a.ipynb?token={server.token}")
+    info = discover()
+    assert (info.url, info.token) == (server.url, server.token)
+    job = bw.submit(ECHO, [7], params={"seconds": 0})
+    assert job.wait(timeout=60)["done"] == 1
+    monkeypatch.setenv("BATCH_WIDGET_TOKEN", "explicit-wins")
+    assert discover().token == "explicit-wins"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "expected"),
+    [
+        ("http://127.0.0.1:8899/lab?token=abc", ("http://127.0.0.1:8899/", "abc")),
+        ("http://h:1/user/me%40x/lab/tree/a.ipynb?token=t", ("http://h:1/user/me%40x/", "t")),
+        ("http://localhost:8888/tree?token=x#frag", ("http://localhost:8888/", "x")),
+        ("http://h/base/notebooks/a.ipynb", ("http://h/base/", None)),
+        ("http://h:1/user/me/", ("http://h:1/user/me/", None)),
+        ("http://h:1", ("http://h:1/", None)),
+    ],
+)
+def test_server_url_keeps_the_base_url_and_takes_the_token(
+    pasted: str, expected: tuple[str, str | None]
+) -> None:
+    assert server_url(pasted) == expected
+
+
+def test_a_wrong_base_path_on_a_real_jupyter_server_is_named(server: ServerHandle) -> None:
+    root = server.url.split(server.base_url)[0] + "/"  # the server root, without its base_url
+    bw.connect(root + "elsewhere/", server.token)
+    with pytest.raises(ServerNotFound) as caught:
+        bw.jobs()
+    message = str(caught.value)
+    assert message.startswith(f"{root}elsewhere/ is not a Jupyter server with batch_widget")
+    assert "GET api/batch/jobs answered 404" in message
+    assert "jupyter server extension list" in message
+
+
+class _HtmlHandler(http.server.BaseHTTPRequestHandler):
+    """Something that is not Jupyter: an HTML page for every path."""
+
+    def do_GET(self) -> None:
+        status = 200 if self.path.split("?")[0] == "/api/batch/jobs" else 404
+        body = b"<html><body>a home page</body></html>"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+
+@pytest.fixture
+def html_site() -> Iterator[str]:
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{site.server_address[1]}/"
+    site.shutdown()
+    site.server_close()
+
+
+def test_a_site_that_is_not_jupyter_is_named_not_a_jupyter_server(html_site: str) -> None:
+    bw.connect(html_site)
+    with pytest.raises(ServerNotFound) as caught:
+        bw.jobs()  # a 200 with HTML
+    assert f"{html_site} is not a Jupyter server with batch_widget" in str(caught.value)
+    assert "answered 200 with text/html" in str(caught.value)
+    with pytest.raises(ServerNotFound, match="answered 404 with text/html"):
+        bw.attach("abc123")  # a 404 page, not JobNotFound
+
+
+def test_a_job_that_is_not_there_is_still_job_not_found(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    with pytest.raises(JobNotFound):
+        bw.attach("0123456789ab")
+
+
+def test_waiting_on_a_deleted_job_raises_job_not_found(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    job = bw.submit(ECHO, [1], params={"seconds": 0})
+    job.wait(timeout=60)
+    job.delete()
+    with pytest.raises(JobNotFound):
+        job.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- small surprises
+
+
+def test_states_print_as_their_values() -> None:
+    assert str(JobStatus.COMPLETED) == "completed"
+    assert f"{JobStatus.CANCELLED}" == "cancelled"
+    assert f"[{ItemStatus.DONE:>6}]" == "[  done]"
+    assert JobStatus.COMPLETED == "completed"
+
+
+def test_the_module_shows_only_its_api_and_does_not_shadow_map() -> None:
+    names = dir(batch_widget)
+    assert {"submit", "map", "jobs", "attach", "connect", "BatchProgress"} <= set(names)
+    assert not {"Any", "TYPE_CHECKING", "annotations"} & set(names)
+    assert "map" not in batch_widget.__all__
+    namespace: dict[str, Any] = {}
+    exec("from batch_widget import *", namespace)
+    assert "map" not in namespace and "submit" in namespace
+
+
+def test_a_lambda_job_reads_lambda_not_angle_brackets(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    job = bw.submit(lambda x: x + 1, [1, 2])
+    snap = job.wait(timeout=60)
+    assert (snap["name"], snap["processor"]) == ("lambda", "<lambda>")
+    listed = next(j for j in bw.jobs() if j["id"] == job.id)
+    assert "&lt;&lt;" not in bw.jobs()._repr_html_() and listed["name"] == "lambda"
+
+
+def test_the_api_docstrings_speak_to_users() -> None:
+    for function in (bw.submit, bw.map):
+        doc = function.__doc__ or ""
+        for name in ("TypeError", "ServerNotFound", "ServerUnreachable", "InvalidRequest"):
+            assert name in doc, f"{function.__name__} does not document {name}"
+    assert "running items finish first" in (bw.Job.cancel.__doc__ or "")
+    for obj in (batch_widget, bw, bw.Job, bw.submit, bw.connect, _client.Client):
+        assert "SPEC" not in (obj.__doc__ or ""), obj
