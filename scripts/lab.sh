@@ -6,18 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  "$PYTHON" -m venv .venv
-fi
-echo "== installing batch_widget[lab] into .venv"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[lab]"
-.venv/bin/jupyter server extension list 2>&1 | grep -E "batch_widget" || {
+bash scripts/venv.sh lab
+if .venv/bin/jupyter server extension list 2>&1 | grep -qE "batch_widget.*enabled"; then
+  echo "== the batch_widget server extension is enabled"
+else
   echo "batch_widget is not enabled in this Jupyter: see README.md, Install" >&2
   exit 1
-}
+fi
 
 extra=()
 if [ "$(id -u)" -eq 0 ]; then extra+=(--allow-root); fi

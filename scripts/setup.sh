@@ -13,14 +13,7 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
 fi
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  "$PYTHON" -m venv .venv
-fi
-echo "== installing batch_widget[test] into .venv"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+bash scripts/venv.sh test
 
 echo "== installing the front end's npm packages"
 npm ci --prefix js --no-audit --no-fund --loglevel=error
