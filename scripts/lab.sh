@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/venv.sh lab
-if .venv/bin/jupyter server extension list 2>&1 | grep -qE "batch_widget.*enabled"; then
+# (The list is read whole first: `grep -q` stopping early would fail the pipe.)
+extensions="$(.venv/bin/jupyter server extension list 2>&1)"
+if grep -qE "batch_widget.*enabled" <<<"$extensions"; then
   echo "== the batch_widget server extension is enabled"
 else
   echo "batch_widget is not enabled in this Jupyter: see README.md, Install" >&2
