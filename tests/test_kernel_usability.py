@@ -170,6 +170,8 @@ def test_the_printed_url_in_batch_widget_url_works(
         ("http://localhost:8888/tree?token=x#frag", ("http://localhost:8888/", "x")),
         ("http://h/base/notebooks/a.ipynb", ("http://h/base/", None)),
         ("http://h:1/user/me/", ("http://h:1/user/me/", None)),
+        ("http://h:1/user/lab/", ("http://h:1/user/lab/", None)),  # a hub user named lab
+        ("http://h:1/user/lab/lab?token=t", ("http://h:1/user/lab/", "t")),
         ("http://h:1", ("http://h:1/", None)),
     ],
 )

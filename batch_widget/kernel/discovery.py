@@ -70,15 +70,21 @@ def server_url(url: str) -> tuple[str, str | None]:
     the path is cut at the first segment of a Jupyter front end (``lab``, ``tree``,
     ``notebooks``, ``doc``, ...), the query and fragment are dropped, and a
     ``token`` query parameter is returned. A base URL is returned as it is (with a
-    trailing slash).
+    trailing slash), and so is any URL that ends in ``/`` without a query: a base
+    URL may itself hold a segment named like a front end (a JupyterHub user ``lab``).
     """
     parts = urllib.parse.urlsplit(url.strip())
+    if parts.path.endswith("/") and not parts.query and not parts.fragment:
+        return url.strip(), None
     tokens = urllib.parse.parse_qs(parts.query).get("token")
     segments = parts.path.split("/")
-    for index, segment in enumerate(segments):
-        if index > 0 and segment in _UI_SEGMENTS:
-            segments = segments[:index]
-            break
+    if len(segments) > 1 and segments[-1] in _UI_SEGMENTS:
+        segments = segments[:-1]  # the printed form, ".../lab?token=...": the base is before it
+    else:
+        for index, segment in enumerate(segments):
+            if index > 0 and segment in _UI_SEGMENTS:  # a page: ".../lab/tree/a.ipynb"
+                segments = segments[:index]
+                break
     path = with_slash("/".join(segments) or "/")
     base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
     return base, (tokens[0] if tokens else None)
