@@ -70,6 +70,8 @@ class Snapshot(TypedDict):
     id: str
     name: str
     processor: str
+    #: The worker pool the job runs on: "thread" or "process".
+    executor: str
     status: str
     total: int
     done: int

@@ -295,8 +295,8 @@ def test_all_items_pages_through(serve: Any) -> None:
 
     def script(handler: BaseHTTPRequestHandler) -> None:
         query = dict(p.split("=") for p in handler.path.split("?")[1].split("&"))
-        offset, limit = int(query["offset"]), int(query["limit"])
-        answer(200, {"items": records[offset : offset + limit], "total": 7})(handler)
+        after, limit = int(query["after"]), int(query["limit"])
+        answer(200, {"items": records[after + 1 : after + 1 + limit], "total": 7})(handler)
 
     url, seen = serve(script)
     got = list(Client(url).all_items("j", page=3))

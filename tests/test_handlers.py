@@ -325,6 +325,7 @@ ROUTES = [
     ("DELETE", ("jobs", "someid")),
     ("GET", ("jobs", "someid", "items")),
     ("GET", ("jobs", "someid", "outputs")),
+    ("GET", ("jobs", "someid", "results")),
     ("POST", ("jobs", "someid", "cancel")),
     ("POST", ("jobs", "someid", "retry")),
     ("GET", ("events",)),

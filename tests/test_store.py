@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from batch_widget import processors
+from batch_widget.engine.ledger import Position
 from batch_widget.engine.manager import JobManager
 from batch_widget.engine.store import SCHEMA_VERSION, JobRow, Store, path_from_url
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus
@@ -215,15 +216,21 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, row.key, 2))
     store.commit_progress(row, [], outcomes)
 
-    whole = json.loads(store.items_page(row.key, None, 0, 100))
+    start = Position(offset=0)
+    whole = json.loads(store.items_page(row.key, None, start, 100))
     records, total = store.items(row.key, None, 0, 100)
     assert whole == {"items": records, "total": total} and total == 5
 
-    received: list[Any] = []
-    while len(received) < total:
-        page = json.loads(store.items_page(row.key, None, len(received), 100, max_bytes=300))
-        assert 1 <= len(page["items"]) < total and page["total"] == total
-        received += page["items"]
-    assert received == records
-    failed = json.loads(store.items_page(row.key, ItemStatus.FAILED, 0, 100))
+    for by_index in (False, True):
+        received: list[Any] = []
+        while len(received) < total:
+            at = (Position(after=received[-1]["index"] if received else -1) if by_index
+                  else Position(offset=len(received)))
+            page = json.loads(store.items_page(row.key, None, at, 100, max_bytes=300))
+            assert 1 <= len(page["items"]) < total and page["total"] == total
+            received += page["items"]
+        assert received == records
+    failed = json.loads(store.items_page(row.key, ItemStatus.FAILED, start, 100))
     assert [i["index"] for i in failed["items"]] == [2] and failed["total"] == 1
+    told = json.loads(store.items_page(row.key, None, Position(after=3), 100, total=5))
+    assert [i["index"] for i in told["items"]] == [4] and told["total"] == 5

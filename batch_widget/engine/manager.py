@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from batch_widget.engine import validation
 from batch_widget.engine.control import RateMeter, RunEnd
+from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
@@ -43,6 +44,8 @@ from batch_widget.protocol import (
 _log = logging.getLogger("batch_widget")
 #: A job's end is written with a short retry: it holds the lock other actions wait on.
 _FINISH_WRITE_TIMEOUT = 5.0
+#: Rows per read of the results stream (each read also stops at ledger.PAGE_BYTES).
+RESULTS_CHUNK = 10_000
 _WRITE_RETRY_PAUSE = 0.2
 
 
@@ -51,6 +54,17 @@ class _Entry:
     row: JobRow
     meter: RateMeter = dataclasses.field(default_factory=RateMeter)
     run: JobRun | None = None
+
+
+def _counted(row: JobRow, status: ItemStatus | None) -> int | None:
+    """How many items have ``status``, from the job's counters; None when they do not say."""
+    if status is None:
+        return row.total
+    if status is ItemStatus.DONE:
+        return row.done
+    if status is ItemStatus.FAILED:
+        return row.failed
+    return None
 
 
 def _now() -> str:
@@ -189,18 +203,34 @@ class JobManager:
         return self.store.items(key, wanted, offset, limit)
 
     def items_page(
-        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
+        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000,
+        after: int | None = None,
     ) -> bytes:
         """The JSON answer of ``GET .../items``, built from the stored JSON. Blocking.
 
-        It may hold fewer than ``limit`` items (never none while some match): a
-        page stops before the item that would take it over the store's byte budget.
+        ``after`` pages by index (items after it), at a cost that does not grow with
+        the position; ``offset`` skips rows. A page may hold fewer than ``limit``
+        items (never none while some match): it stops before the item that would
+        take it over the store's byte budget. ``total`` comes from the job's own
+        counters where they hold it (all items, ``done``, ``failed``).
         """
         wanted = validation.item_status(status)
+        position = validation.position(offset, after)
         validation.page(limit, offset)
         with self._lock:
+            row = self._entry(job_id).row
+            total = _counted(row, wanted)
+        return self.store.items_page(row.key, wanted, position, limit, total=total)
+
+    def results_chunk(
+        self, job_id: str, status: str | None = None, after: int = -1
+    ) -> ResultsChunk:
+        """The next part of ``GET .../results`` after index ``after``. Blocking."""
+        wanted = validation.item_status(status)
+        validation.position(0, after)
+        with self._lock:
             key = self._entry(job_id).row.key
-        return self.store.items_page(key, wanted, offset, limit)
+        return self.store.results_chunk(key, wanted, after, RESULTS_CHUNK)
 
     def outputs(self, job_id: str) -> list[str]:
         """Files named under ``"outputs"`` by the job's results, as the processors wrote them."""
@@ -526,7 +556,7 @@ class JobManager:
         rate = entry.meter.rate
         eta = pending / rate if active and rate else None
         return {
-            "id": row.id, "name": row.name, "processor": row.processor,
+            "id": row.id, "name": row.name, "processor": row.processor, "executor": row.executor,
             "status": row.status.value, "total": row.total, "done": row.done,
             "failed": row.failed, "pending": pending, "version": row.version,
             "created_at": row.created_at, "started_at": row.started_at,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_widget.engine import ledger
 from batch_widget.protocol import (
     InvalidRequest,
     ItemRecord,
@@ -77,8 +78,6 @@ _MUTABLE_JOB_COLUMNS = (
 _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
-#: A page of ``items_page`` stops before the item that would take it past this many bytes.
-PAGE_BYTES = 8 * 1024 * 1024
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
 
 
@@ -409,45 +408,34 @@ class Store:
     def items(
         self, job_key: int, status: ItemStatus | None, offset: int, limit: int
     ) -> tuple[list[ItemRecord], int]:
-        """A page of the ledger in index order, and the number of matching items."""
-        total, rows = self._item_rows_page(job_key, status, offset, limit)
-        return [_item_from_row(row) for row in rows], total
-
-    def _item_rows_page(
-        self, job_key: int, status: ItemStatus | None, offset: int, limit: int
-    ) -> tuple[int, sqlite3.Cursor]:
-        """How many items match, and a cursor over one page of their rows in index order."""
-        where, args = _item_filter(job_key, status)
+        """A page of the ledger in index order (decoded), and the number of matching items."""
         conn = self._reader()
-        (total,) = conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}", args).fetchone()
-        rows = conn.execute(
-            f"SELECT idx, input, status, result, error, traceback, duration FROM items "
-            f"WHERE {where} ORDER BY idx LIMIT ? OFFSET ?", [*args, limit, offset],
-        )
-        return int(total), rows
+        total = ledger.count_items(conn, job_key, status)
+        rows = ledger.item_rows(conn, job_key, status, ledger.Position(offset=offset), limit)
+        return [ledger.item_record(row) for row in rows], total
 
     def items_page(
-        self, job_key: int, status: ItemStatus | None, offset: int, limit: int,
-        max_bytes: int = PAGE_BYTES,
+        self, job_key: int, status: ItemStatus | None, position: ledger.Position, limit: int,
+        *, total: int | None = None, max_bytes: int = ledger.PAGE_BYTES,
     ) -> bytes:
         """A page of the ledger as the JSON body ``{"items": [...], "total": n}``.
 
-        Stored inputs and results are JSON already: they are copied into the page,
-        never decoded and encoded again. The page ends before the item that would
-        take it past ``max_bytes``, so it may hold fewer than ``limit`` items, but
-        never none while items match: readers advance by the items they got.
+        ``total`` is the number of matching items when the caller knows it (the
+        job's counters); otherwise it is counted. The page ends before the item
+        that would take it past ``max_bytes``, so it may hold fewer than ``limit``
+        items, but never none while items match: readers advance by what they got.
         """
-        total, rows = self._item_rows_page(job_key, status, offset, limit)
-        parts: list[str] = []
-        size = 0
-        for row in rows:
-            text = _item_json(row)
-            if parts and size + len(text) > max_bytes:
-                break
-            parts.append(text)
-            size += len(text) + 2
-        rows.close()
-        return f'{{"items": [{", ".join(parts)}], "total": {int(total)}}}'.encode()
+        conn = self._reader()
+        if total is None:
+            total = ledger.count_items(conn, job_key, status)
+        rows = ledger.item_rows(conn, job_key, status, position, limit)
+        return ledger.items_page(rows, total, max_bytes)
+
+    def results_chunk(
+        self, job_key: int, status: ItemStatus | None, after: int, limit: int
+    ) -> ledger.ResultsChunk:
+        """The next lines of the results stream after index ``after`` (see ``ledger``)."""
+        return ledger.results_chunk(self._reader(), job_key, status, after, limit)
 
     def outputs(self, job_key: int) -> list[str]:
         """Paths listed under ``"outputs"`` in the job's results, in item order."""
@@ -499,32 +487,3 @@ def _job_from_row(row: Sequence[Any]) -> JobRow:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["status"] = JobStatus(values["status"])
     return JobRow(**values)
-
-
-def _item_filter(job_key: int, status: ItemStatus | None) -> tuple[str, list[Any]]:
-    if status is None:
-        return "job = ?", [job_key]
-    return "job = ? AND status = ?", [job_key, status.value]
-
-
-def _item_json(row: Sequence[Any]) -> str:
-    """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
-    index, raw_input, status, raw_result, error, trace, duration = row
-    dumps = json.dumps
-    return (f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
-            f'"result": {"null" if raw_result is None else raw_result}, '
-            f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
-            f'"duration": {dumps(duration)}}}')
-
-
-def _item_from_row(row: Sequence[Any]) -> ItemRecord:
-    index, raw_input, status, raw_result, error, trace, duration = row
-    return {
-        "index": index,
-        "input": json.loads(raw_input),
-        "status": status,
-        "result": None if raw_result is None else json.loads(raw_result),
-        "error": error,
-        "traceback": trace,
-        "duration": duration,
-    }

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from batch_widget.engine import ledger
 from batch_widget.engine.settings import EXECUTORS, Settings
 from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
@@ -230,6 +231,17 @@ def _status_filter(states: type[_State], status: str | None, what: str) -> _Stat
     except ValueError:
         raise InvalidRequest(f"unknown {what} status {status!r}; use one of "
                              f"{[s.value for s in states]}") from None
+
+
+def position(offset: int, after: int | None) -> ledger.Position:
+    """Where a page starts: ``after`` an index (keyset paging, from -1) or at ``offset``."""
+    if after is None:
+        return ledger.Position(offset=offset)
+    if isinstance(after, bool) or not isinstance(after, int) or not -1 <= after <= _MAX_OFFSET:
+        raise InvalidRequest(f"'after' must be an item index: an integer from -1 to {_MAX_OFFSET}")
+    if offset:
+        raise InvalidRequest("give 'after' or 'offset', not both")
+    return ledger.Position(after=after)
 
 
 def page(limit: int, offset: int) -> None:

@@ -302,24 +302,70 @@ class Client:
         status: str | None = None,
         offset: int | None = None,
         limit: int | None = None,
+        after: int | None = None,
     ) -> dict[str, Any]:
-        """``GET api/batch/jobs/{id}/items``: one page, ``{"items": [...], "total": int}``."""
-        query = [("status", status), ("offset", offset), ("limit", limit)]
+        """``GET api/batch/jobs/{id}/items``: one page, ``{"items": [...], "total": int}``.
+
+        ``after`` pages by index (the items after it); ``offset`` skips items.
+        """
+        query = [("status", status), ("offset", offset), ("limit", limit), ("after", after)]
         path = self._job_path(job_id, "items")
         return cast(dict[str, Any], self.request("GET", path, query=query, job_id=job_id))
 
     def all_items(
         self, job_id: str, status: str | None = None, page: int = ITEMS_PAGE
     ) -> Iterator[ItemRecord]:
-        """Yield every item record of a job (optionally of one status), page by page."""
-        offset = 0
+        """Yield every item record of a job (optionally of one status), page by page.
+
+        Pages follow each other by index (``?after=``), so the last page costs
+        what the first does.
+        """
+        after = -1
+        received = 0
         while True:
-            answer = self.items(job_id, status=status, offset=offset, limit=page)
+            answer = self.items(job_id, status=status, after=after, limit=page)
             records = cast(builtins.list[ItemRecord], answer.get("items", []))
             yield from records
-            offset += len(records)
-            if not records or offset >= int(answer.get("total", 0)):
+            received += len(records)
+            if not records or received >= int(answer.get("total", 0)):
                 return
+            after = records[-1]["index"]
+
+    def results(
+        self, job_id: str, status: str | None = None, after: int | None = None,
+        timeout: float | None = None,
+    ) -> Generator[dict[str, Any], None, None]:
+        """``GET api/batch/jobs/{id}/results``: yield ``{"index", "status", "result", "error"}``.
+
+        The server streams the ledger in index order (items after ``after`` only,
+        of one ``status`` only); lines are decoded as they arrive, so a million
+        results never sit in memory as one answer.
+
+        Raises
+        ------
+        BatchError
+            The subclass matching an error answer (``JobNotFound`` for an unknown job).
+        ServerUnreachable
+            If the server cannot be reached, or the stream breaks off.
+        """
+        query = [("status", status), ("after", after)]
+        url = self._endpoint(self._job_path(job_id, "results"), query)
+        conn = _open_connection(url, self.timeout if timeout is None else timeout)
+        try:
+            resp = _start_stream(conn, url, self._headers())
+            if resp.status != 200:
+                raise self._error_from(resp.status, resp.reason,
+                                       resp.getheader("Content-Type") or "", resp.read(),
+                                       endpoint=f"GET {API}jobs/…/results", job_id=job_id)
+            try:
+                for line in resp:
+                    if line.strip():
+                        yield json.loads(line)
+            except (OSError, http.client.HTTPException) as exc:
+                raise ServerUnreachable(f"the results stream of job {job_id} broke off: "
+                                        f"{exc!r}") from exc
+        finally:
+            conn.close()
 
     def outputs(self, job_id: str) -> builtins.list[str]:
         """``GET api/batch/jobs/{id}/outputs``: the files the job's results name."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import html
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 POLL_INTERVAL = 1.0  # seconds between polls once the event stream has failed
+#: Item states that will not change until a retry.
+_ENDED = frozenset({"done", "failed", "cancelled"})
 STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long means a dead stream
 STREAM_FAILURES_BEFORE_POLLING = 3
 
@@ -212,13 +214,58 @@ class Job:
     # -- items
 
     def results(self) -> list[Any]:
-        """Return every item's result in item order, None where the item is not done."""
+        """Return every item's result in item order, None where the item is not done.
+
+        The results come as one stream from the server (``GET .../results``).
+        """
         total = self.snapshot()["total"]
         results: list[Any] = [None] * total
-        for record in self.client.all_items(self.id):
-            if record["status"] == "done" and 0 <= record["index"] < total:
-                results[record["index"]] = record["result"]
+        with contextlib.closing(self.client.results(self.id, status="done")) as lines:
+            for line in lines:
+                index = line["index"]
+                if 0 <= index < total:
+                    results[index] = line["result"]
         return results
+
+    def iter_results(self, poll_interval: float = POLL_INTERVAL) -> Iterator[Any]:
+        """Yield each item's result in item order, as soon as it and every item before it ended.
+
+        Like ``Executor.map``: the first result comes while the job still runs. A
+        failed item yields None, as in :meth:`results`; so does every item a
+        finished job did not run (cancelled or interrupted). Waits between reads
+        grow up to ``poll_interval`` seconds while nothing new has ended.
+        """
+        snap = self.snapshot()
+        total = snap["total"]
+        position = 0
+        pause = min(0.05, poll_interval)
+        while position < total:
+            terminal = JobStatus(snap["status"]).terminal  # read before the results
+            before = position
+            for result in self._ended_results(position):
+                yield result
+                position += 1
+            if position >= total:
+                return
+            if terminal:  # nothing more will end: the rest did not run
+                for _ in range(position, total):
+                    yield None
+                return
+            if position == before:
+                time.sleep(pause)
+                pause = min(pause * 2, poll_interval)
+            else:
+                pause = min(0.05, poll_interval)
+            snap = self.snapshot()
+
+    def _ended_results(self, position: int) -> Iterator[Any]:
+        """Results from item ``position`` on, in order, up to the first item still to end."""
+        with contextlib.closing(self.client.results(self.id, after=position - 1)) as lines:
+            for line in lines:
+                if line["index"] != position or line["status"] not in _ENDED:
+                    return
+                yield line["result"] if line["status"] == "done" else None
+                position += 1
 
     def errors(self) -> list[ItemError]:
         """Return the failed items: ``[{"index", "input", "error", "traceback"}]``, in order."""

@@ -146,9 +146,14 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
 
         Ranges are the manager's business; this only turns text into a number.
         """
+        value = self.optional_int_argument(name)
+        return default if value is None else value
+
+    def optional_int_argument(self, name: str) -> int | None:
+        """Return query argument ``name`` as an int, None when absent; InvalidRequest if bad."""
         text = self.get_argument(name, None)
         if text is None:
-            return default
+            return None
         try:
             return int(text)
         except ValueError:
@@ -221,9 +226,44 @@ class ItemsHandler(BatchHandler):
             status=self.get_argument("status", None),
             offset=self.int_argument("offset", 0),
             limit=self.int_argument("limit", 1000),
+            after=self.optional_int_argument("after"),
         )
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(body)
+
+
+class ResultsHandler(BatchHandler):
+    """``api/batch/jobs/{id}/results``: the whole ledger as NDJSON, streamed page by page."""
+
+    def compute_etag(self) -> str | None:
+        """No ETag: the body is streamed."""
+        return None
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """Stream ``{"index", "status", "result", "error"}`` lines in index order.
+
+        Each part is read off the IOLoop and flushed before the next is read, so
+        the server holds one part (at most ``ledger.PAGE_BYTES``) at a time. A bad
+        argument or an unknown job is answered (400, 404) before the stream starts.
+        """
+        status = self.get_argument("status", None)
+        after = self.optional_int_argument("after")
+        after = -1 if after is None else after
+        chunk = await self.run_blocking(self.manager.results_chunk, job_id, status, after)
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        while chunk.count:
+            self.write(chunk.body)
+            try:
+                await self.flush()
+            except StreamClosedError:
+                return  # the client went away
+            assert chunk.last is not None
+            chunk = await self.run_blocking(self.manager.results_chunk, job_id, status,
+                                            chunk.last)
+        self.finish()
 
 
 class OutputsHandler(BatchHandler):
@@ -396,6 +436,7 @@ def route_table() -> list[tuple[str, type[BatchHandler]]]:
         (jobs, JobsHandler),
         (job, JobHandler),
         (url_path_join(job, "items"), ItemsHandler),
+        (url_path_join(job, "results"), ResultsHandler),
         (url_path_join(job, "outputs"), OutputsHandler),
         (url_path_join(job, "cancel"), CancelHandler),
         (url_path_join(job, "retry"), RetryHandler),

@@ -12,6 +12,7 @@
  * @property {string} id
  * @property {string} name
  * @property {string} processor
+ * @property {string} [executor] the worker pool: "thread" or "process"
  * @property {JobStatus} status
  * @property {number} total
  * @property {number} done
