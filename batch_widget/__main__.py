@@ -91,7 +91,8 @@ _ORDER = {name: index for index, name in enumerate((
     "progress_interval", "heartbeat_interval", "sse_timeout", "reconnect_delay",
     "completion_broadcast_retries", "broadcast_retry_delay", "resume_interrupted",
     "allowed_processors", "allow_callables", "cancel_timeout", "store_write_timeout",
-    "max_result_bytes", "malloc_mmap_threshold", "broadcaster_class", "manager_class",
+    "max_result_bytes", "process_idle_timeout", "malloc_mmap_threshold", "broadcaster_class",
+    "manager_class",
 ))}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import threading
 import time
@@ -19,14 +20,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from batch_widget.engine import validation
-from batch_widget.engine.control import RateMeter, RunEnd
+from batch_widget.engine.control import RateMeter, RunEnd, batch_niceness
 from batch_widget.engine.ledger import ResultsChunk
+from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import JobRow, Store
 from batch_widget.engine.validation import JobRequest
-from batch_widget.engine.worker import Outcome, ProcessorError
+from batch_widget.engine.worker import Outcome, ProcessorError, init_process
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -89,6 +91,9 @@ class JobManager:
         self.log = log or _log
         self.outbox = Outbox(broadcaster, settings, self._version, self.log, loop)
         self.rules = validation.Rules(settings)
+        #: Worker processes kept between process jobs (until process_idle_timeout).
+        self.process_pools = WarmProcessPools(settings.process_idle_timeout, init_process,
+                                              (batch_niceness(), os.getpid()))
         # _lock guards the in-memory records and is only ever held briefly, so
         # reads (status polls on the IOLoop) never wait on the disk. _actions
         # serialises state changes (cancel, retry, delete, finish), which may
@@ -168,6 +173,7 @@ class JobManager:
             if thread.is_alive():
                 self.log.warning("batch_widget: %s did not end within %.0f s of shutdown",
                                  thread.name, timeout)
+        self.process_pools.close()
 
     # -- queries ---------------------------------------------------------------
 
@@ -375,7 +381,7 @@ class JobManager:
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
-            settings=self.settings, log=self.log,
+            settings=self.settings, log=self.log, process_pools=self.process_pools,
         )
         return run
 

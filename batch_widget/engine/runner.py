@@ -35,7 +35,13 @@ from batch_widget.engine.control import (
     batch_niceness,
     yield_cpu,
 )
-from batch_widget.engine.pools import DaemonThreadPool, process_pool, terminate_workers
+from batch_widget.engine.pools import (
+    DaemonThreadPool,
+    ProcessLease,
+    WarmProcessPools,
+    process_pool,
+    terminate_workers,
+)
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import StoreIOError
@@ -89,6 +95,9 @@ class JobRun:
         stop before process workers are terminated and threads abandoned),
         ``store_write_timeout`` (how long it retries a failing store),
         ``stall_warning_after`` and ``max_result_bytes``.
+    process_pools
+        Warm process pools to lease from (and give back to) for ``"process"``
+        runs; without them a run starts and ends a pool of its own.
     """
 
     def __init__(
@@ -105,6 +114,7 @@ class JobRun:
         commit: CommitHook,
         settings: Settings,
         log: logging.Logger,
+        process_pools: WarmProcessPools | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
@@ -129,10 +139,18 @@ class JobRun:
         self.suspects: deque[Item] = deque()
         self.abandoned: list[int] = []
         self._pool: Executor | None = None
+        self.process_pools = process_pools
+        self._lease: ProcessLease | None = None
 
     # -- pools -------------------------------------------------------------------
 
     def _make_pool(self) -> Executor:
+        if self.executor == "process" and self.process_pools is not None:
+            self._lease = self.process_pools.lease(self.workers)
+            self.flag.process_event = self._lease.cancel
+            if self.flag.is_set():
+                self._lease.cancel.set()
+            return self._lease.pool
         if self.executor == "process":
             if self.flag.process_event is None:
                 self.flag.process_event = multiprocessing.get_context("forkserver").Event()
@@ -145,6 +163,13 @@ class JobRun:
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is None:
+            return
+        lease, self._lease = self._lease, None
+        if lease is not None and self.process_pools is not None:
+            if self.abandoned:  # hung items: their workers cannot serve another job
+                self.process_pools.discard(lease, terminate=True)
+            else:  # every chunk ended: warm for the next job
+                self.process_pools.give_back(lease)
             return
         if self.abandoned and isinstance(pool, ProcessPoolExecutor):
             terminate_workers(pool)
@@ -297,7 +322,11 @@ class JobRun:
             "running will run again one at a time to find the one that crashes it",
             self.job_id, len(self.suspects))
         assert self._pool is not None
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            WarmProcessPools.discard(lease)
+        else:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._make_pool()
 
     def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:

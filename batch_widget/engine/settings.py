@@ -29,6 +29,7 @@ class Settings:
     cancel_timeout: float = 10.0
     store_write_timeout: float = 60.0
     max_result_bytes: int = 16 * 1024 * 1024
+    process_idle_timeout: float = 60.0
     #: Seconds without a finished chunk before a WARNING names the running items.
     stall_warning_after: float = 60.0
 

@@ -106,6 +106,10 @@ class BatchWidgetApp(ExtensionApp):
         "The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
         "under \"outputs\". Results live in the job store and are read back whole.")
+    process_idle_timeout = _setting(Float, "process_idle_timeout",
+        "Seconds the worker processes of executor=\"process\" jobs are kept after a job, "
+        "so the next process job starts at once instead of paying for starting Python. "
+        "0 ends them with each job.")
     malloc_mmap_threshold = _setting(Int, "malloc_mmap_threshold",
         "Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
@@ -160,6 +164,13 @@ class BatchWidgetApp(ExtensionApp):
         value = int(proposal["value"])
         if value < 0:
             raise TraitError(f"completion_broadcast_retries must be >= 0, not {value}")
+        return value
+
+    @validate("process_idle_timeout")
+    def _validate_idle_timeout(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not value >= 0:  # also refuses NaN
+            raise TraitError(f"process_idle_timeout must be >= 0 seconds, not {value}")
         return value
 
     @validate("malloc_mmap_threshold")
