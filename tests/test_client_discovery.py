@@ -327,11 +327,17 @@ def test_error_answers_become_batch_errors(
         assert caught.value.job_id == "j1"
 
 
-def test_a_non_json_error_keeps_its_status_and_text(serve: Any) -> None:
+def test_a_gateway_error_page_is_unreachable_and_keeps_its_status(serve: Any) -> None:
     url, _ = serve(answer(502, b"<html>Bad Gateway</html>", "text/html"))
-    with pytest.raises(BatchError, match="HTTP 502") as caught:
+    with pytest.raises(ServerUnreachable, match="answered 502 Bad Gateway from a proxy") as caught:
         Client(url).get("j1")
     assert caught.value.status_code == 502
+
+
+def test_a_non_json_error_is_not_batch_widget(serve: Any) -> None:
+    url, _ = serve(answer(500, b"<html>Internal Server Error</html>", "text/html"))
+    with pytest.raises(ServerNotFound, match="GET api/batch/jobs/j1 answered 500 with text/html"):
+        Client(url).get("j1")
 
 
 def test_an_unreachable_server_is_a_connection_error(serve: Any) -> None:

@@ -7,9 +7,11 @@ a real HTTP server on a real socket). Error messages are asserted by content.
 from __future__ import annotations
 
 import datetime
+import functools
 import http.server
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,17 @@ from _server import ServerHandle, running_server
 import batch_widget
 import batch_widget.kernel.job as bw
 from batch_widget.kernel import client as _client
+from batch_widget.kernel.client import ServerUnreachable
 from batch_widget.kernel.discovery import ServerNotFound, discover, server_url
 from batch_widget.kernel.encoding import json_items, json_params
-from batch_widget.protocol import ItemStatus, JobNotFound, JobStatus, PermissionDenied
+from batch_widget.kernel.functions import callable_name
+from batch_widget.protocol import (
+    InvalidRequest,
+    ItemStatus,
+    JobNotFound,
+    JobStatus,
+    PermissionDenied,
+)
 
 ECHO = "batch_widget.processors:sleep"  # returns its item unchanged
 
@@ -31,7 +41,9 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    with running_server(tmp_path_factory.mktemp("server")) as handle:
+    # Only the built-in processors by import path: a 403 of batch_widget's own can be met.
+    allowed = ["batch_widget.processors:*"]
+    with running_server(tmp_path_factory.mktemp("server"), allowed_processors=allowed) as handle:
         yield handle
 
 
@@ -50,11 +62,34 @@ def forget_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_values_with_an_obvious_json_form_are_sent_as_json(server: ServerHandle) -> None:
     bw.connect(server.url, server.token)
     items = [Path("/data/a.txt"), np.int64(3), np.float64(1.5), np.bool_(True),
-             np.arange(4).reshape(2, 2), (1, "two"), {"where": Path("x/y.csv")}]
+             np.arange(4).reshape(2, 2), (1, "two"), {"where": Path("x/y.csv")},
+             {1: "json writes number keys as str", np.int64(2): (np.float32(0.5),)}]
     job = bw.submit(ECHO, items, params={"seconds": 0})
     job.wait(timeout=60)
     assert job.results() == ["/data/a.txt", 3, 1.5, True, [[0, 1], [2, 3]], [1, "two"],
-                             {"where": "x/y.csv"}]
+                             {"where": "x/y.csv"},
+                             {"1": "json writes number keys as str", "2": [0.5]}]
+
+
+def test_items_already_json_are_not_copied() -> None:
+    # A million items must stay cheap: the one new list holds the user's own
+    # values, and only a value that needs converting is copied.
+    meta = {"size": 3, "tags": ["a", "b"]}
+    nested = [1, [2, 3], {"k": None}]
+    converted = json_items([meta, nested, "x"])
+    assert converted == [meta, nested, "x"]
+    assert converted[0] is meta and converted[1] is nested
+    with_path = [1, 2, Path("p")]
+    assert json_items([with_path]) == [[1, 2, "p"]] and with_path[2] == Path("p")
+    keyed = {"a": [1], "b": Path("p"), "c": None}
+    assert json_items([keyed]) == [{"a": [1], "b": "p", "c": None}]
+    assert keyed["b"] == Path("p")
+
+
+def test_nan_is_left_for_the_server_to_refuse(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    with pytest.raises(InvalidRequest, match="NaN is not JSON; send null or a number"):
+        bw.submit(ECHO, [1.0, float("nan")])
 
 
 def test_a_path_in_params_is_sent_as_its_str(server: ServerHandle, tmp_path: Path) -> None:
@@ -75,9 +110,14 @@ def test_a_path_in_params_is_sent_as_its_str(server: ServerHandle, tmp_path: Pat
         ([0, 1, {3, 4}],
          "item 2 is of type set, which has no JSON form: pass a list (sorted(value))"),
         ([b"raw"], "item 0 is of type bytes, which has no JSON form: pass a str (value.decode())"),
-        ([{"meta": {"when": datetime.datetime(2024, 1, 2)}}],
-         "item 0['meta']['when'] is of type datetime.datetime, which has no JSON form"),
-        ([{1: "a"}], "item 0 has a key 1 of type int: JSON object keys are str"),
+        ([3, {"meta": {"when": datetime.datetime(2024, 1, 2)}}],
+         'item 1["meta"]["when"] is of type datetime.datetime, which has no JSON form: '
+         "pass a str (value.isoformat())"),
+        ([[0, (1, {7})]], "item 0[1][1] is of type set"),
+        ([{(1, 2): "a"}], "item 0 has a key (1, 2) of type tuple, which JSON cannot use as "
+                          "an object key: use str keys"),
+        ([Decimal("1.5")], "item 0 is of type decimal.Decimal, which has no JSON form: pass "
+                           "a str (str(value)) or a float"),
         ([object()], "item 0 is of type object, which has no JSON form: pass a str, a number"),
     ],
 )
@@ -93,8 +133,11 @@ def test_an_item_with_no_json_form_is_named_with_its_type_and_the_fix(
 
 
 def test_a_param_with_no_json_form_is_named_by_its_key() -> None:
-    with pytest.raises(TypeError, match=r"params\['when'\] is of type datetime.date"):
+    with pytest.raises(TypeError, match=r'params\["when"\] is of type datetime.date'):
         bw.submit(ECHO, [1], params={"when": datetime.date(2024, 1, 2)})
+    with pytest.raises(TypeError, match=r'params\["dest"\]\["parts"\]\[0\] is of type bytes.*'
+                                        r"write the data to a file and pass its path"):
+        json_params({"dest": {"parts": [b"x"]}})
     with pytest.raises(TypeError, match="params keys are argument names and must be str"):
         json_params({1: 2})
 
@@ -140,6 +183,16 @@ def test_a_wrong_or_missing_token_says_the_server_rejected_it(server: ServerHand
             assert "HTTP 403" in message
             assert "BATCH_WIDGET_TOKEN" in message and "bw.connect(url, token=...)" in message
             assert "jupyter server list" in message
+
+
+def test_a_403_of_batch_widget_itself_keeps_its_message(server: ServerHandle) -> None:
+    bw.connect(server.url, server.token)
+    with pytest.raises(PermissionDenied) as caught:
+        bw.submit("json:dumps", [1])
+    message = str(caught.value)
+    assert message.startswith("processor 'json:dumps' is not allowed: it matches none of "
+                              "BatchWidgetApp.allowed_processors")
+    assert "token" not in message
 
 
 def test_the_url_jupyter_prints_works_as_it_is(server: ServerHandle) -> None:
@@ -193,12 +246,31 @@ def test_a_wrong_base_path_on_a_real_jupyter_server_is_named(server: ServerHandl
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
-    """Something that is not Jupyter: an HTML page for every path."""
+    """Something that is not Jupyter: HTML pages, and what proxies answer.
+
+    ``/`` is a home page (200 for ``api/batch/jobs``, 404 elsewhere); under
+    ``/forbidden/`` every answer is an HTML 403, under ``/gateway/`` a 502,
+    under ``/empty/`` an empty 200, and under ``/hub/`` a redirect to a login page.
+    """
 
     def do_GET(self) -> None:
-        status = 200 if self.path.split("?")[0] == "/api/batch/jobs" else 404
-        body = b"<html><body>a home page</body></html>"
+        path = self.path.split("?")[0]
+        status, body = 404, b"<html><body>a home page</body></html>"
+        if path in {"/api/batch/jobs", "/api/batch/events"}:
+            status = 200
+        elif path.startswith("/forbidden/"):
+            status, body = 403, b"<html><body>403 Forbidden</body></html>"
+        elif path.startswith("/gateway/"):
+            status, body = 502, b"<html><body>502 Bad Gateway</body></html>"
+        elif path.startswith("/empty/"):
+            status, body = 200, b""
+        elif path.startswith("/hub/"):  # what a hub does without a valid token
+            status, body = 302, b""
+        elif path == "/login":
+            status, body = 200, b"<html><body>sign in</body></html>"
         self.send_response(status)
+        if status == 302:
+            self.send_header("Location", "/login?next=%2Fhub%2F")
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -226,6 +298,32 @@ def test_a_site_that_is_not_jupyter_is_named_not_a_jupyter_server(html_site: str
     assert "answered 200 with text/html" in str(caught.value)
     with pytest.raises(ServerNotFound, match="answered 404 with text/html"):
         bw.attach("abc123")  # a 404 page, not JobNotFound
+
+
+def test_what_proxies_and_other_sites_answer_is_named(html_site: str) -> None:
+    bw.connect(html_site + "forbidden/", "abc")
+    with pytest.raises(PermissionDenied) as refused:
+        bw.jobs()  # an HTML 403: not batch_widget's own refusal
+    assert "refused the request: the token sent was rejected (HTTP 403" in str(refused.value)
+    bw.connect(html_site + "gateway/")
+    with pytest.raises(ServerUnreachable) as down:
+        bw.jobs()
+    assert str(down.value).startswith(f"cannot reach the Jupyter server at {html_site}gateway/: "
+                                      "GET api/batch/jobs answered 502 Bad Gateway from a proxy")
+    bw.connect(html_site + "empty/")
+    with pytest.raises(ServerNotFound, match="answered 200 with an empty body"):
+        bw.jobs()
+    bw.connect(html_site + "hub/")
+    with pytest.raises(ServerNotFound) as login:
+        bw.jobs()
+    assert (f"answered 200 with text/html (after a redirect to {html_site}login?next=%2Fhub%2F, "
+            "a login page?)") in str(login.value)
+
+
+def test_an_event_stream_that_is_a_page_is_named(html_site: str) -> None:
+    client = bw.connect(html_site)
+    with pytest.raises(ServerNotFound, match=r"GET api/batch/events answered 200 with text/html"):
+        next(client.events(timeout=10))
 
 
 def test_a_job_that_is_not_there_is_still_job_not_found(server: ServerHandle) -> None:
@@ -263,13 +361,30 @@ def test_the_module_shows_only_its_api_and_does_not_shadow_map() -> None:
     assert "map" not in namespace and "submit" in namespace
 
 
-def test_a_lambda_job_reads_lambda_not_angle_brackets(server: ServerHandle) -> None:
+def _make_inner() -> Any:
+    def inner(item: int) -> int:
+        return item * 2
+
+    return inner
+
+
+def test_a_pickled_function_is_named_by_the_kernel(server: ServerHandle) -> None:
     bw.connect(server.url, server.token)
     job = bw.submit(lambda x: x + 1, [1, 2])
     snap = job.wait(timeout=60)
     assert (snap["name"], snap["processor"]) == ("lambda", "<lambda>")
     listed = next(j for j in bw.jobs() if j["id"] == job.id)
     assert "&lt;&lt;" not in bw.jobs()._repr_html_() and listed["name"] == "lambda"
+    # The server alone would say "inner": the kernel sends the qualified name.
+    assert bw.submit(_make_inner(), [1]).snapshot()["name"] == "_make_inner.inner"
+    assert bw.submit(_make_inner(), [1], name="mine").snapshot()["name"] == "mine"
+
+
+def test_callable_name_drops_what_python_adds_in_angle_brackets() -> None:
+    assert callable_name(lambda: None) == "lambda"
+    assert callable_name(_make_inner()) == "_make_inner.inner"
+    assert callable_name(callable_name) == "callable_name"
+    assert callable_name(functools.partial(int, base=2)) == "partial"
 
 
 def test_the_api_docstrings_speak_to_users() -> None:

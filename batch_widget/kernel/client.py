@@ -122,27 +122,55 @@ def _json_payload(body: bytes) -> Any:
 
 _NOT_JSON = object()
 
-#: What Jupyter answers, as the message of a 403, when it does not take the token:
-#: "Forbidden" (a GET) or an XSRF complaint (a write without cookie and token).
-_AUTH_REFUSALS = ("Forbidden", "_xsrf")
+#: Statuses a gateway (a proxy, JupyterHub) answers with when the server behind it
+#: does not: the server is unreachable, the URL may well be right.
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def _is_ours(payload: Any) -> bool:
+    """Whether a decoded body is an error of a Jupyter API handler: ``{"message": ...}``."""
+    return isinstance(payload, dict) and isinstance(payload.get("message"), str)
+
+
+def _is_auth_refusal(message: str) -> bool:
+    """Jupyter's own 403 message when it does not take the token.
+
+    A GET answers ``Forbidden``; a write without a token (and without the XSRF
+    cookie a browser has) answers ``'_xsrf' argument missing from POST``. Our
+    own 403s (processor not allowed, callables off) always say more.
+    """
+    return message == "Forbidden" or "_xsrf" in message
 
 
 def _error_message(status: int, reason: str, body: bytes) -> str:
     payload = _json_payload(body)
-    if isinstance(payload, dict) and payload.get("message"):
+    if _is_ours(payload) and payload["message"]:
         return str(payload["message"])
     text = body.decode("utf-8", errors="replace").strip()
     return f"HTTP {status} {reason}" + (f": {text[:200]}" if text else "")
 
 
-def _not_batch_widget(url: str, endpoint: str, status: int, content_type: str) -> ServerNotFound:
+def _not_batch_widget(
+    url: str, endpoint: str, status: int, content_type: str, redirected_to: str = ""
+) -> ServerNotFound:
     kind = content_type.split(";", maxsplit=1)[0].strip() or "no content type"
+    redirect = f" (after a redirect to {redirected_to}, a login page?)" if redirected_to else ""
     return ServerNotFound(
         f"{url} is not a Jupyter server with batch_widget: {endpoint} answered {status} "
-        f"with {kind}, not the JSON of the batch_widget API. Check the URL (the server's "
-        "base URL, e.g. http://127.0.0.1:8888/, or the URL Jupyter printed at start) and "
-        "that `jupyter server extension list` shows batch_widget enabled on that server."
+        f"with {kind}{redirect}, not the JSON of the batch_widget API. Check the URL (it "
+        "should be the server's base URL, e.g. http://127.0.0.1:8888/, or the URL Jupyter "
+        "printed at start) and that the extension is enabled on that server "
+        "(`jupyter server extension list` shows batch_widget enabled)."
     )
+
+
+def _gateway_error(url: str, endpoint: str, status: int, reason: str) -> ServerUnreachable:
+    error = ServerUnreachable(
+        f"cannot reach the Jupyter server at {url}: {endpoint} answered {status} {reason} "
+        "from a proxy in front of it (is the server running?)"
+    )
+    error._received_status = status  # built from an answer: it keeps the status received
+    return error
 
 
 def _token_rejected(url: str, token: str, message: str) -> PermissionDenied:
@@ -245,6 +273,7 @@ class Client:
                 raw = resp.read()
                 content_type = resp.headers.get("Content-Type", "")
                 status = resp.status
+                final_url = resp.geturl()
         except urllib.error.HTTPError as exc:
             content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
             raise self._error_from(exc.code, str(exc.reason), content_type, exc.read(),
@@ -252,26 +281,37 @@ class Client:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerUnreachable(f"cannot reach {self.url}: {reason}") from exc
+        redirected_to = "" if final_url == req.full_url else final_url
         if not raw.strip():
-            return None
+            if status == 204 or method == "DELETE":  # DELETE answers 204, no body
+                return None
+            raise _not_batch_widget(self.url, endpoint, status, "an empty body", redirected_to)
         payload = _json_payload(raw)
         if payload is _NOT_JSON:
-            raise _not_batch_widget(self.url, endpoint, status, content_type)
+            raise _not_batch_widget(self.url, endpoint, status, content_type, redirected_to)
         return payload
 
     def _error_from(
         self, status: int, reason: str, content_type: str, body: bytes, *, endpoint: str,
         job_id: str | None = None,
     ) -> BatchError:
-        """The error for an error answer: ours (JSON with a message), Jupyter's, or another's."""
+        """The error for an error answer: ours (JSON with a message), Jupyter's, or another's.
+
+        A 403 that is Jupyter refusing the token (or that is not a JSON error at all)
+        says how to pass the token; any other answer that is not JSON with a
+        ``message`` did not come from batch_widget (an HTML 404 page, another
+        application), except a gateway's 502/503/504, which means the server
+        behind it is down.
+        """
         payload = _json_payload(body)
-        # No such route, and not an answer of a Jupyter API handler (an HTML 404
-        # page, another app). A proxy's 502 page stays an error with its status.
-        if not isinstance(payload, dict) and status in {404, 405}:
-            return _not_batch_widget(self.url, endpoint, status, content_type)
+        ours = _is_ours(payload)
         message = _error_message(status, reason, body)
-        if status == 403 and any(word in message for word in _AUTH_REFUSALS):
+        if status == 403 and (not ours or _is_auth_refusal(message)):
             return _token_rejected(self.url, self.token, message)
+        if not ours:
+            if status in _GATEWAY_STATUSES:
+                return _gateway_error(self.url, endpoint, status, reason)
+            return _not_batch_widget(self.url, endpoint, status, content_type)
         return error_for(status, message, job_id)
 
     @staticmethod
@@ -435,6 +475,9 @@ class Client:
                 raise self._error_from(resp.status, resp.reason,
                                        resp.getheader("Content-Type") or "", resp.read(),
                                        endpoint=f"GET {API}events")
+            content_type = resp.getheader("Content-Type") or ""
+            if not content_type.startswith("text/event-stream"):
+                raise _not_batch_widget(self.url, f"GET {API}events", resp.status, content_type)
             yield from _read_events(resp)
         finally:
             conn.close()

@@ -9,9 +9,11 @@ NumPy is never imported here: its values are recognised by their type's module.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from itertools import islice
+from typing import Any, cast
 
 __all__ = ["json_items", "json_params"]
 
@@ -38,13 +40,16 @@ _DEFAULT_ADVICE = "pass a str, a number, a bool, None, or a list or dict of thos
 def json_items(items: Iterable[Any]) -> list[Any]:
     """Return ``items`` as a list of JSON values, converting those with an obvious JSON form.
 
+    One pass, one new list: an item that is already JSON (a str, a number, or a
+    list or dict of JSON values) is put in it as it is, not copied.
+
     Raises
     ------
     TypeError
         If ``items`` is a str, bytes or a mapping (iterating it would make an item
         per character or key), is not iterable, or holds a value with no JSON form;
-        the message names the item's index (and where inside it), the type, and what
-        to pass instead.
+        the message names the item's index (and where inside it, e.g.
+        ``item 2["meta"]["when"]``), the type, and what to pass instead.
     """
     _check_collection(items)
     converted: list[Any] = []
@@ -73,7 +78,7 @@ def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(key, str):
             raise TypeError(f"params keys are argument names and must be str, not "
                             f"{_type_name(key)} ({key!r})")
-        converted[key] = _convert(value, f"params[{key!r}]")
+        converted[key] = _convert(value, f"params{_step(key)}")
     return converted
 
 
@@ -96,9 +101,17 @@ def _check_collection(items: Any) -> None:
 
 
 def _convert(value: Any, where: str) -> Any:
-    """``value`` as JSON; ``where`` names it in errors (``item 3["when"]``)."""
+    """``value`` as JSON; ``where`` names it in errors (``item 3["when"]``).
+
+    A list or dict whose values are all JSON already is returned as it is: only
+    what changes is copied.
+    """
     if type(value) in _PLAIN:
         return value
+    if type(value) is dict:  # the common containers first: a million items stay cheap
+        return _convert_mapping(value, where)
+    if type(value) is list:
+        return _convert_list(value, where)
     if isinstance(value, bool):  # subclasses of the plain types (an IntEnum, a str Enum)
         return bool(value)
     if isinstance(value, int):
@@ -108,14 +121,10 @@ def _convert(value: Any, where: str) -> Any:
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, Mapping):
-        result: dict[str, Any] = {}
-        for key, inner in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} has a key {key!r} of type {_type_name(key)}: JSON "
-                                "object keys are str. Use str keys, or a list of pairs")
-            result[key] = _convert(inner, f"{where}[{key!r}]")
-        return result
-    if isinstance(value, list | tuple):
+        return _convert_mapping(value, where)
+    if isinstance(value, list):
+        return _convert_list(value, where)
+    if isinstance(value, tuple):
         return [_convert(inner, f"{where}[{i}]") for i, inner in enumerate(value)]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -125,6 +134,56 @@ def _convert(value: Any, where: str) -> Any:
     name = _type_name(value)
     advice = _ADVICE.get(name, _DEFAULT_ADVICE)
     raise TypeError(f"{where} is of type {name}, which has no JSON form: {advice}")
+
+
+def _convert_list(value: list[Any], where: str) -> list[Any]:
+    copy: list[Any] | None = None
+    for index, inner in enumerate(value):
+        if type(inner) in _PLAIN:
+            if copy is not None:
+                copy.append(inner)
+            continue
+        converted = _convert(inner, f"{where}[{index}]")
+        if copy is None and converted is not inner:
+            copy = value[:index]  # the first change: copy what came before it
+        if copy is not None:
+            copy.append(converted)
+    return value if copy is None else copy
+
+
+def _convert_mapping(value: Mapping[Any, Any], where: str) -> dict[Any, Any]:
+    # None while nothing changed; a MappingProxy or custom Mapping is sent as a dict.
+    copy: dict[Any, Any] | None = None if type(value) is dict else {}
+    for position, (key, inner) in enumerate(value.items()):
+        json_key = key if type(key) is str else _json_key(key, where)
+        converted = inner if type(inner) in _PLAIN else _convert(inner, f"{where}{_step(key)}")
+        if copy is None and (converted is not inner or json_key is not key):
+            copy = dict(islice(value.items(), position))  # first change: copy what came before
+        if copy is not None:
+            copy[json_key] = converted
+    return cast(dict[Any, Any], value) if copy is None else copy
+
+
+def _json_key(key: Any, where: str) -> Any:
+    """A dict key json accepts: a str, or a number, bool or None (json writes those as str).
+
+    A NumPy number is taken as the Python number, and a path as its str.
+    """
+    if key is None or isinstance(key, str | int | float):  # bool is an int
+        return _convert(key, where)  # a str Enum, an IntEnum: the plain value
+    numpy_key = _from_numpy(key)  # np.int64(3) as a key: 3
+    if numpy_key is not _NOT_NUMPY and type(numpy_key) in _PLAIN:
+        return numpy_key
+    if isinstance(key, os.PathLike):
+        return os.fspath(key)
+    raise TypeError(
+        f"{where} has a key {key!r} of type {_type_name(key)}, which JSON cannot use as "
+        "an object key: use str keys (or numbers), or a list of [key, value] pairs")
+
+
+def _step(key: Any) -> str:
+    """How a key reads in a path to a value: ``["when"]``, ``[3]``."""
+    return f"[{json.dumps(key, ensure_ascii=False)}]" if isinstance(key, str) else f"[{key!r}]"
 
 
 _NOT_NUMPY = object()
