@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from _server import ServerHandle, build_server
 
@@ -65,12 +66,23 @@ def alive(pid: int) -> bool:
     return True
 
 
+def worker_pids(server: ServerHandle) -> set[int]:
+    """The server's worker processes: the forkserver's children (the forkserver is
+    the server's child that has children of its own)."""
+    found: set[int] = set()
+    for child in psutil.Process(server.pid).children():
+        found |= {grandchild.pid for grandchild in child.children()}
+    return found
+
+
 def test_a_second_process_job_reuses_the_first_ones_workers(server: ServerHandle) -> None:
-    first = {fact["pid"] for fact in run_facts()}
-    second = {fact["pid"] for fact in run_facts()}
-    assert server.pid not in first, "an item ran in the server process"
-    assert 1 <= len(first) <= 2
-    assert second == first, "the second job started new worker processes"
+    first = {int(str(fact["pid"])) for fact in run_facts()}
+    workers = worker_pids(server)
+    second = {int(str(fact["pid"])) for fact in run_facts()}
+    assert server.pid not in first | second, "an item ran in the server process"
+    assert len(workers) == 2, f"a pool of 2 started {workers}"
+    assert first <= workers and second <= workers, (first, second, workers)
+    assert worker_pids(server) == workers, "the second job started new worker processes"
 
 
 def test_workers_import_neither_the_server_nor_its_main_module() -> None:

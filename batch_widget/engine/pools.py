@@ -194,6 +194,7 @@ class WarmProcessPools:
         cancel = context.Event()
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=self._initializer,
                                    initargs=(cancel, *self._initargs))
+        _start_every_worker(pool)
         return ProcessLease(pool, cancel, workers)
 
     def give_back(self, lease: ProcessLease) -> None:
@@ -240,6 +241,19 @@ class WarmProcessPools:
                     oldest = min(p.idle_since for p in self._idle)
                     self._lock.wait(max(0.01, oldest + self.idle_timeout - now))
             self._sweeper = None
+
+
+def _start_every_worker(pool: ProcessPoolExecutor) -> None:
+    """Start all of a new pool's workers now, so every job it serves runs on the same ones.
+
+    ``ProcessPoolExecutor`` otherwise starts workers one per submit while none is
+    idle, so how many a pool has depends on timing. Its ``_launch_processes`` (what
+    it does itself on the fork context) exists from Python 3.9 on; without it the
+    pool simply starts them on demand.
+    """
+    launch = getattr(pool, "_launch_processes", None)
+    if callable(launch):
+        launch()
 
 
 def _broken(pool: ProcessPoolExecutor) -> bool:
