@@ -483,6 +483,8 @@ async def eventually_processing(api: Api, job_id: str) -> None:
         ("max_result_bytes", 0),
         ("malloc_mmap_threshold", -1),
         ("malloc_mmap_threshold", 64 * 1024 * 1024),
+        ("process_idle_timeout", -1.0),
+        ("process_idle_timeout", float("nan")),
     ],
 )
 def test_bad_configuration_is_refused(trait: str, value: Any) -> None:
@@ -511,6 +513,7 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "cancel_timeout": 10.0,
         "store_write_timeout": 60.0,
         "max_result_bytes": 16 * 1024 * 1024,
+        "process_idle_timeout": 60.0,  # SPEC §11
         "malloc_mmap_threshold": 1024 * 1024,
         "broadcaster_class": "batch_widget.server.events.Broadcaster",
         "manager_class": "batch_widget.engine.manager.JobManager",

@@ -63,9 +63,14 @@ class _Chunk:
 
 @dataclasses.dataclass
 class _Unsaved:
-    """What the run has not yet committed: dispatched ranges and outcomes."""
+    """What the run has not yet committed: dispatched ranges and outcomes.
 
-    started: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    ``started`` maps a chunk's first index to its ``(job_key, first, last)`` range,
+    to be marked running. A chunk that ends before that commit is dropped from it:
+    its outcomes say all there is, and its items are written once instead of twice.
+    """
+
+    started: dict[int, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
     outcomes: list[Outcome] = dataclasses.field(default_factory=list)
     failing_since: float | None = None
 
@@ -252,7 +257,7 @@ class JobRun:
                 return cursor, True
             cursor = chunk[-1][0]
             self.undispatched -= len(chunk)
-            unsaved.started.append((self.job_key, chunk[0][0], cursor))
+            unsaved.started[chunk[0][0]] = (self.job_key, chunk[0][0], cursor)
             self._dispatch(inflight, _Chunk(chunk))
         return cursor, exhausted
 
@@ -304,6 +309,8 @@ class JobRun:
             else:
                 self.sizer.observe(result)
                 unsaved.outcomes.extend(result)
+                if not chunk.isolated:
+                    unsaved.started.pop(chunk.items[0][0], None)
         return broken
 
     def _rebuild_pool(
@@ -350,7 +357,7 @@ class JobRun:
         """Commit what is unsaved; on a store failure keep it and retry (wait if ``final``)."""
         while unsaved:
             try:
-                self.commit(unsaved.started, unsaved.outcomes)
+                self.commit(list(unsaved.started.values()), unsaved.outcomes)
             except StoreIOError as exc:
                 self._store_failed(unsaved, exc)
                 if not final:
@@ -361,7 +368,7 @@ class JobRun:
                 self.log.warning("batch_widget: job %s: the job store is writable again after "
                                  "%.1f s; progress saved", self.job_id,
                                  time.monotonic() - unsaved.failing_since)
-            unsaved.started, unsaved.outcomes, unsaved.failing_since = [], [], None
+            unsaved.started, unsaved.outcomes, unsaved.failing_since = {}, [], None
             return
 
     def _store_failed(self, unsaved: _Unsaved, exc: StoreIOError) -> None:

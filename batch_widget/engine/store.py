@@ -7,6 +7,7 @@ The store knows nothing of HTTP, threads pools or widgets.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_widget.engine import ledger
+from batch_widget.engine import jsontext, ledger
 from batch_widget.protocol import (
     InvalidRequest,
     ItemRecord,
@@ -464,18 +465,27 @@ def _file_identity(path: Path) -> tuple[int, int]:
 
 
 def _item_rows(job_key: int, items: Iterable[Any]) -> Iterator[list[tuple[int, int, str]]]:
-    batch: list[tuple[int, int, str]] = []
-    dumps = json.dumps
-    for index, item in enumerate(items):
+    """Rows of ``items`` for ``executemany``, ``_INSERT_BATCH`` at a time."""
+    source = iter(items)
+    start = 0
+    while part := list(itertools.islice(source, _INSERT_BATCH)):
         try:
-            batch.append((job_key, index, dumps(item)))
+            texts = list(map(jsontext.dumps, part))
+        except (TypeError, ValueError):
+            raise _not_storable(part, start) from None
+        yield list(zip(itertools.repeat(job_key), range(start, start + len(part)), texts,
+                       strict=False))
+        start += len(part)
+
+
+def _not_storable(part: list[Any], start: int) -> InvalidRequest:
+    """The error for the first item of ``part`` that has no JSON text."""
+    for offset, item in enumerate(part):
+        try:
+            jsontext.dumps(item)
         except (TypeError, ValueError) as exc:
-            raise InvalidRequest(f"item {index} is not JSON-serialisable: {exc}") from exc
-        if len(batch) >= _INSERT_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+            return InvalidRequest(f"item {start + offset} is not JSON-serialisable: {exc}")
+    return InvalidRequest(f"items {start} to {start + len(part) - 1} are not JSON-serialisable")
 
 
 def _update_job(conn: sqlite3.Connection, job: JobRow) -> None:

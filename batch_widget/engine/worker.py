@@ -11,7 +11,6 @@ import contextlib
 import functools
 import importlib
 import inspect
-import json
 import logging
 import math
 import os
@@ -23,6 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import cloudpickle
+
+from batch_widget.engine import jsontext
 
 Processor = Callable[..., Any]
 #: A processor as a worker receives it: import path, cloudpickle, or (threads) the function.
@@ -252,13 +253,14 @@ def run_chunk(
     outcomes: list[Outcome] = []
     append = outcomes.append
     clock = time.perf_counter
-    for index, raw in chunk:
+    inputs = jsontext.loads_many([raw for _, raw in chunk])  # one parse for the chunk
+    for (index, _), item in zip(chunk, inputs, strict=True):
         if stop is not None and stop.is_set():
             append((SKIPPED, None, None, None, None, job_key, index))
             continue
         started = clock()
         try:
-            result = func(json.loads(raw), **params)
+            result = func(item, **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
             append(("failed", None, describe(exc), _traceback(), clock() - started,
                     job_key, index))
@@ -296,11 +298,11 @@ def encode_result(result: Any) -> str:
     Python's ``json`` writes bare ``NaN``, which no browser's ``JSON.parse`` reads.
     """
     try:
-        return json.dumps(result, allow_nan=False)
+        return jsontext.dumps(result)
     except ValueError as exc:
-        if "Out of range float" not in str(exc):
+        if not str(exc).startswith(jsontext.OUT_OF_RANGE):
             raise
-    return json.dumps(_finite(result), allow_nan=False)
+    return jsontext.dumps(_finite(result))
 
 
 def _finite(value: Any) -> Any:
