@@ -39,17 +39,17 @@ def _peak_rss_mb() -> float:
 
 def run_job(n_items: int) -> dict[str, float]:
     """Run one ``sleep(seconds=0)`` job of ``n_items`` on a fresh store; measure it."""
-    from batch_widget.engine.manager import JobManager
-    from batch_widget.engine.store import Store
+    from batch_widget.engine import JobManager, JobRequest, Settings, Store
 
     with tempfile.TemporaryDirectory() as tmp:
         before = _rss_mb()
         started = time.perf_counter()
         store = Store(Path(tmp) / "jobs.sqlite")
-        manager = JobManager(store, None, max_workers=WORKERS, max_items=n_items)
+        manager = JobManager(store, None, Settings(max_workers=WORKERS, max_items=n_items))
         manager.start()
-        job = manager.create(list(range(n_items)), processor="batch_widget.processors:sleep",
-                             params={"seconds": 0})
+        job = manager.create(JobRequest(items=list(range(n_items)),
+                                        processor="batch_widget.processors:sleep",
+                                        params={"seconds": 0}))
         final = manager.wait(job["id"])
         elapsed = time.perf_counter() - started
         items, _ = manager.items(job["id"], offset=n_items - 1, limit=1)
