@@ -100,7 +100,7 @@ def test_snapshots_carry_the_executor() -> None:
 
 
 def test_the_stream_decodes_the_same_whatever_the_block_size(server: ServerHandle) -> None:
-    from batch_widget.kernel.client import _ndjson_records, _open_connection, _start_stream
+    from batch_widget.kernel.streams import ndjson_records, open_connection, start_stream
 
     job = bw.submit(ECHO, [{"text": "é\n" * i} for i in range(50)], params={"seconds": 0})
     job.wait(timeout=60)
@@ -108,11 +108,11 @@ def test_the_stream_decodes_the_same_whatever_the_block_size(server: ServerHandl
     url = client._endpoint(client._job_path(job.id, "results"))
     expected = list(client.results(job.id))
     for block in (1, 7, 64, 1 << 20):
-        conn = _open_connection(url, 30)
+        conn = open_connection(url, 30)
         try:
-            resp = _start_stream(conn, url, client._headers())
+            resp = start_stream(conn, url, client._headers())
             assert resp.status == 200
-            assert list(_ndjson_records(resp, block=block)) == expected
+            assert list(ndjson_records(resp, block=block)) == expected
         finally:
             conn.close()
     assert [line["result"]["text"] for line in expected] == ["é\n" * i for i in range(50)]

@@ -18,6 +18,18 @@ import urllib.request
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+from batch_widget.kernel.answers import (
+    GATEWAY_STATUSES,
+    NOT_JSON,
+    ServerUnreachable,
+    error_message,
+    gateway_error,
+    is_auth_refusal,
+    is_ours,
+    json_payload,
+    not_batch_widget,
+    token_rejected,
+)
 from batch_widget.kernel.discovery import (
     ServerInfo,
     ServerNotFound,
@@ -26,10 +38,10 @@ from batch_widget.kernel.discovery import (
     with_slash,
 )
 from batch_widget.kernel.sse import SSEEvent, SSEParser
+from batch_widget.kernel.streams import ndjson_records, open_connection, read_events, start_stream
 from batch_widget.protocol import (
     BatchError,
     ItemRecord,
-    PermissionDenied,
     Snapshot,
     error_from_status,
 )
@@ -49,10 +61,6 @@ __all__ = [
 
 API = "api/batch/"
 ITEMS_PAGE = 1000  # the server's default and largest sensible page of items
-
-
-class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
-    """The server was found but did not answer (refused, reset, timed out)."""
 
 
 class _Default:
@@ -110,77 +118,6 @@ def default_client() -> Client:
 
 
 # --------------------------------------------------------------------------- HTTP
-
-
-def _json_payload(body: bytes) -> Any:
-    """The JSON ``body`` holds, or ``_NOT_JSON`` (an HTML page, a proxy's text)."""
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return _NOT_JSON
-
-
-_NOT_JSON = object()
-
-#: Statuses a gateway (a proxy, JupyterHub) answers with when the server behind it
-#: does not: the server is unreachable, the URL may well be right.
-_GATEWAY_STATUSES = frozenset({502, 503, 504})
-
-
-def _is_ours(payload: Any) -> bool:
-    """Whether a decoded body is an error of a Jupyter API handler: ``{"message": ...}``."""
-    return isinstance(payload, dict) and isinstance(payload.get("message"), str)
-
-
-def _is_auth_refusal(message: str) -> bool:
-    """Jupyter's own 403 message when it does not take the token.
-
-    A GET answers ``Forbidden``; a write without a token (and without the XSRF
-    cookie a browser has) answers ``'_xsrf' argument missing from POST``. Our
-    own 403s (processor not allowed, callables off) always say more.
-    """
-    return message == "Forbidden" or "_xsrf" in message
-
-
-def _error_message(status: int, reason: str, body: bytes) -> str:
-    payload = _json_payload(body)
-    if _is_ours(payload) and payload["message"]:
-        return str(payload["message"])
-    text = body.decode("utf-8", errors="replace").strip()
-    return f"HTTP {status} {reason}" + (f": {text[:200]}" if text else "")
-
-
-def _not_batch_widget(
-    url: str, endpoint: str, status: int, content_type: str, redirected_to: str = ""
-) -> ServerNotFound:
-    kind = content_type.split(";", maxsplit=1)[0].strip() or "no content type"
-    redirect = f" (after a redirect to {redirected_to}, a login page?)" if redirected_to else ""
-    return ServerNotFound(
-        f"{url} is not a Jupyter server with batch_widget: {endpoint} answered {status} "
-        f"with {kind}{redirect}, not the JSON of the batch_widget API. Check the URL (it "
-        "should be the server's base URL, e.g. http://127.0.0.1:8888/, or the URL Jupyter "
-        "printed at start) and that the extension is enabled on that server "
-        "(`jupyter server extension list` shows batch_widget enabled)."
-    )
-
-
-def _gateway_error(url: str, endpoint: str, status: int, reason: str) -> ServerUnreachable:
-    error = ServerUnreachable(
-        f"cannot reach the Jupyter server at {url}: {endpoint} answered {status} {reason} "
-        "from a proxy in front of it (is the server running?)"
-    )
-    error._received_status = status  # built from an answer: it keeps the status received
-    return error
-
-
-def _token_rejected(url: str, token: str, message: str) -> PermissionDenied:
-    sent = "the token sent was rejected" if token else "no token was sent"
-    return PermissionDenied(
-        f"the Jupyter server at {url} refused the request: {sent} (HTTP 403: {message}). "
-        "Use the token Jupyter printed at start (the ?token=... part of its URL; "
-        "`jupyter server list` shows it again): bw.connect(url, token=...), or set "
-        "BATCH_WIDGET_TOKEN (or pass the printed URL, token included, as BATCH_WIDGET_URL)."
-    )
 
 
 def error_for(status: int, message: str, job_id: str | None = None) -> BatchError:
@@ -285,10 +222,10 @@ class Client:
         if not raw.strip():
             if status == 204 or method == "DELETE":  # DELETE answers 204, no body
                 return None
-            raise _not_batch_widget(self.url, endpoint, status, "an empty body", redirected_to)
-        payload = _json_payload(raw)
-        if payload is _NOT_JSON:
-            raise _not_batch_widget(self.url, endpoint, status, content_type, redirected_to)
+            raise not_batch_widget(self.url, endpoint, status, "an empty body", redirected_to)
+        payload = json_payload(raw)
+        if payload is NOT_JSON:
+            raise not_batch_widget(self.url, endpoint, status, content_type, redirected_to)
         return payload
 
     def _error_from(
@@ -303,15 +240,15 @@ class Client:
         application), except a gateway's 502/503/504, which means the server
         behind it is down.
         """
-        payload = _json_payload(body)
-        ours = _is_ours(payload)
-        message = _error_message(status, reason, body)
-        if status == 403 and (not ours or _is_auth_refusal(message)):
-            return _token_rejected(self.url, self.token, message)
+        payload = json_payload(body)
+        ours = is_ours(payload)
+        message = error_message(status, reason, body)
+        if status == 403 and (not ours or is_auth_refusal(message)):
+            return token_rejected(self.url, self.token, message)
         if not ours:
-            if status in _GATEWAY_STATUSES:
-                return _gateway_error(self.url, endpoint, status, reason)
-            return _not_batch_widget(self.url, endpoint, status, content_type)
+            if status in GATEWAY_STATUSES:
+                return gateway_error(self.url, endpoint, status, reason)
+            return not_batch_widget(self.url, endpoint, status, content_type)
         return error_for(status, message, job_id)
 
     @staticmethod
@@ -390,15 +327,15 @@ class Client:
         """
         query = [("status", status), ("after", after)]
         url = self._endpoint(self._job_path(job_id, "results"), query)
-        conn = _open_connection(url, self.timeout if timeout is None else timeout)
+        conn = open_connection(url, self.timeout if timeout is None else timeout)
         try:
-            resp = _start_stream(conn, url, self._headers())
+            resp = start_stream(conn, url, self._headers())
             if resp.status != 200:
                 raise self._error_from(resp.status, resp.reason,
                                        resp.getheader("Content-Type") or "", resp.read(),
                                        endpoint=f"GET {API}jobs/…/results", job_id=job_id)
             try:
-                yield from _ndjson_records(resp)
+                yield from ndjson_records(resp)
             except (OSError, http.client.HTTPException) as exc:
                 raise ServerUnreachable(f"the results stream of job {job_id} broke off: "
                                         f"{exc!r}") from exc
@@ -466,73 +403,16 @@ class Client:
         headers = self._headers() | {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        conn = _open_connection(url, timeout)
+        conn = open_connection(url, timeout)
         try:
-            resp = _start_stream(conn, url, headers)
+            resp = start_stream(conn, url, headers)
             if resp.status != 200:
                 raise self._error_from(resp.status, resp.reason,
                                        resp.getheader("Content-Type") or "", resp.read(),
                                        endpoint=f"GET {API}events")
             content_type = resp.getheader("Content-Type") or ""
             if not content_type.startswith("text/event-stream"):
-                raise _not_batch_widget(self.url, f"GET {API}events", resp.status, content_type)
-            yield from _read_events(resp)
+                raise not_batch_widget(self.url, f"GET {API}events", resp.status, content_type)
+            yield from read_events(resp)
         finally:
             conn.close()
-
-
-def _open_connection(url: str, timeout: float) -> http.client.HTTPConnection:
-    parts = urllib.parse.urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return cls(parts.hostname or "localhost", parts.port, timeout=timeout)
-
-
-def _start_stream(
-    conn: http.client.HTTPConnection, url: str, headers: Mapping[str, str]
-) -> http.client.HTTPResponse:
-    parts = urllib.parse.urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.request("GET", target, headers=dict(headers))
-        resp = conn.getresponse()
-    except TimeoutError:
-        raise
-    except (OSError, http.client.HTTPException) as exc:
-        raise ServerUnreachable(f"cannot open the event stream at {url}: {exc}") from exc
-    return resp
-
-
-def _ndjson_records(resp: http.client.HTTPResponse, block: int = 1 << 20) -> Iterator[Any]:
-    """Decode an NDJSON body as it arrives, a block of lines per ``json.loads`` call.
-
-    JSON text never holds a raw newline, so the complete lines of a block join
-    into one array: one call of the C parser instead of one per line.
-    """
-    pending = b""
-    while True:
-        data = resp.read1(block)
-        if not data:
-            break
-        pending += data
-        end = pending.rfind(b"\n")
-        if end < 0:
-            continue
-        lines, pending = pending[:end].strip(), pending[end + 1:]
-        if lines:
-            yield from json.loads(b"[" + lines.replace(b"\n", b",") + b"]")
-    if pending.strip():
-        yield json.loads(pending)
-
-
-def _read_events(resp: http.client.HTTPResponse) -> Iterator[SSEEvent]:
-    parser = SSEParser()
-    while True:
-        try:
-            chunk = resp.read1(65536)
-        except TimeoutError:
-            raise
-        except (OSError, http.client.HTTPException):  # dropped: let the caller reconnect
-            return
-        if not chunk:
-            return
-        yield from parser.feed(chunk)

@@ -7,7 +7,6 @@ when a job is displayed.
 from __future__ import annotations
 
 import contextlib
-import html
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
@@ -15,6 +14,7 @@ from typing import Any, cast
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
 from batch_widget.kernel.functions import Processor, callable_name, pickled, processor_fields
+from batch_widget.kernel.listing import JobList, jobs
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -420,42 +420,6 @@ def attach(job_id: str) -> Job:
     """
     client = default_client()
     return Job(job_id, client, client.get(job_id))
-
-
-class JobList(list[Snapshot]):
-    """Job snapshots, newest first, that render as a table in a notebook.
-
-    Attributes
-    ----------
-    total : int
-        How many jobs match on the server (the list may hold fewer).
-    """
-
-    total: int = 0
-
-    def _repr_html_(self) -> str:
-        rows = "".join(_job_row(snap) for snap in self)
-        head = "".join(
-            f"<th>{title}</th>"
-            for title in ("id", "name", "status", "done/failed/total", "created")
-        )
-        caption = f"<caption>{len(self)} of {self.total} jobs</caption>"
-        body = f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
-        return f'<table class="bw-jobs">{caption}{body}</table>'
-
-
-def _job_row(snap: Snapshot) -> str:
-    counts = f"{snap['done']}/{snap['failed']}/{snap['total']}"
-    cells = (snap["id"], snap["name"], snap["status"], counts, snap["created_at"] or "")
-    return "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>"
-
-
-def jobs(status: str | None = None, limit: int = 100) -> JobList:
-    """Return recent jobs, newest first, optionally of one status."""
-    answer = default_client().list(status=status, limit=limit)
-    listed = JobList(answer.get("jobs", []))
-    listed.total = int(answer.get("total", len(listed)))
-    return listed
 
 
 def _display(job: Job) -> None:
