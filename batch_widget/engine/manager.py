@@ -17,13 +17,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 
 from batch_widget.engine import validation
-from batch_widget.engine.control import RateMeter, RunEnd, batch_niceness
+from batch_widget.engine.control import RunEnd, batch_niceness
 from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
+from batch_widget.engine.records import Entry, counted, now_iso, persist, snapshot_of
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import JobRow, Store
@@ -38,7 +38,6 @@ from batch_widget.protocol import (
     JobStateConflict,
     JobStatus,
     Snapshot,
-    StoreIOError,
     StoreLost,
     StoreUnavailable,
 )
@@ -48,30 +47,6 @@ _log = logging.getLogger("batch_widget")
 _FINISH_WRITE_TIMEOUT = 5.0
 #: Rows per read of the results stream (each read also stops at ledger.PAGE_BYTES).
 RESULTS_CHUNK = 10_000
-_WRITE_RETRY_PAUSE = 0.2
-
-
-@dataclasses.dataclass
-class _Entry:
-    row: JobRow
-    meter: RateMeter = dataclasses.field(default_factory=RateMeter)
-    run: JobRun | None = None
-
-
-def _counted(row: JobRow, status: ItemStatus | None) -> int | None:
-    """How many items have ``status``, from the job's counters; None when they do not say."""
-    if status is None:
-        return row.total
-    if status is ItemStatus.DONE:
-        return row.done
-    if status is ItemStatus.FAILED:
-        return row.failed
-    return None
-
-
-def _now() -> str:
-    """The current UTC time in ISO 8601, to the millisecond."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JobManager:
@@ -102,12 +77,12 @@ class JobManager:
         self._actions = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
-        self._running: dict[str, _Entry] = {}
+        self._running: dict[str, Entry] = {}
         #: Every job thread not yet joined: a thread frees its slot a little before it ends.
         self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
-        interrupted, completed = store.interrupt_unfinished(_now())
+        interrupted, completed = store.interrupt_unfinished(now_iso())
         if interrupted:
             self.log.warning("batch_widget: %d job(s) were unfinished when the server stopped "
                              "and are now interrupted: %s", len(interrupted),
@@ -115,7 +90,7 @@ class JobManager:
         if completed:
             self.log.info("batch_widget: %d job(s) had run every item when the server stopped "
                           "and are now completed: %s", len(completed), ", ".join(completed))
-        self._jobs: dict[str, _Entry] = {row.id: _Entry(row) for row in store.load_jobs()}
+        self._jobs: dict[str, Entry] = {row.id: Entry(row) for row in store.load_jobs()}
 
     @property
     def broadcaster(self) -> Publisher | None:
@@ -180,7 +155,7 @@ class JobManager:
     def get(self, job_id: str) -> Snapshot:
         """The job's current snapshot."""
         with self._lock:
-            return self._snapshot(self._entry(job_id))
+            return snapshot_of(self._entry(job_id))
 
     def list_jobs(
         self, status: str | None = None, limit: int = 100, offset: int = 0
@@ -191,12 +166,12 @@ class JobManager:
         with self._lock:
             entries = [e for e in self._jobs.values() if wanted is None or e.row.status is wanted]
             entries.sort(key=lambda e: e.row.key, reverse=True)
-            return [self._snapshot(e) for e in entries[offset:offset + limit]], len(entries)
+            return [snapshot_of(e) for e in entries[offset:offset + limit]], len(entries)
 
     def active_snapshots(self) -> list[Snapshot]:
         """Snapshots of every queued or processing job."""
         with self._lock:
-            return [self._snapshot(e) for e in self._jobs.values() if not e.row.status.terminal]
+            return [snapshot_of(e) for e in self._jobs.values() if not e.row.status.terminal]
 
     def items(
         self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000
@@ -225,7 +200,7 @@ class JobManager:
         validation.page(limit, offset)
         with self._lock:
             row = self._entry(job_id).row
-            total = _counted(row, wanted)
+            total = counted(row, wanted)
         return self.store.items_page(row.key, wanted, position, limit, total=total)
 
     def results_chunk(
@@ -250,7 +225,7 @@ class JobManager:
             entry = self._entry(job_id)
             if not self._changed.wait_for(lambda: entry.row.status.terminal, timeout):
                 raise TimeoutError(f"job {job_id} is still {entry.row.status.value}")
-            return self._snapshot(entry)
+            return snapshot_of(entry)
 
     # -- actions ---------------------------------------------------------------
 
@@ -263,12 +238,12 @@ class JobManager:
                      callable_size=None if spec.pickled is None else len(spec.pickled),
                      params=spec.params_json, max_workers=spec.max_workers,
                      executor=spec.executor, status=JobStatus.QUEUED, total=len(items),
-                     version=1, created_at=_now())
+                     version=1, created_at=now_iso())
         self.store.insert_job(row, items, spec.pickled)
         with self._lock:
-            entry = self._jobs[row.id] = _Entry(row)
+            entry = self._jobs[row.id] = Entry(row)
             self._queue.append(row.id)
-            snapshot = self._snapshot(entry)
+            snapshot = snapshot_of(entry)
         self.log.info("batch_widget: job %s (%s) created: %d items, processor %s",
                       row.id, row.name, row.total, row.processor)
         self.outbox.publish(snapshot)
@@ -290,7 +265,7 @@ class JobManager:
                     entry.run.flag.set(RunEnd.CANCELLED)
                     self.log.info("batch_widget: job %s cancel requested; running items get "
                                   "%g s to finish", job_id, self.settings.cancel_timeout)
-                    return self._snapshot(entry)
+                    return snapshot_of(entry)
                 if job_id in self._queue:
                     self._queue.remove(job_id)
                 else:  # neither queued nor running: end it rather than leave it stuck
@@ -331,7 +306,7 @@ class JobManager:
             with self._lock:
                 entry.row = queued
                 self._queue.append(job_id)
-                snapshot = self._snapshot(entry)
+                snapshot = snapshot_of(entry)
         self.log.info("batch_widget: job %s queued for retry (%d items to run)",
                       job_id, queued.total - queued.done)
         self.outbox.publish(snapshot)
@@ -349,7 +324,7 @@ class JobManager:
             self.store.delete_job(entry.row)
             with self._lock:
                 del self._jobs[job_id]
-                farewell = self._snapshot(entry)
+                farewell = snapshot_of(entry)
         self.log.info("batch_widget: job %s deleted", job_id)
         # Widgets still showing the job learn it is gone (and stop asking for it).
         self.outbox.publish({**farewell, "status": DELETED, "version": farewell["version"] + 1})
@@ -369,7 +344,7 @@ class JobManager:
                 self._threads.add(thread)
                 thread.start()
 
-    def _new_run(self, entry: _Entry) -> JobRun:
+    def _new_run(self, entry: Entry) -> JobRun:
         row = entry.row
         key = row.key
         run = JobRun(
@@ -385,7 +360,7 @@ class JobManager:
         )
         return run
 
-    def _run_job(self, entry: _Entry, run: JobRun) -> None:
+    def _run_job(self, entry: Entry, run: JobRun) -> None:
         """The body of a job's thread: whatever happens, the job ends in a terminal state."""
         status, error, items = JobStatus.COMPLETED, None, None
         try:
@@ -410,23 +385,23 @@ class JobManager:
             self.store.release_reader()  # one connection per job thread would pile up
             self._schedule()
 
-    def _begin(self, entry: _Entry, run: JobRun) -> None:
+    def _begin(self, entry: Entry, run: JobRun) -> None:
         with self._lock:
             # started_at is the job's first start: a retried job's elapsed time goes on.
             saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
-                                        started_at=entry.row.started_at or _now(),
+                                        started_at=entry.row.started_at or now_iso(),
                                         version=entry.row.version + 1)
         self._persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout)
         with self._lock:
             entry.row = saved
             entry.meter.reset(saved.done + saved.failed)
-            snapshot = self._snapshot(entry)
+            snapshot = snapshot_of(entry)
         self.log.info("batch_widget: job %s started: %d items to run on %d %s workers",
                       saved.id, saved.total - saved.done, run.workers, saved.executor)
         self.outbox.publish(snapshot)
 
     def _commit(
-        self, entry: _Entry, run: JobRun, started: Sequence[tuple[int, int, int]],
+        self, entry: Entry, run: JobRun, started: Sequence[tuple[int, int, int]],
         outcomes: Sequence[Outcome],
     ) -> None:
         """Store a batch of progress, then show it; on a store error change nothing and raise."""
@@ -448,13 +423,13 @@ class JobManager:
         with self._lock:
             entry.row = saved
             entry.meter.record(saved.done + saved.failed)
-            snapshot = self._snapshot(entry)
+            snapshot = snapshot_of(entry)
         self.log.debug("batch_widget: job %s progress %d done, %d failed of %d",
                        saved.id, saved.done, saved.failed, saved.total)
         self.outbox.publish(snapshot)
 
     def _finish(
-        self, entry: _Entry, status: JobStatus, *, error: str | None = None,
+        self, entry: Entry, status: JobStatus, *, error: str | None = None,
         items: ItemStatus | None = None, run: JobRun | None = None,
     ) -> Snapshot:
         """Commit, then show, the job's terminal state; free its slot in the same step.
@@ -466,7 +441,7 @@ class JobManager:
         with self._actions:
             with self._lock:
                 row = entry.row
-                saved = dataclasses.replace(row, status=status, finished_at=_now(), error=error,
+                saved = dataclasses.replace(row, status=status, finished_at=now_iso(), error=error,
                                             version=row.version + 1)
             write: Callable[[], object] = (
                 (lambda: self.store.save_job(saved)) if items is None
@@ -482,7 +457,7 @@ class JobManager:
             with self._changed:
                 entry.row = saved
                 self._release_locked(entry, run)
-                snapshot = self._snapshot(entry)
+                snapshot = snapshot_of(entry)
                 self._changed.notify_all()
         level = logging.WARNING if saved.status is JobStatus.FAILED else logging.INFO
         self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
@@ -491,44 +466,29 @@ class JobManager:
         self.outbox.publish(snapshot)
         return snapshot
 
-    def _release(self, entry: _Entry, run: JobRun) -> None:
+    def _release(self, entry: Entry, run: JobRun) -> None:
         """Free the job's run slot if ``run`` still holds it (a last resort after a crash)."""
         with self._changed:
             if entry.run is not run:
                 return
             if not entry.row.status.terminal:
                 entry.row = dataclasses.replace(
-                    entry.row, status=JobStatus.FAILED, finished_at=_now(),
+                    entry.row, status=JobStatus.FAILED, finished_at=now_iso(),
                     error="the job's run ended without recording an end; see the server log",
                     version=entry.row.version + 1)
             self._release_locked(entry, run)
             self._changed.notify_all()
-            snapshot = self._snapshot(entry)
+            snapshot = snapshot_of(entry)
         self.outbox.publish(snapshot)
 
-    def _release_locked(self, entry: _Entry, run: JobRun | None) -> None:
+    def _release_locked(self, entry: Entry, run: JobRun | None) -> None:
         if run is not None and entry.run is run:
             entry.run = None
             self._running.pop(entry.row.id, None)
 
     def _persist(self, write: Callable[[], object], timeout: float) -> None:
         """Run a store write, retrying a failing disk for up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        warned = False
-        while True:
-            try:
-                write()
-            except StoreLost:
-                raise
-            except StoreIOError as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                if not warned:
-                    self.log.warning("batch_widget: %s; retrying for up to %.0f s", exc, timeout)
-                    warned = True
-                time.sleep(_WRITE_RETRY_PAUSE)
-            else:
-                return
+        persist(write, timeout, self.log)
 
     def _check_running(self) -> None:
         if self._stopping:
@@ -543,7 +503,7 @@ class JobManager:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _entry(self, job_id: str) -> _Entry:
+    def _entry(self, job_id: str) -> Entry:
         entry = self._jobs.get(job_id) if isinstance(job_id, str) else None
         if entry is None:
             raise JobNotFound(str(job_id))
@@ -554,17 +514,3 @@ class JobManager:
             job_id = secrets.token_hex(6)
             if job_id not in self._jobs:
                 return job_id
-
-    def _snapshot(self, entry: _Entry) -> Snapshot:
-        row = entry.row
-        pending = row.total - row.done - row.failed
-        active = not row.status.terminal
-        rate = entry.meter.rate
-        eta = pending / rate if active and rate else None
-        return {
-            "id": row.id, "name": row.name, "processor": row.processor, "executor": row.executor,
-            "status": row.status.value, "total": row.total, "done": row.done,
-            "failed": row.failed, "pending": pending, "version": row.version,
-            "created_at": row.created_at, "started_at": row.started_at,
-            "finished_at": row.finished_at, "rate": rate, "eta": eta, "error": row.error,
-        }

@@ -1,0 +1,85 @@
+"""What the manager keeps of each job, and the small pieces it builds from that.
+
+A job's :class:`Entry` (its stored row, rate meter and current run), its
+snapshot, what its counters say about item counts, and the store-write retry
+the manager's state changes go through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from batch_widget.engine.control import RateMeter
+from batch_widget.engine.runner import JobRun
+from batch_widget.engine.store import JobRow
+from batch_widget.protocol import ItemStatus, Snapshot, StoreIOError, StoreLost
+
+__all__ = ["Entry", "counted", "now_iso", "persist", "snapshot_of"]
+
+#: Seconds between two tries of a store write that failed.
+WRITE_RETRY_PAUSE = 0.2
+
+
+@dataclasses.dataclass
+class Entry:
+    """One job as the manager holds it."""
+
+    row: JobRow
+    meter: RateMeter = dataclasses.field(default_factory=RateMeter)
+    run: JobRun | None = None
+
+
+def counted(row: JobRow, status: ItemStatus | None) -> int | None:
+    """How many items have ``status``, from the job's counters; None when they do not say."""
+    if status is None:
+        return row.total
+    if status is ItemStatus.DONE:
+        return row.done
+    if status is ItemStatus.FAILED:
+        return row.failed
+    return None
+
+
+def now_iso() -> str:
+    """The current UTC time in ISO 8601, to the millisecond."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def snapshot_of(entry: Entry) -> Snapshot:
+    """The job's snapshot: its row, plus the pending count, rate and ETA."""
+    row = entry.row
+    pending = row.total - row.done - row.failed
+    active = not row.status.terminal
+    rate = entry.meter.rate
+    eta = pending / rate if active and rate else None
+    return {
+        "id": row.id, "name": row.name, "processor": row.processor, "executor": row.executor,
+        "status": row.status.value, "total": row.total, "done": row.done,
+        "failed": row.failed, "pending": pending, "version": row.version,
+        "created_at": row.created_at, "started_at": row.started_at,
+        "finished_at": row.finished_at, "rate": rate, "eta": eta, "error": row.error,
+    }
+
+
+def persist(write: Callable[[], object], timeout: float, log: logging.Logger) -> None:
+    """Run a store write, retrying a failing disk for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    warned = False
+    while True:
+        try:
+            write()
+        except StoreLost:
+            raise
+        except StoreIOError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not warned:
+                log.warning("batch_widget: %s; retrying for up to %.0f s", exc, timeout)
+                warned = True
+            time.sleep(WRITE_RETRY_PAUSE)
+        else:
+            return
