@@ -30,7 +30,8 @@ def _traits() -> list[tuple[str, Any]]:
     from batch_widget.server.app import BatchWidgetApp
 
     own = BatchWidgetApp.class_own_traits(config=True)
-    return sorted(own.items(), key=lambda pair: _ORDER.get(pair[0], len(_ORDER)))
+    # In the order the class declares them: the common ones first.
+    return [(name, own[name]) for name in vars(BatchWidgetApp) if name in own]
 
 
 def _default(name: str, trait: Any) -> str:
@@ -83,17 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config":
         sys.stdout.write(config_markdown() if args.markdown else config_text())
     return 0
-
-
-#: The order settings are listed in: the common ones first.
-_ORDER = {name: index for index, name in enumerate((
-    "db_url", "max_workers", "max_concurrent_jobs", "max_items", "executor",
-    "progress_interval", "heartbeat_interval", "sse_timeout", "reconnect_delay",
-    "completion_broadcast_retries", "broadcast_retry_delay", "resume_interrupted",
-    "allowed_processors", "allow_callables", "cancel_timeout", "store_write_timeout",
-    "max_result_bytes", "process_idle_timeout", "malloc_mmap_threshold", "broadcaster_class",
-    "manager_class",
-))}
 
 
 if __name__ == "__main__":

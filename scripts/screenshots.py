@@ -46,12 +46,7 @@ def quiet_page(page: Any) -> None:
     )
 
 
-def progress(page: Any) -> int:
-    """Items the (first) widget shows as finished (done or failed)."""
-    return progress_of(page, 0)
-
-
-def progress_of(page: Any, index: int) -> int:
+def progress(page: Any, index: int = 0) -> int:
     """Items widget ``index`` shows as finished (done or failed)."""
     shown = attrs(page, index)
     return int(shown["done"]) + int(shown["failed"])
@@ -96,7 +91,7 @@ def take(browser: Any, lab: LabHandle, name: str, theme: str, out: Path) -> None
 
         stopped = lab.create_job(range(120), seconds=0.4, name="resize the photos", max_workers=2)
         show_cells(page, [widget_cell(stopped["id"], defaults=True)])
-        wait_for(lambda: progress_of(page, 1) >= 10, 60, what="10 items of the second job")
+        wait_for(lambda: progress(page, 1) >= 10, 60, what="10 items of the second job")
         lab.api("POST", f"api/batch/jobs/{stopped['id']}/cancel", {})
         wait_for_status(page, "cancelled", index=1, timeout=60)
         page.wait_for_timeout(500)

@@ -21,11 +21,11 @@ from _server import ServerHandle, running_server
 
 import batch_widget
 import batch_widget.kernel.job as bw
+from batch_widget.engine.validation import callable_name
 from batch_widget.kernel import client as _client
 from batch_widget.kernel.client import ServerUnreachable
 from batch_widget.kernel.discovery import ServerNotFound, discover, server_url
 from batch_widget.kernel.encoding import json_items, json_params
-from batch_widget.kernel.functions import callable_name
 from batch_widget.protocol import (
     InvalidRequest,
     ItemStatus,
@@ -368,14 +368,14 @@ def _make_inner() -> Any:
     return inner
 
 
-def test_a_pickled_function_is_named_by_the_kernel(server: ServerHandle) -> None:
+def test_a_pickled_function_is_named_after_it(server: ServerHandle) -> None:
     bw.connect(server.url, server.token)
     job = bw.submit(lambda x: x + 1, [1, 2])
     snap = job.wait(timeout=60)
     assert (snap["name"], snap["processor"]) == ("lambda", "<lambda>")
     listed = next(j for j in bw.jobs() if j["id"] == job.id)
     assert "&lt;&lt;" not in bw.jobs()._repr_html_() and listed["name"] == "lambda"
-    # The server alone would say "inner": the kernel sends the qualified name.
+    # Named by its qualified name, not only "inner".
     assert bw.submit(_make_inner(), [1]).snapshot()["name"] == "_make_inner.inner"
     assert bw.submit(_make_inner(), [1], name="mine").snapshot()["name"] == "mine"
 

@@ -208,7 +208,7 @@ class JobManager:
     ) -> ResultsChunk:
         """The next part of ``GET .../results`` after index ``after``. Blocking."""
         wanted = validation.item_status(status)
-        validation.position(0, after)
+        validation.after_index(after)
         with self._lock:
             key = self._entry(job_id).row.key
         return self.store.results_chunk(key, wanted, after, RESULTS_CHUNK)

@@ -141,15 +141,6 @@ def lean_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def process_pool(
-    workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
-) -> ProcessPoolExecutor:
-    """A pool on the lean forkserver context: forking a multi-threaded server can deadlock."""
-    return ProcessPoolExecutor(
-        workers, mp_context=lean_context(), initializer=initializer, initargs=initargs
-    )
-
-
 @dataclasses.dataclass
 class ProcessLease:
     """A process pool lent to one run, with the cancel event its workers watch."""
@@ -177,12 +168,6 @@ class WarmProcessPools:
         self._lock = threading.Condition()
         self._closed = False
         self._sweeper: threading.Thread | None = None
-
-    @property
-    def idle_count(self) -> int:
-        """How many pools wait for a job."""
-        with self._lock:
-            return len(self._idle)
 
     def lease(self, workers: int) -> ProcessLease:
         """A pool of ``workers`` processes: a warm one if one waits, else a new one."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -32,14 +30,12 @@ from batch_widget.engine.control import (
     ChunkSizer,
     RunEnd,
     StallWatch,
-    batch_niceness,
     yield_cpu,
 )
 from batch_widget.engine.pools import (
     DaemonThreadPool,
     ProcessLease,
     WarmProcessPools,
-    process_pool,
     terminate_workers,
 )
 from batch_widget.engine.settings import Settings
@@ -101,8 +97,7 @@ class JobRun:
         ``store_write_timeout`` (how long it retries a failing store),
         ``stall_warning_after`` and ``max_result_bytes``.
     process_pools
-        Warm process pools to lease from (and give back to) for ``"process"``
-        runs; without them a run starts and ends a pool of its own.
+        Warm process pools that ``"process"`` runs lease a pool from and give it back to.
     """
 
     def __init__(
@@ -119,7 +114,7 @@ class JobRun:
         commit: CommitHook,
         settings: Settings,
         log: logging.Logger,
-        process_pools: WarmProcessPools | None = None,
+        process_pools: WarmProcessPools,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
@@ -150,35 +145,24 @@ class JobRun:
     # -- pools -------------------------------------------------------------------
 
     def _make_pool(self) -> Executor:
-        if self.executor == "process" and self.process_pools is not None:
+        if self.executor == "process":
             self._lease = self.process_pools.lease(self.workers)
             self.flag.process_event = self._lease.cancel
             if self.flag.is_set():
                 self._lease.cancel.set()
             return self._lease.pool
-        if self.executor == "process":
-            if self.flag.process_event is None:
-                self.flag.process_event = multiprocessing.get_context("forkserver").Event()
-            if self.flag.is_set():
-                self.flag.process_event.set()
-            return process_pool(self.workers, _worker.init_process,
-                                (self.flag.process_event, batch_niceness(), os.getpid()))
         return DaemonThreadPool(self.workers, f"batch-worker-{self.job_key}", yield_cpu)
 
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
         lease, self._lease = self._lease, None
-        if lease is not None and self.process_pools is not None:
+        if lease is not None:
             if self.abandoned:  # hung items: their workers cannot serve another job
                 self.process_pools.discard(lease, terminate=True)
             else:  # every chunk ended: warm for the next job
                 self.process_pools.give_back(lease)
-            return
-        if self.abandoned and isinstance(pool, ProcessPoolExecutor):
-            terminate_workers(pool)
-        pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+        elif pool is not None:
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
 
     # -- the run -----------------------------------------------------------------
 
@@ -328,12 +312,9 @@ class JobRun:
             "batch_widget: job %s: a worker process died; %d item(s) it may have been "
             "running will run again one at a time to find the one that crashes it",
             self.job_id, len(self.suspects))
-        assert self._pool is not None
         lease, self._lease = self._lease, None
-        if lease is not None:
-            WarmProcessPools.discard(lease)
-        else:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        assert lease is not None, "only a process pool breaks"
+        self.process_pools.discard(lease)
         self._pool = self._make_pool()
 
     def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:

@@ -100,9 +100,7 @@ class Rules:
         else:
             assert request.callable_b64 is not None  # JobRequest holds exactly one
             pickled, func = self._callable(request.callable_b64)
-            # A lambda's __name__ is "<lambda>": name it "lambda", labelled "<lambda>".
-            default_name = str(getattr(func, "__name__", "function")).strip("<>").encode(
-                "utf-8", "backslashreplace").decode("utf-8") or "function"
+            default_name = callable_name(func)
             label = f"<{default_name}>"
         _check_signature(func, label, params)
         return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
@@ -233,12 +231,36 @@ def _status_filter(states: type[_State], status: str | None, what: str) -> _Stat
                              f"{[s.value for s in states]}") from None
 
 
+def callable_name(func: Any) -> str:
+    """A readable name for a pickled function: ``lambda``, ``double``, ``outer.inner``.
+
+    Its ``__qualname__`` without what Python adds in angle brackets (``<lambda>``,
+    ``<locals>``); any lambda is ``lambda``. A callable object with no
+    ``__qualname__`` (a ``functools.partial``) is named by its type.
+    """
+    if getattr(func, "__name__", None) == "<lambda>":
+        return "lambda"
+    qualname = getattr(func, "__qualname__", None)
+    if not isinstance(qualname, str) or not qualname:
+        qualname = type(func).__qualname__
+    parts = [part for part in qualname.split(".") if not part.startswith("<")]
+    name = ".".join(parts).replace("<", "").replace(">", "") or "function"
+    # Storable text, and well inside the 200 characters a name may have.
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")[:100]
+
+
+def after_index(after: int) -> int:
+    """Check an ``after`` position: an item index, or -1 for the start."""
+    if isinstance(after, bool) or not isinstance(after, int) or not -1 <= after <= _MAX_OFFSET:
+        raise InvalidRequest(f"'after' must be an item index: an integer from -1 to {_MAX_OFFSET}")
+    return after
+
+
 def position(offset: int, after: int | None) -> ledger.Position:
     """Where a page starts: ``after`` an index (keyset paging, from -1) or at ``offset``."""
     if after is None:
         return ledger.Position(offset=offset)
-    if isinstance(after, bool) or not isinstance(after, int) or not -1 <= after <= _MAX_OFFSET:
-        raise InvalidRequest(f"'after' must be an item index: an integer from -1 to {_MAX_OFFSET}")
+    after_index(after)
     if offset:
         raise InvalidRequest("give 'after' or 'offset', not both")
     return ledger.Position(after=after)

@@ -53,8 +53,8 @@ def is_auth_refusal(message: str) -> bool:
     return message == "Forbidden" or "_xsrf" in message
 
 
-def error_message(status: int, reason: str, body: bytes) -> str:
-    payload = json_payload(body)
+def error_message(status: int, reason: str, body: bytes, payload: Any) -> str:
+    """The server's ``message`` when ``payload`` (``body`` decoded) has one, else the status."""
     if is_ours(payload) and payload["message"]:
         return str(payload["message"])
     text = body.decode("utf-8", errors="replace").strip()

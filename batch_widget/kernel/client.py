@@ -9,6 +9,7 @@ stream is :mod:`batch_widget.kernel.sse`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import http.client
 import json
 import threading
@@ -242,7 +243,7 @@ class Client:
         """
         payload = json_payload(body)
         ours = is_ours(payload)
-        message = error_message(status, reason, body)
+        message = error_message(status, reason, body, payload)
         if status == 403 and (not ours or is_auth_refusal(message)):
             return token_rejected(self.url, self.token, message)
         if not ours:
@@ -327,18 +328,28 @@ class Client:
         """
         query = [("status", status), ("after", after)]
         url = self._endpoint(self._job_path(job_id, "results"), query)
-        conn = open_connection(url, self.timeout if timeout is None else timeout)
-        try:
-            resp = start_stream(conn, url, self._headers())
-            if resp.status != 200:
-                raise self._error_from(resp.status, resp.reason,
-                                       resp.getheader("Content-Type") or "", resp.read(),
-                                       endpoint=f"GET {API}jobs/…/results", job_id=job_id)
+        with self._stream(url, self._headers(), self.timeout if timeout is None else timeout,
+                          endpoint=f"GET {API}jobs/…/results", job_id=job_id) as resp:
             try:
                 yield from ndjson_records(resp)
             except (OSError, http.client.HTTPException) as exc:
                 raise ServerUnreachable(f"the results stream of job {job_id} broke off: "
                                         f"{exc!r}") from exc
+
+    @contextlib.contextmanager
+    def _stream(
+        self, url: str, headers: Mapping[str, str], timeout: float, *, endpoint: str,
+        job_id: str | None = None,
+    ) -> Iterator[http.client.HTTPResponse]:
+        """An open streamed answer of ``GET url`` (the error it means unless 200); closed after."""
+        conn = open_connection(url, timeout)
+        try:
+            resp = start_stream(conn, url, headers)
+            if resp.status != 200:
+                raise self._error_from(resp.status, resp.reason,
+                                       resp.getheader("Content-Type") or "", resp.read(),
+                                       endpoint=endpoint, job_id=job_id)
+            yield resp
         finally:
             conn.close()
 
@@ -403,16 +414,9 @@ class Client:
         headers = self._headers() | {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        conn = open_connection(url, timeout)
-        try:
-            resp = start_stream(conn, url, headers)
-            if resp.status != 200:
-                raise self._error_from(resp.status, resp.reason,
-                                       resp.getheader("Content-Type") or "", resp.read(),
-                                       endpoint=f"GET {API}events")
+        endpoint = f"GET {API}events"
+        with self._stream(url, headers, timeout, endpoint=endpoint) as resp:
             content_type = resp.getheader("Content-Type") or ""
             if not content_type.startswith("text/event-stream"):
-                raise not_batch_widget(self.url, f"GET {API}events", resp.status, content_type)
+                raise not_batch_widget(self.url, endpoint, resp.status, content_type)
             yield from read_events(resp)
-        finally:
-            conn.close()

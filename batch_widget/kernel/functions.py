@@ -16,12 +16,11 @@ from typing import Any
 
 import cloudpickle
 
-__all__ = ["LARGE_PICKLE_BYTES", "Processor", "callable_name", "pickled", "processor_fields"]
+__all__ = ["LARGE_PICKLE_BYTES", "Processor", "pickled", "processor_fields"]
 
 Processor = str | Callable[..., Any]
 #: A pickled function bigger than this draws a warning: it likely captured data.
 LARGE_PICKLE_BYTES = 10 * 2**20
-
 
 
 def _importable_path(func: Callable[..., Any]) -> str | None:
@@ -41,23 +40,6 @@ def _importable_path(func: Callable[..., Any]) -> str | None:
     except (ImportError, AttributeError):
         return None
     return f"{module_name}:{qualname}" if target is func else None
-
-
-def callable_name(func: Callable[..., Any]) -> str:
-    """A readable job name for a function sent pickled: ``lambda``, ``double``, ``outer.inner``.
-
-    The function's ``__qualname__`` without what Python adds in angle brackets
-    (``<lambda>``, ``<locals>``); any lambda is named ``lambda``. A callable
-    object with no ``__qualname__`` (a ``functools.partial``) is named by its type.
-    """
-    if getattr(func, "__name__", None) == "<lambda>":
-        return "lambda"
-    qualname = getattr(func, "__qualname__", None)
-    if not isinstance(qualname, str) or not qualname:
-        qualname = type(func).__qualname__
-    parts = [part for part in qualname.split(".") if not part.startswith("<")]
-    name = ".".join(parts).replace("<", "").replace(">", "") or "function"
-    return name[:100]  # the server takes names up to 200 characters
 
 
 def pickled(func: Callable[..., Any], *, by_value: bool = False) -> str:

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
-from batch_widget.kernel.functions import Processor, callable_name, pickled, processor_fields
+from batch_widget.kernel.functions import Processor, pickled, processor_fields
 from batch_widget.kernel.listing import JobList, jobs
 from batch_widget.protocol import (
     DELETED,
@@ -37,7 +37,6 @@ STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long me
 STREAM_FAILURES_BEFORE_POLLING = 3
 
 
-
 class BatchFailed(BatchError):  # public name fixed by the API brief
     """A job run by :func:`map` did not produce every result.
 
@@ -53,21 +52,16 @@ class BatchFailed(BatchError):  # public name fixed by the API brief
 
 
 def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snapshot:
-    """Create the job; a function the server cannot import by name is sent pickled instead.
-
-    A job of a pickled function is named after it (``lambda``, ``double``) unless
-    ``body`` has a name: the server would only see ``<lambda>``.
-    """
+    """Create the job; a function the server cannot import by name is sent pickled instead."""
     fields = processor_fields(processor)
-    named = {} if isinstance(processor, str) else {"name": callable_name(processor)}
     try:
-        return client.create({**fields, **(named if "callable" in fields else {}), **body})
+        return client.create({**fields, **body})
     except InvalidRequest as refused:
         if isinstance(processor, str) or "processor" not in fields:
             raise
         by_value = {"callable": pickled(processor, by_value=True)}
         try:
-            return client.create({**by_value, **named, **body})
+            return client.create({**by_value, **body})
         except BatchError:
             raise refused from None
 

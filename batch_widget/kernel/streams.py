@@ -31,7 +31,7 @@ def start_stream(
     except TimeoutError:
         raise
     except (OSError, http.client.HTTPException) as exc:
-        raise ServerUnreachable(f"cannot open the event stream at {url}: {exc}") from exc
+        raise ServerUnreachable(f"cannot open the stream at {url}: {exc}") from exc
     return resp
 
 

@@ -249,8 +249,7 @@ class ResultsHandler(BatchHandler):
         argument or an unknown job is answered (400, 404) before the stream starts.
         """
         status = self.get_argument("status", None)
-        after = self.optional_int_argument("after")
-        after = -1 if after is None else after
+        after = self.int_argument("after", -1)
         chunk = await self.run_blocking(self.manager.results_chunk, job_id, status, after)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")

@@ -37,6 +37,10 @@ var ApiError = class extends Error {
     this.status = status;
   }
 };
+function isNotFound(error) {
+  return Boolean(error && /** @type {{status?: number}} */
+  error.status === 404);
+}
 async function readJson(response) {
   let body = null;
   try {
@@ -275,7 +279,6 @@ var Stream = class {
 };
 
 // src/watch.js
-var NOT_FOUND = 404;
 function strictest(subs, name) {
   let value = Infinity;
   for (const sub of subs) value = Math.min(value, sub.settings[name]);
@@ -378,8 +381,8 @@ var JobWatch = class {
       },
       (error) => {
         if (signal.aborted) return;
-        if (error && error.status === NOT_FOUND) {
-          this.markDeleted(`poll answered ${NOT_FOUND}`);
+        if (isNotFound(error)) {
+          this.markDeleted("poll answered 404");
           return;
         }
         this.error = error && error.message ? String(error.message) : String(error);
@@ -781,11 +784,6 @@ function readCookie(name, doc = globalThis.document) {
 // src/view.js
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
-var NOT_FOUND2 = 404;
-function isNotFound(error) {
-  return Boolean(error && /** @type {{status?: number}} */
-  error.status === NOT_FOUND2);
-}
 function formatDuration(seconds) {
   if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
   const total = Math.max(0, Math.round(Number(seconds)));

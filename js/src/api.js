@@ -81,6 +81,14 @@ export class ApiError extends Error {
 }
 
 /**
+ * True when a failed call says the job is not on the server (any more): a 404.
+ * @param {unknown} error
+ */
+export function isNotFound(error) {
+  return Boolean(error && /** @type {{status?: number}} */ (error).status === 404);
+}
+
+/**
  * The JSON body of a successful answer; an ApiError with the server's message otherwise.
  * @param {Response} response
  * @returns {Promise<any>} the parsed body (its shape is the route's, SPEC §3)

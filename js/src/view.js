@@ -2,6 +2,7 @@
 // the injected `actions`: it is fed `info` objects from the connection layer
 // and renders at most once per animation frame.
 
+import { isNotFound } from "./api.js";
 import { defaultTimers } from "./lifetime.js";
 import { DELETED, isActive, isTerminal } from "./states.js";
 
@@ -30,15 +31,7 @@ import { DELETED, isActive, isTerminal } from "./states.js";
 
 const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
-const NOT_FOUND = 404;
 
-/**
- * True when a failed fetch says the job is not on the server any more.
- * @param {unknown} error
- */
-function isNotFound(error) {
-  return Boolean(error && /** @type {{status?: number}} */ (error).status === NOT_FOUND);
-}
 
 /**
  * "4 s", "2 min 05 s", "1 h 02 min".

@@ -5,11 +5,9 @@
 // shown only if its version is newer, whether it came by SSE, a poll or the
 // answer to an action.
 
+import { isNotFound } from "./api.js";
 import { childController, every } from "./lifetime.js";
 import { DEFAULTS, isTerminal } from "./states.js";
-
-/** The status of an HTTP answer that says the job is not on the server. */
-const NOT_FOUND = 404;
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./types.js").Timing} Timing */
@@ -165,8 +163,8 @@ export class JobWatch {
         },
         (error) => {
           if (signal.aborted) return;
-          if (error && error.status === NOT_FOUND) {
-            this.markDeleted(`poll answered ${NOT_FOUND}`);
+          if (isNotFound(error)) {
+            this.markDeleted("poll answered 404");
             return;
           }
           this.error = error && error.message ? String(error.message) : String(error);
