@@ -42,6 +42,8 @@ def _default(name: str, trait: Any) -> str:
         return str(value)
     if isinstance(value, (list, tuple)):
         return json.dumps(list(value))
+    if value == "":
+        return '""'
     return str(value)
 
 

@@ -70,8 +70,10 @@ class Snapshot(TypedDict):
     id: str
     name: str
     processor: str
-    #: The worker pool the job runs on: "thread" or "process".
+    #: The worker pool the job runs on: "thread", "process" or "dask".
     executor: str
+    #: While it runs: its pool's workers, or the Dask cluster's workers; else None.
+    workers: int | None
     status: str
     total: int
     done: int

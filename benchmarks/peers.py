@@ -143,11 +143,12 @@ def bw_map(executor: str) -> Callable[[Workload], list[Any]]:
 
 
 @contextmanager
-def server(tmp: Path) -> Iterator[Any]:
-    """A real ``jupyter server`` with batch_widget, started through its console script."""
+def server(tmp: Path, **traits: Any) -> Iterator[Any]:
+    """A real ``jupyter server`` with batch_widget, started through its console script;
+    ``traits`` are more ``BatchWidgetApp`` settings."""
     from _server import build_server
 
-    handle = build_server(tmp, progress_interval=0.1)
+    handle = build_server(tmp, progress_interval=0.1, **traits)
     script = Path(sys.executable).with_name("jupyter-server")
     env = dict(handle.env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))

@@ -176,3 +176,14 @@ def surrogate_error(item: int) -> int:
         name = b"a\xffb".decode("utf-8", "surrogateescape")
         raise FileNotFoundError(f"no such file: {name}")
     return item
+
+
+def where_and_when(item: Any, seconds: float = 0.0, slow_from: int | None = None,
+                   slow_seconds: float = 0.0) -> dict[str, Any]:
+    """The item, the pid that ran it and when it started (``time.monotonic``, one clock
+    for every process of the machine), after ``seconds`` of work, or ``slow_seconds``
+    from item ``slow_from`` on (items that slow down after their chunks were sized)."""
+    started = time.monotonic()
+    slow = slow_from is not None and item >= slow_from
+    time.sleep(slow_seconds if slow else seconds)
+    return {"item": item, "pid": os.getpid(), "started": started}

@@ -12,21 +12,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from batch_widget.engine import validation
+from batch_widget.engine import records, validation
+from batch_widget.engine.cluster import ClusterError, DaskCluster
 from batch_widget.engine.control import RunEnd, batch_niceness
 from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
-from batch_widget.engine.records import Entry, counted, now_iso, persist, snapshot_of
+from batch_widget.engine.records import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
-from batch_widget.engine.store import JobRow, Store
+from batch_widget.engine.store import Store
 from batch_widget.engine.validation import JobRequest
 from batch_widget.engine.worker import Outcome, ProcessorError, init_process
 from batch_widget.protocol import (
@@ -69,6 +69,8 @@ class JobManager:
         #: Worker processes kept between process jobs (until process_idle_timeout).
         self.process_pools = WarmProcessPools(settings.process_idle_timeout, init_process,
                                               (batch_niceness(), os.getpid()))
+        #: The Dask client (and LocalCluster) of executor="dask" jobs, made on first use.
+        self.dask = DaskCluster(settings.dask_address, settings.dask_connect_timeout, self.log)
         # _lock guards the in-memory records and is only ever held briefly, so
         # reads (status polls on the IOLoop) never wait on the disk. _actions
         # serialises state changes (cancel, retry, delete, finish), which may
@@ -82,14 +84,7 @@ class JobManager:
         self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
-        interrupted, completed = store.interrupt_unfinished(now_iso())
-        if interrupted:
-            self.log.warning("batch_widget: %d job(s) were unfinished when the server stopped "
-                             "and are now interrupted: %s", len(interrupted),
-                             ", ".join(interrupted))
-        if completed:
-            self.log.info("batch_widget: %d job(s) had run every item when the server stopped "
-                          "and are now completed: %s", len(completed), ", ".join(completed))
+        records.log_recovered(self.log, *store.interrupt_unfinished(now_iso()))
         self._jobs: dict[str, Entry] = {row.id: Entry(row) for row in store.load_jobs()}
 
     @property
@@ -149,6 +144,7 @@ class JobManager:
                 self.log.warning("batch_widget: %s did not end within %.0f s of shutdown",
                                  thread.name, timeout)
         self.process_pools.close()
+        self.dask.close()
 
     # -- queries ---------------------------------------------------------------
 
@@ -200,7 +196,7 @@ class JobManager:
         validation.page(limit, offset)
         with self._lock:
             row = self._entry(job_id).row
-            total = counted(row, wanted)
+            total = records.counted(row, wanted)
         return self.store.items_page(row.key, wanted, position, limit, total=total)
 
     def results_chunk(
@@ -234,11 +230,7 @@ class JobManager:
         self._check_running()
         spec = self.rules.job_spec(request)
         items = request.items
-        row = JobRow(key=0, id=self._new_id(), name=spec.name, processor=spec.label,
-                     callable_size=None if spec.pickled is None else len(spec.pickled),
-                     params=spec.params_json, max_workers=spec.max_workers,
-                     executor=spec.executor, status=JobStatus.QUEUED, total=len(items),
-                     version=1, created_at=now_iso())
+        row = records.new_row(records.new_id(self._jobs), spec, len(items))
         self.store.insert_job(row, items, spec.pickled)
         with self._lock:
             entry = self._jobs[row.id] = Entry(row)
@@ -352,11 +344,12 @@ class JobManager:
             ref=row.processor if row.callable_size is None
             else lambda: self.store.load_callable(key),
             params=validation.load_params(row.params),
-            workers=row.max_workers or self.settings.max_workers, executor=row.executor,
+            workers=row.max_workers, executor=row.executor,
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
             settings=self.settings, log=self.log, process_pools=self.process_pools,
+            dask=self.dask,
         )
         return run
 
@@ -368,7 +361,7 @@ class JobManager:
             if not run.flag.is_set():
                 self._begin(entry, run)
             end = run.run()
-        except (ProcessorError, StoreUnavailable) as exc:
+        except (ProcessorError, StoreUnavailable, ClusterError) as exc:
             status, error = JobStatus.FAILED, str(exc)
         except BaseException as exc:
             self.log.exception("batch_widget: job %s crashed", entry.row.id)
@@ -391,13 +384,13 @@ class JobManager:
             saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
                                         started_at=entry.row.started_at or now_iso(),
                                         version=entry.row.version + 1)
-        self._persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout)
+        persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout, self.log)
         with self._lock:
             entry.row = saved
             entry.meter.reset(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
-        self.log.info("batch_widget: job %s started: %d items to run on %d %s workers",
-                      saved.id, saved.total - saved.done, run.workers, saved.executor)
+        self.log.info("batch_widget: job %s started: %d items to run on %s",
+                      saved.id, saved.total - saved.done, run.pool_label())
         self.outbox.publish(snapshot)
 
     def _commit(
@@ -407,12 +400,7 @@ class JobManager:
         """Store a batch of progress, then show it; on a store error change nothing and raise."""
         if not started and not outcomes:
             return
-        done = failed = 0
-        for outcome in outcomes:
-            if outcome[0] == "done":
-                done += 1
-            elif outcome[0] == "failed":
-                failed += 1
+        done, failed = records.tally(outcomes)
         with self._lock:
             if entry.run is not run:
                 return
@@ -447,7 +435,8 @@ class JobManager:
                 (lambda: self.store.save_job(saved)) if items is None
                 else (lambda: self.store.finish_items(saved, items)))
             try:
-                self._persist(write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT))
+                persist(write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT),
+                        self.log)
             except StoreUnavailable as exc:
                 self.log.error("batch_widget: job %s ended %s, but the job store could not "
                                "record it: %s", row.id, status.value, exc)
@@ -486,10 +475,6 @@ class JobManager:
             entry.run = None
             self._running.pop(entry.row.id, None)
 
-    def _persist(self, write: Callable[[], object], timeout: float) -> None:
-        """Run a store write, retrying a failing disk for up to ``timeout`` seconds."""
-        persist(write, timeout, self.log)
-
     def _check_running(self) -> None:
         if self._stopping:
             raise StoreUnavailable("the server is shutting down; try again once it restarted")
@@ -508,9 +493,3 @@ class JobManager:
         if entry is None:
             raise JobNotFound(str(job_id))
         return entry
-
-    def _new_id(self) -> str:
-        while True:
-            job_id = secrets.token_hex(6)
-            if job_id not in self._jobs:
-                return job_id

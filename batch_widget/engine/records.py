@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import datetime, timezone
 
 from batch_widget.engine.control import RateMeter
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.store import JobRow
-from batch_widget.protocol import ItemStatus, Snapshot, StoreIOError, StoreLost
+from batch_widget.engine.validation import JobSpec
+from batch_widget.protocol import ItemStatus, JobStatus, Snapshot, StoreIOError, StoreLost
 
-__all__ = ["Entry", "counted", "now_iso", "persist", "snapshot_of"]
+__all__ = ["Entry", "counted", "log_recovered", "new_id", "new_row", "now_iso", "persist",
+           "snapshot_of", "tally"]
 
 #: Seconds between two tries of a store write that failed.
 WRITE_RETRY_PAUSE = 0.2
@@ -44,6 +47,44 @@ def counted(row: JobRow, status: ItemStatus | None) -> int | None:
     return None
 
 
+def new_id(taken: Container[str]) -> str:
+    """A fresh job id: 12 hex digits, URL-safe, not in ``taken``."""
+    while True:
+        job_id = secrets.token_hex(6)
+        if job_id not in taken:
+            return job_id
+
+
+def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
+    """A new queued job's row (the store gives it its key)."""
+    return JobRow(key=0, id=job_id, name=spec.name, processor=spec.label,
+                  callable_size=None if spec.pickled is None else len(spec.pickled),
+                  params=spec.params_json, max_workers=spec.max_workers,
+                  executor=spec.executor, status=JobStatus.QUEUED, total=total,
+                  version=1, created_at=now_iso())
+
+
+def tally(outcomes: Iterable[Sequence[object]]) -> tuple[int, int]:
+    """How many of a batch of worker outcomes are ``done`` and how many ``failed``."""
+    done = failed = 0
+    for outcome in outcomes:
+        if outcome[0] == "done":
+            done += 1
+        elif outcome[0] == "failed":
+            failed += 1
+    return done, failed
+
+
+def log_recovered(log: logging.Logger, interrupted: list[str], completed: list[str]) -> None:
+    """Say what a server start found of the jobs the previous server left unfinished."""
+    if interrupted:
+        log.warning("batch_widget: %d job(s) were unfinished when the server stopped and are "
+                    "now interrupted: %s", len(interrupted), ", ".join(interrupted))
+    if completed:
+        log.info("batch_widget: %d job(s) had run every item when the server stopped and are "
+                 "now completed: %s", len(completed), ", ".join(completed))
+
+
 def now_iso() -> str:
     """The current UTC time in ISO 8601, to the millisecond."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -56,8 +97,10 @@ def snapshot_of(entry: Entry) -> Snapshot:
     active = not row.status.terminal
     rate = entry.meter.rate
     eta = pending / rate if active and rate else None
+    workers = entry.run.pool_workers() if active and entry.run is not None else None
     return {
         "id": row.id, "name": row.name, "processor": row.processor, "executor": row.executor,
+        "workers": workers,
         "status": row.status.value, "total": row.total, "done": row.done,
         "failed": row.failed, "pending": pending, "version": row.version,
         "created_at": row.created_at, "started_at": row.started_at,

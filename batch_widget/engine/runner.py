@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -22,9 +23,11 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     wait,
 )
+from concurrent.futures import CancelledError as FutureCancelled
 from typing import Any
 
 from batch_widget.engine import worker as _worker
+from batch_widget.engine.cluster import ClusterError, DaskCluster, DaskPool
 from batch_widget.engine.control import (
     CancelFlag,
     ChunkSizer,
@@ -84,7 +87,8 @@ class JobRun:
         or a function returning the job's pickled function: it is called when the run
         starts, so a stored pickle is in memory only while its job runs.
     workers, executor
-        Pool size, and ``"thread"`` or ``"process"``.
+        Pool size (None: ``max_workers`` of the settings, or for ``"dask"`` every
+        thread of the cluster), and ``"thread"``, ``"process"`` or ``"dask"``.
     fetch
         ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
     commit
@@ -98,6 +102,8 @@ class JobRun:
         ``stall_warning_after`` and ``max_result_bytes``.
     process_pools
         Warm process pools that ``"process"`` runs lease a pool from and give it back to.
+    dask
+        The server's Dask cluster, which ``"dask"`` runs send their chunks to.
     """
 
     def __init__(
@@ -107,7 +113,7 @@ class JobRun:
         job_key: int,
         ref: str | Callable[[], bytes],
         params: dict[str, Any],
-        workers: int,
+        workers: int | None,
         executor: str,
         undispatched: int,
         fetch: Callable[[int, int], list[Item]],
@@ -115,6 +121,7 @@ class JobRun:
         settings: Settings,
         log: logging.Logger,
         process_pools: WarmProcessPools,
+        dask: DaskCluster | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
@@ -122,7 +129,8 @@ class JobRun:
         self.ref = ref
         self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
-        self.workers = workers
+        self.asked_workers = workers
+        self.workers = workers or settings.max_workers
         self.executor = executor
         self.undispatched = undispatched
         self.fetch = fetch
@@ -141,6 +149,10 @@ class JobRun:
         self._pool: Executor | None = None
         self.process_pools = process_pools
         self._lease: ProcessLease | None = None
+        self.dask = dask
+        self._dask_pool: DaskPool | None = None  # connected by prepare()
+        #: Set when the Dask scheduler was lost mid-run: the run ends and raises it.
+        self.lost: ClusterError | None = None
 
     # -- pools -------------------------------------------------------------------
 
@@ -151,7 +163,32 @@ class JobRun:
             if self.flag.is_set():
                 self._lease.cancel.set()
             return self._lease.pool
+        if self._dask_pool is not None:
+            return self._dask_pool
         return DaemonThreadPool(self.workers, f"batch-worker-{self.job_key}", yield_cpu)
+
+    def _connect_dask(self) -> None:
+        if self.dask is None:
+            raise ClusterError("this engine has no Dask cluster configured")
+        pool = self.dask.pool(pickled=isinstance(self.task_ref, bytes), log_job=self.job_id)
+        self.flag.process_event = pool.cancel_remote()
+        if self.flag.is_set():
+            self.flag.process_event.set()
+        if self.asked_workers is None:
+            self.workers = max(1, pool.threads())
+        self._dask_pool = pool
+
+    def pool_label(self) -> str:
+        """Where the run's items run, for the log."""
+        if self._dask_pool is not None:
+            return f"{self.workers} thread(s) of {self._dask_pool.where}"
+        return f"{self.workers} {self.executor} workers"
+
+    def pool_workers(self) -> int | None:
+        """How many workers run the job now: the pool's size, or the Dask cluster's workers."""
+        if self._dask_pool is not None:
+            return self._dask_pool.workers()
+        return self.workers if self._pool is not None else None
 
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -170,11 +207,15 @@ class JobRun:
         """Load the processor; raise ``ProcessorError`` when it cannot be.
 
         Thread workers share the one function; each process gets the reference
-        (import path or pickle) with its chunks and loads it once.
+        (import path or pickle) with its chunks and loads it once. A Dask run
+        connects to its cluster here and checks its workers' versions: raise
+        ``ClusterError`` when that fails.
         """
         ref = self.ref if isinstance(self.ref, str) else self.ref()
         func = _worker.resolve(ref)
         self.task_ref = func if self.executor == "thread" else ref
+        if self.executor == "dask":
+            self._connect_dask()
 
     def run(self) -> RunEnd:
         """Process every pending item (or stop early when asked); return how it ended.
@@ -190,6 +231,8 @@ class JobRun:
         finally:
             self._close_pool()
             self.task_ref = None  # a notebook function may hold a lot: let it go now
+        if self.lost is not None:
+            raise self.lost
         return self.flag.reason or RunEnd.FINISHED
 
     def _drive(self) -> None:
@@ -212,6 +255,9 @@ class JobRun:
                                return_when=FIRST_COMPLETED)
             if self._collect(inflight, finished, unsaved):
                 self._rebuild_pool(inflight, unsaved)
+            if self.lost is not None:
+                self._give_back(inflight, unsaved)
+                break
             if finished:
                 self.stall.progressed()
             else:
@@ -229,6 +275,8 @@ class JobRun:
         exhausted: bool,
     ) -> tuple[int, bool]:
         """Keep every worker fed; return the new cursor and whether the ledger ran dry."""
+        if isinstance(self._pool, DaskPool) and self.asked_workers is None:
+            self.workers = max(1, self._pool.threads())  # the cluster may have grown or shrunk
         while not exhausted and len(inflight) < self.workers * _CHUNKS_PER_WORKER:
             try:
                 chunk = self.fetch(cursor, self.sizer.size(self.undispatched, self.workers))
@@ -248,10 +296,14 @@ class JobRun:
     def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
         assert self._pool is not None
         assert self.task_ref is not None, "run() prepares the processor first"
-        thread_cancel = self.flag.thread_event if self.executor == "thread" else None
+        cancel: threading.Event | _worker.RemoteStop | None = None
+        if self.executor == "thread":
+            cancel = self.flag.thread_event
+        elif isinstance(self._pool, DaskPool):
+            cancel = self._pool.stop_flag()
         try:
             future = self._pool.submit(_worker.run_chunk, self.task_ref, self.params,
-                                       self.job_key, chunk.items, cancel=thread_cancel,
+                                       self.job_key, chunk.items, cancel=cancel,
                                        cpu_watch=self.cpu_watch,
                                        max_result_bytes=self.max_result_bytes)
         except BrokenExecutor as exc:  # the pool broke between two chunks: a fresh one
@@ -282,8 +334,13 @@ class JobRun:
             chunk = inflight.pop(future)
             try:
                 result = future.result()
+            except ClusterError as exc:  # the scheduler is gone: its items wait for a retry
+                self.lost = self.lost or exc
+                unsaved.outcomes.extend(_skipped(chunk.items, self.job_key))
+            except FutureCancelled:  # abandoned after a cancel: it is settled elsewhere
+                continue
             except BrokenExecutor as exc:
-                broken = True
+                broken = broken or self.executor == "process"
                 if chunk.isolated:
                     unsaved.outcomes.extend(self._died(chunk.items, exc))
                 else:
@@ -296,6 +353,23 @@ class JobRun:
                 if not chunk.isolated:
                     unsaved.started.pop(chunk.items[0][0], None)
         return broken
+
+    def _give_back(
+        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
+    ) -> None:
+        """The Dask scheduler was lost: collect what still settles, send the rest back to pending.
+
+        The client cancels every future it holds when its connection breaks, so
+        the wait is short; whatever is still out after ``cancel_timeout`` is pending
+        again too. The ledger keeps every outcome already committed.
+        """
+        finished, _ = wait(inflight, timeout=self.cancel_timeout)
+        self._collect(inflight, finished, unsaved)
+        for chunk in inflight.values():
+            unsaved.outcomes.extend(_skipped(chunk.items, self.job_key))
+        inflight.clear()
+        self.log.warning("batch_widget: job %s: %s; its unfinished items stay pending for a "
+                         "retry", self.job_id, self.lost)
 
     def _rebuild_pool(
         self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
@@ -326,6 +400,11 @@ class JobRun:
         if isinstance(self._pool, ProcessPoolExecutor):
             ended = terminate_workers(self._pool)
             fate = f"terminated {ended} worker process(es)"
+        elif isinstance(self._pool, DaskPool):
+            for future in inflight:
+                future.cancel()  # releases the Dask tasks; running Python goes on regardless
+            fate = ("Dask cannot stop running Python either: those tasks run on in their "
+                    "workers until the processor returns, and their results are discarded")
         else:
             fate = ("threads cannot be stopped: they run on in the background until the "
                     "processor returns, and their results are discarded")
@@ -366,8 +445,12 @@ class JobRun:
     def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning("batch_widget: job %s: item %s crashed its worker process (%s)",
                          self.job_id, ", ".join(str(i) for i, _ in items), exc)
-        message = ("the worker process running this item died (os._exit, a segfault or the "
-                   "out-of-memory killer?); the other items went on in a fresh worker")
+        if self.executor == "dask":
+            message = ("the Dask workers running this item died each time (os._exit, a "
+                       "segfault or the out-of-memory killer?); the other items went on")
+        else:
+            message = ("the worker process running this item died (os._exit, a segfault or "
+                       "the out-of-memory killer?); the other items went on in a fresh worker")
         return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 #: The executors a job may run on.
-EXECUTORS = ("thread", "process")
+EXECUTORS = ("thread", "process", "dask")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +30,8 @@ class Settings:
     store_write_timeout: float = 60.0
     max_result_bytes: int = 16 * 1024 * 1024
     process_idle_timeout: float = 60.0
+    dask_address: str = ""
+    dask_connect_timeout: float = 10.0
     #: Seconds without a finished chunk before a WARNING names the running items.
     stall_warning_after: float = 60.0
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from batch_widget.engine import ledger
+from batch_widget.engine.cluster import dask_installed, missing_message
 from batch_widget.engine.settings import EXECUTORS, Settings
 from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
@@ -103,9 +104,12 @@ class Rules:
             default_name = callable_name(func)
             label = f"<{default_name}>"
         _check_signature(func, label, params)
+        executor = request.executor or self.settings.executor
+        if executor == "dask" and not dask_installed():
+            raise InvalidRequest(missing_message())
         return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
                        params_json=json.dumps(params), max_workers=request.max_workers,
-                       executor=request.executor or self.settings.executor)
+                       executor=executor)
 
     def check_stored_processor(self, label: str, pickled: bool) -> None:
         """Refuse re-running a stored job the current configuration no longer allows.

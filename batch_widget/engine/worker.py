@@ -37,6 +37,8 @@ _MiB = 1024 * 1024
 #: ``package.module:function``: a dotted module, then ONE public name defined in it.
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 _process_cancel: Any = None
+#: The tokens of the Dask runs cancelled while this worker process lived (see RemoteStop).
+_remote_cancelled: set[str] = set()
 
 
 class ProcessorError(Exception):
@@ -113,20 +115,23 @@ class _LastPickle:
     """A worker process's one unpickled function, so a job's chunks load it once.
 
     One slot, not a cache: a process holds at most the function it runs now.
+    The slot is one tuple, read and replaced whole, so the threads of a Dask
+    worker running chunks of two jobs never pair one job's pickle with the
+    other's function.
     """
 
     def __init__(self) -> None:
-        self.pickled = b""
-        self.func: Processor | None = None
+        self.slot: tuple[bytes, Processor] | None = None
 
     def resolve(self, ref: Ref) -> Processor:
         if not isinstance(ref, bytes):
             return resolve(ref)
-        func = self.func
-        if func is None or ref != self.pickled:
-            self.func = func = None  # let the previous function go before loading the next
-            func = unpickle_processor(ref)
-            self.func, self.pickled = func, ref
+        slot = self.slot
+        if slot is not None and slot[0] == ref:
+            return slot[1]
+        self.slot = None  # let the previous function go before loading the next
+        func = unpickle_processor(ref)
+        self.slot = (ref, func)
         return func
 
 
@@ -231,13 +236,33 @@ def _exit_with_server(server_pid: int, every: float = 0.5) -> None:
             os._exit(1)
 
 
+def cancel_remote(token: str) -> None:
+    """Mark a Dask run cancelled in this worker process (sent to every worker by ``Client.run``)."""
+    _remote_cancelled.add(token)
+
+
+class RemoteStop:
+    """A Dask run's cancel flag, as the chunks in a worker process check it.
+
+    Pickled with each chunk (just its token); :func:`cancel_remote` sets it for
+    every chunk of the run in that process, running or still queued.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def is_set(self) -> bool:
+        """True once the run was cancelled."""
+        return self.token in _remote_cancelled
+
+
 def run_chunk(
     ref: Ref,
     params: dict[str, Any],
     job_key: int,
     chunk: Sequence[tuple[int, str]],
     *,
-    cancel: threading.Event | None = None,
+    cancel: threading.Event | RemoteStop | None = None,
     cpu_watch: CpuWatch | None = None,
     max_result_bytes: int,
 ) -> list[Outcome]:

@@ -378,9 +378,13 @@ def submit(
     params : dict, optional
         Keyword arguments for every call, converted like items.
     max_workers : int, optional
-        Workers for this job; the server's ``max_workers`` otherwise.
-    executor : {"thread", "process"}, optional
-        Worker pool kind; the server's ``executor`` otherwise.
+        Workers for this job; the server's ``max_workers`` otherwise (for
+        ``"dask"``: every thread of the cluster).
+    executor : {"thread", "process", "dask"}, optional
+        Where items run: threads of the server, worker processes (CPU-bound
+        work), or a Dask cluster (the server's ``dask_address``, else a
+        ``LocalCluster`` it starts; needs ``batch_widget[dask]`` on the server
+        and the workers). The server's ``executor`` otherwise.
 
     Raises
     ------

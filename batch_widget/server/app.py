@@ -82,7 +82,8 @@ class BatchWidgetApp(ExtensionApp):
     executor = Enum(
         list(EXECUTORS),
         default_value=DEFAULTS.executor,
-        help="Default worker pool: thread, or process for CPU-bound processors.",
+        help="Default worker pool: thread; process for CPU-bound processors; dask to run "
+        "items on a Dask cluster (see dask_address; needs batch_widget[dask]).",
     ).tag(config=True)
     allowed_processors = List(
         Unicode(),
@@ -110,6 +111,14 @@ class BatchWidgetApp(ExtensionApp):
         "Seconds the worker processes of executor=\"process\" jobs are kept after a job, "
         "so the next process job starts at once instead of paying for starting Python. "
         "0 ends them with each job.")
+    dask_address = _setting(Unicode, "dask_address",
+        "The Dask scheduler executor=\"dask\" jobs run on, e.g. tcp://10.0.0.5:8786. Empty: "
+        "the server starts a LocalCluster of worker processes on the first Dask job and "
+        "stops it when it stops. The workers need this server's batch_widget (and, for "
+        "notebook-defined functions, its Python and cloudpickle versions).")
+    dask_connect_timeout = _setting(Float, "dask_connect_timeout",
+        "Seconds a Dask job waits to reach the scheduler at dask_address before it fails "
+        "with an error naming the address (retry it once the scheduler is up).")
     malloc_mmap_threshold = _setting(Int, "malloc_mmap_threshold",
         "Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
@@ -155,6 +164,7 @@ class BatchWidgetApp(ExtensionApp):
         "broadcast_retry_delay",
         "cancel_timeout",
         "store_write_timeout",
+        "dask_connect_timeout",
     )
     def _validate_positive_float(self, proposal: dict[str, Any]) -> float:
         return float(_positive(proposal))

@@ -802,6 +802,15 @@ function countsText(snapshot) {
   const rest = isTerminal(snapshot.status) ? "not run" : "pending";
   return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest} of ${total}`;
 }
+function whereText(snapshot) {
+  const { executor, workers } = snapshot;
+  const count = typeof workers === "number" && !isTerminal(snapshot.status) ? workers : null;
+  const many = (n, one, more) => `${n} ${n === 1 ? one : more}`;
+  if (executor === "dask") return count === null ? "on Dask" : `on Dask \xB7 ${many(count, "worker", "workers")}`;
+  if (count === null) return "";
+  if (executor === "process") return `on ${many(count, "process", "processes")}`;
+  return `on ${many(count, "thread", "threads")}`;
+}
 function canRetry(snapshot) {
   if (!snapshot || !isTerminal(snapshot.status)) return false;
   if (snapshot.done >= snapshot.total) return false;
@@ -851,7 +860,8 @@ function createView(el, options) {
   const rate = element(doc, "span", "bw-rate", "");
   const eta = element(doc, "span", "bw-eta", "");
   const elapsed = element(doc, "span", "bw-elapsed", "");
-  stats.append(counts, rate, eta, elapsed);
+  const where = element(doc, "span", "bw-where", "");
+  stats.append(counts, rate, eta, elapsed, where);
   const jobError = element(doc, "div", "bw-job-error", "");
   const controls = element(doc, "div", "bw-actions");
   const cancel = element(doc, "button", "bw-cancel", "Cancel");
@@ -1051,6 +1061,7 @@ function createView(el, options) {
     root.setAttribute("data-failed", String(snapshot ? snapshot.failed : 0));
     root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
     root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
+    root.setAttribute("data-executor", snapshot && snapshot.executor ? snapshot.executor : "");
     name.textContent = snapshot ? snapshot.name : "";
     jobIdLabel.textContent = info ? info.jobId : "";
     status.textContent = jobStatus || "loading\u2026";
@@ -1074,6 +1085,7 @@ function createView(el, options) {
     const started = snapshot ? parseTime(snapshot.started_at) : null;
     const finished = snapshot ? parseTime(snapshot.finished_at) : null;
     elapsed.textContent = started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1e3)}`;
+    where.textContent = snapshot ? whereText(snapshot) : "";
     const errorText = deleted ? "This job is not on the server any more: it was deleted." + (snapshot ? " What is shown is its last known state." : "") : snapshot && snapshot.error ? snapshot.error : "";
     jobError.textContent = errorText;
     jobError.hidden = !errorText;

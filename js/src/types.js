@@ -12,7 +12,8 @@
  * @property {string} id
  * @property {string} name
  * @property {string} processor
- * @property {string} [executor] the worker pool: "thread" or "process"
+ * @property {string} [executor] the worker pool: "thread", "process" or "dask"
+ * @property {number | null} [workers] while it runs: its pool's workers, or the Dask cluster's
  * @property {JobStatus} status
  * @property {number} total
  * @property {number} done

@@ -68,6 +68,22 @@ export function countsText(snapshot) {
 }
 
 /**
+ * Where the job runs: "on Dask · 4 workers", "on 2 processes", "on 4 threads"
+ * while it runs; "on Dask" after; "" when the server does not say.
+ * @param {Snapshot} snapshot
+ */
+export function whereText(snapshot) {
+  const { executor, workers } = snapshot;
+  const count = typeof workers === "number" && !isTerminal(snapshot.status) ? workers : null;
+  const many = (/** @type {number} */ n, /** @type {string} */ one, /** @type {string} */ more) =>
+    `${n} ${n === 1 ? one : more}`;
+  if (executor === "dask") return count === null ? "on Dask" : `on Dask · ${many(count, "worker", "workers")}`;
+  if (count === null) return "";
+  if (executor === "process") return `on ${many(count, "process", "processes")}`;
+  return `on ${many(count, "thread", "threads")}`;
+}
+
+/**
  * Whether Retry has something to do for this snapshot (SPEC §3 `retry`).
  * @param {Snapshot | null | undefined} snapshot
  */
@@ -156,7 +172,8 @@ export function createView(el, options) {
   const rate = element(doc, "span", "bw-rate", "");
   const eta = element(doc, "span", "bw-eta", "");
   const elapsed = element(doc, "span", "bw-elapsed", "");
-  stats.append(counts, rate, eta, elapsed);
+  const where = element(doc, "span", "bw-where", "");
+  stats.append(counts, rate, eta, elapsed, where);
 
   const jobError = element(doc, "div", "bw-job-error", "");
   const controls = element(doc, "div", "bw-actions");
@@ -377,6 +394,7 @@ export function createView(el, options) {
     root.setAttribute("data-failed", String(snapshot ? snapshot.failed : 0));
     root.setAttribute("data-total", String(snapshot ? snapshot.total : 0));
     root.setAttribute("data-version", String(snapshot ? snapshot.version : 0));
+    root.setAttribute("data-executor", snapshot && snapshot.executor ? snapshot.executor : "");
 
     name.textContent = snapshot ? snapshot.name : "";
     jobIdLabel.textContent = info ? info.jobId : "";
@@ -406,6 +424,7 @@ export function createView(el, options) {
     const finished = snapshot ? parseTime(snapshot.finished_at) : null;
     elapsed.textContent =
       started === null ? "" : `elapsed ${formatDuration(((finished ?? now()) - started) / 1000)}`;
+    where.textContent = snapshot ? whereText(snapshot) : "";
 
     const errorText = deleted
       ? "This job is not on the server any more: it was deleted." +

@@ -125,8 +125,14 @@ export function fakeEventSourceClass() {
 }
 
 /** A job snapshot of SPEC §2. */
-export function snap(id, version, { status = "processing", done = 0, failed = 0, total = 10 } = {}) {
+export function snap(
+  id,
+  version,
+  { status = "processing", done = 0, failed = 0, total = 10, executor = undefined, workers = undefined } = {},
+) {
   return {
+    ...(executor === undefined ? {} : { executor }),
+    ...(workers === undefined ? {} : { workers }),
     id,
     name: `job ${id}`,
     processor: "batch_widget.processors:sleep",

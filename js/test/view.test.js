@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { canRetry, countsText, createView, formatDuration, formatRate } from "../src/view.js";
+import { canRetry, countsText, createView, formatDuration, formatRate, whereText } from "../src/view.js";
 import { fakeDocument } from "./fakedom.js";
 import { flush, snap } from "./helpers.js";
 
@@ -180,6 +180,25 @@ test("items a finished job did not run read 'not run', not 'pending'", () => {
     countsText(snap("a", 3, { status: "queued", done: 12, total: 120 })),
     "12 done · 0 failed · 108 pending of 120",
   );
+});
+
+test("where the job runs: on Dask with its workers, its processes or threads", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info(snap("a", 2, { executor: "dask", workers: 4 })));
+  runFrames();
+  assert.equal(root.find("bw-where").textContent, "on Dask · 4 workers");
+  assert.equal(root.getAttribute("data-executor"), "dask");
+  view.update(info(snap("a", 3, { executor: "dask", workers: 1 })));
+  runFrames();
+  assert.equal(root.find("bw-where").textContent, "on Dask · 1 worker", "a worker lost shows");
+  view.update(info(snap("a", 4, { executor: "dask", workers: null, status: "completed", done: 10 })));
+  runFrames();
+  assert.equal(root.find("bw-where").textContent, "on Dask");
+  const where = (fields) => whereText(snap("b", 1, fields));
+  assert.equal(where({ executor: "process", workers: 2 }), "on 2 processes");
+  assert.equal(where({ executor: "thread", workers: 1 }), "on 1 thread");
+  assert.equal(where({ executor: "thread", workers: 4, status: "completed" }), "");
+  assert.equal(where({}), "", "an older server that does not say");
 });
 
 test("right after Retry no rate is shown until an item of the new run ends", () => {
