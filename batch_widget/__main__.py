@@ -6,6 +6,10 @@
 command line) with its default and help. ``jupyter server --help-all`` cannot
 show them: Jupyter prints its help before it loads any extension.
 ``--markdown`` prints the same as the table in the README.
+
+``python -m batch_widget serve`` (also ``batch-widget serve``) runs the batch
+server: the same API on 127.0.0.1, for kernels with no Jupyter server that has
+the extension (VS Code, Colab, scripts). Kernels start it by themselves.
 """
 
 from __future__ import annotations
@@ -82,7 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = commands.add_parser("config", help="list the server extension's settings")
     config.add_argument("--markdown", action="store_true",
                         help="print them as the README's Markdown table")
-    args = parser.parse_args(argv)
+    commands.add_parser("serve", add_help=False,
+                        help="run the batch server (--help for its options)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        from batch_widget.server.standalone import main as serve
+
+        return serve(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "config":
         sys.stdout.write(config_markdown() if args.markdown else config_text())
     return 0

@@ -53,6 +53,10 @@ ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 #: event. Not a job state: ``GET`` answers 404 for a deleted job.
 DELETED = "deleted"
 
+#: The batch server's runtime file (SPEC §12), in the Jupyter runtime dir:
+#: ``{"url", "token", "pid", ...}``, readable by its user alone.
+RUNTIME_FILE = "batch_widget-server.json"
+
 
 class ItemStatus(_Named):
     """An item's state in the job's ledger."""

@@ -95,6 +95,8 @@ class JupyterProcess:
     args: list[str]
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    #: What answers 200 once the app is ready (``api/status`` for one without the extension).
+    ready_path: str = "api/batch/jobs"
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -109,7 +111,7 @@ class JupyterProcess:
         return self.process.pid
 
     def start(self) -> None:
-        """Start the app and wait until the batch API answers 200."""
+        """Start the app and wait until ``ready_path`` (the batch API) answers 200."""
         self._log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.args,
@@ -192,7 +194,7 @@ class JupyterProcess:
                     f"{self.label} exited with {self.process.returncode}:\n{self.log()}"
                 )
             try:
-                self.api("GET", "api/batch/jobs")
+                self.api("GET", self.ready_path)
                 return
             except urllib.error.HTTPError as error:
                 if error.code == 503:  # up, and waiting for another server's job store

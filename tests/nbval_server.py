@@ -7,6 +7,12 @@ runs every notebook cell by cell in a fresh kernel and compares its outputs
 with the stored ones. The kernels find the server through ``BATCH_WIDGET_URL``
 and ``BATCH_WIDGET_TOKEN``, which they inherit from this process.
 
+With ``BATCH_WIDGET_NBVAL=batch-server`` no Jupyter server is started: the
+kernels get an environment of their own (HOME and every Jupyter dir in a temp
+dir, no ``BATCH_WIDGET_*``, no ``JPY_PARENT_PID``), so they find nothing and
+start the batch server (SPEC §12), as in VS Code or a plain ``python``. Every
+batch server started from that environment is stopped at session end.
+
 Why hooks and not a fixture: nbval's cells are plain ``pytest.Item``s, which
 never request fixtures (autouse or not), and each notebook's kernel starts in
 the notebook collector's ``setup()``. So the server starts in a ``tryfirst``
@@ -34,7 +40,11 @@ NOTEBOOK_DATA = NOTEBOOKS / "data"
 
 sys.path.insert(0, str(TESTS))  # tests/_server.py: the real-server harness
 
-from _server import running_server  # noqa: E402
+from _batch_server import stop_batch_servers  # noqa: E402
+from _server import isolated_env, running_server  # noqa: E402
+
+#: ``BATCH_WIDGET_NBVAL=batch-server``: the notebooks run on the batch server alone.
+BATCH_SERVER_MODE = os.environ.get("BATCH_WIDGET_NBVAL") == "batch-server"
 
 _session = contextlib.ExitStack()
 _started = False
@@ -60,6 +70,16 @@ def _start_server() -> None:
     if not NOTEBOOK_DATA.exists():
         _session.callback(shutil.rmtree, NOTEBOOK_DATA, ignore_errors=True)
     tmp = Path(_session.enter_context(tempfile.TemporaryDirectory(prefix="bw-nbval-")))
+    if BATCH_SERVER_MODE:
+        kernel_env = isolated_env(tmp / "home")
+        changed = {key for key in os.environ if key.startswith(("JPY_", "BATCH_WIDGET_"))}
+        changed |= set(kernel_env) - {"PATH"}
+        _session.callback(_restore_env, {key: os.environ.get(key) for key in changed})
+        for key in changed:
+            os.environ.pop(key, None)
+        os.environ.update({k: v for k, v in kernel_env.items() if k in changed})
+        _session.callback(stop_batch_servers, dict(kernel_env))
+        return
     server = _session.enter_context(running_server(tmp))
     saved = {key: os.environ.get(key) for key in ENV_KEYS}
     _session.callback(_restore_env, saved)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _batch_server import stop_batch_servers
 
 from batch_widget.kernel import client as _client
 from batch_widget.kernel.client import (
@@ -133,10 +134,16 @@ def test_builds_the_url_when_the_file_has_none(
 def test_ignores_a_stale_file_of_a_dead_server(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dead_pid: int
 ) -> None:
+    """The dead server's file is passed over, and the batch server (SPEC §12) is used."""
     write_server_file(tmp_path / "runtime", dead_pid, 8002)
     monkeypatch.setenv("JPY_PARENT_PID", str(dead_pid))
-    with pytest.raises(ServerNotFound):
-        discover()
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    try:
+        info = discover()
+    finally:
+        stop_batch_servers({"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
+    assert info.source == "batch server"
+    assert info.url != "http://localhost:8002/"
 
 
 def test_env_url_wins_over_runtime_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -183,10 +190,15 @@ def test_parent_server_wins_over_jupyterhub(
     assert discover().url == "http://localhost:8004/"
 
 
-def test_nothing_found_says_how_to_fix_it() -> None:
+def test_nothing_found_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing is found only when the batch server cannot start either (here: its
+    runtime dir would be inside a file)."""
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "a-file" / "runtime"))
     with pytest.raises(ServerNotFound) as caught:
         default_client()
     message = str(caught.value)
+    assert "the batch server cannot start" in message
     assert "bw.connect(url, token)" in message
     assert "BATCH_WIDGET_URL" in message
     assert "BATCH_WIDGET_TOKEN" in message

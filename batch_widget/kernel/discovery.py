@@ -6,8 +6,11 @@ Standard library plus ``jupyter_core`` only: a kernel must not load the server.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
+from batch_widget.kernel.launcher import BatchServerUnavailable, batch_server, pid_alive
 from batch_widget.protocol import BatchError
 
 __all__ = ["ServerInfo", "ServerNotFound", "discover", "server_url", "with_slash"]
@@ -32,6 +36,9 @@ _HOW_TO_FIX = (
     "or run this code in a kernel started by a Jupyter server that has the batch_widget "
     "extension enabled."
 )
+#: Seconds a found Jupyter server gets to say whether it has the batch API.
+_PROBE_TIMEOUT = 5.0
+_log = logging.getLogger("batch_widget")
 
 
 class ServerNotFound(BatchError):  # public name fixed by the API brief
@@ -90,21 +97,6 @@ def server_url(url: str) -> tuple[str, str | None]:
     return base, (tokens[0] if tokens else None)
 
 
-def _pid_alive(pid: int) -> bool:
-    """Return True if a process with this pid exists (signal 0 probes, sends nothing)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _runtime_dir() -> Path:
     env = os.environ.get("JUPYTER_RUNTIME_DIR")
     if env:
@@ -121,7 +113,7 @@ def _read_server_files(runtime_dir: Path) -> Iterator[dict[str, Any]]:
             info = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # being written, or unreadable: skip it
             continue
-        if isinstance(info, dict) and _pid_alive(int(info.get("pid", 0))):
+        if isinstance(info, dict) and pid_alive(int(info.get("pid", 0))):
             yield info
 
 
@@ -171,13 +163,40 @@ def _from_jupyterhub() -> ServerInfo | None:
     return ServerInfo(f"{scheme}://{netloc}{path}", token, "jupyterhub")
 
 
+def has_batch_api(info: ServerInfo, timeout: float = _PROBE_TIMEOUT) -> bool:
+    """False only when the server answers that it has no batch API (a 404): a Jupyter
+    server without the extension. A server that cannot be reached right now is kept:
+    the error comes with the first request, and names it."""
+    request = urllib.request.Request(f"{info.url}api/batch/jobs?limit=1",
+                                     headers={"Authorization": f"token {info.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return True
+    except urllib.error.HTTPError as error:
+        return error.code != 404
+    except (OSError, ValueError):
+        return True
+
+
+def _from_batch_server() -> ServerInfo:
+    runtime_dir = _runtime_dir()
+    try:
+        info = batch_server(runtime_dir)
+    except BatchServerUnavailable as exc:
+        raise ServerNotFound(f"No batch_widget server found, and {exc}. {_HOW_TO_FIX}") from exc
+    return ServerInfo(with_slash(info["url"]), str(info.get("token") or ""), "batch server")
+
+
 def discover() -> ServerInfo:
     """Find the server from the environment, first match wins.
 
     The order is ``BATCH_WIDGET_URL`` (+ ``BATCH_WIDGET_TOKEN``), the Jupyter
     server that launched this kernel (``JPY_PARENT_PID`` against the runtime
-    ``jpserver-*.json`` files), then JupyterHub's ``JUPYTERHUB_SERVICE_PREFIX``
-    and ``JUPYTERHUB_API_TOKEN``. An explicit :func:`connect` overrides all of them.
+    ``jpserver-*.json`` files), JupyterHub's ``JUPYTERHUB_SERVICE_PREFIX`` and
+    ``JUPYTERHUB_API_TOKEN``, then this user's batch server, started if none runs
+    (VS Code, Colab, a plain ``python``). A Jupyter server that answers 404 for the
+    batch API (the extension is not enabled there) is skipped. An explicit
+    :func:`connect` overrides all of them.
 
     Returns
     -------
@@ -187,10 +206,17 @@ def discover() -> ServerInfo:
     Raises
     ------
     ServerNotFound
-        If none of the sources names a server; the message says how to fix it.
+        If the batch server cannot start either; the message says why and how to fix it.
     """
-    for finder in (_from_env, _from_parent_server, _from_jupyterhub):
+    found = _from_env()
+    if found is not None:
+        return found
+    for finder in (_from_parent_server, _from_jupyterhub):
         found = finder()
-        if found is not None:
+        if found is None:
+            continue
+        if has_batch_api(found):
             return found
-    raise ServerNotFound(f"No batch_widget server found. {_HOW_TO_FIX}")
+        _log.info("batch_widget: the Jupyter server at %s (%s) does not have the batch_widget "
+                  "extension enabled; using the batch server", found.url, found.source)
+    return _from_batch_server()

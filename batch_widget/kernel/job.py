@@ -14,7 +14,7 @@ from typing import Any, cast
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
-from batch_widget.kernel.listing import JobList, jobs
+from batch_widget.kernel.listing import JobList, jobs, snapshot_html
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -328,15 +328,21 @@ class Job:
         return BatchProgress(job_id=self.id)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Display as the live progress widget (plain ``repr`` where widgets are unavailable)."""
+        """Display as the live progress widget, with the job's state as HTML beside it for
+        where no widget runs (a saved notebook on a code host), and plain ``repr``."""
+        with contextlib.suppress(BatchError):  # the state known so far will do
+            self.snapshot()
+        fallback = {"text/plain": repr(self)}
+        if self._snapshot is not None:
+            fallback["text/html"] = snapshot_html(self._snapshot)
         try:
             widget = self.widget()
         except ImportError:
-            return {"text/plain": repr(self)}
+            return fallback
         bundle = widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle  # (data, metadata) or data
         if isinstance(data, dict):
-            data["text/plain"] = repr(self)
+            data.update(fallback)
         return bundle
 
 

@@ -7,7 +7,7 @@ import html
 from batch_widget.kernel.client import default_client
 from batch_widget.protocol import Snapshot
 
-__all__ = ["JobList", "jobs"]
+__all__ = ["JobList", "jobs", "snapshot_html"]
 
 
 class JobList(list[Snapshot]):
@@ -36,6 +36,23 @@ def _job_row(snap: Snapshot) -> str:
     counts = f"{snap['done']}/{snap['failed']}/{snap['total']}"
     cells = (snap["id"], snap["name"], snap["status"], counts, snap["created_at"] or "")
     return "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>"
+
+
+def snapshot_html(snap: Snapshot) -> str:
+    """A job's state as static HTML: what a saved notebook shows where no widget runs
+    (a code host, a viewer, a broken widget manager), instead of a model reference."""
+    name, job_id, status = (html.escape(str(snap[key])) for key in ("name", "id", "status"))
+    counts = (f"{snap['done']} done · {snap['failed']} failed · {snap['pending']} "
+              f"{'pending' if status in {'queued', 'processing'} else 'not run'} of "
+              f"{snap['total']}")
+    error = snap.get("error")
+    error_html = f'<div class="bw-static-error">{html.escape(error)}</div>' if error else ""
+    return (f'<div class="bw-static" data-job-id="{job_id}" data-status="{status}">'
+            f"<b>{name}</b> <code>{job_id}</code> <span>{status}</span> "
+            f"<span>{html.escape(counts)}</span>{error_html}"
+            f"<div><small>The state when this output was saved. Live progress: "
+            f"<code>bw.attach(&quot;{job_id}&quot;)</code> in a running kernel.</small></div>"
+            "</div>")
 
 
 def jobs(status: str | None = None, limit: int = 100) -> JobList:

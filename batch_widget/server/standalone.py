@@ -1,0 +1,156 @@
+"""The batch server: ``python -m batch_widget serve`` (SPEC §12).
+
+Where no Jupyter server with the extension runs (VS Code's kernels, Colab, a
+plain ``python``, a Jupyter without the extension), a kernel starts this one.
+It is the extension itself, not a second implementation: a stock Jupyter
+``ServerApp`` that loads ``batch_widget`` alone, on ``127.0.0.1``, a port the OS
+picks and a fresh token, with the same routes, SSE stream and authentication.
+Its jobs live in their own store in the Jupyter data dir
+(``batch_widget/batch-server.sqlite``), so a JupyterLab with the extension and
+a batch server never contend for one store.
+
+Once listening it writes ``batch_widget-server.json`` (``url``, ``token``,
+``pid``; mode 0600) in the Jupyter runtime dir, and removes it when it stops.
+It stops by itself after ``--idle-timeout`` seconds with no job queued or
+running, no event-stream subscriber and no request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir, jupyter_runtime_dir
+from tornado.ioloop import PeriodicCallback
+
+from batch_widget.protocol import RUNTIME_FILE
+from batch_widget.server.app import BatchWidgetApp
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "IdleWatch", "main", "write_private"]
+
+#: Seconds without a job, a subscriber or a request before the batch server exits.
+DEFAULT_IDLE_TIMEOUT = 3600.0
+_log = logging.getLogger("batch_widget")
+
+
+def write_private(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON readable by this user alone (0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(dict(data), file, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+class IdleWatch:
+    """Stop the server once it has been idle for ``timeout`` seconds.
+
+    Busy means a job queued or processing, or an SSE subscriber (a widget or a
+    kernel following a job); any request counts as activity too (Jupyter's own
+    ``last_activity``).
+    """
+
+    def __init__(self, app: BatchWidgetApp, serverapp: Any, timeout: float) -> None:
+        self.app = app
+        self.serverapp = serverapp
+        self.timeout = timeout
+        self.busy_at = time.time()
+        self._callback = PeriodicCallback(self.check, max(0.05, min(60.0, timeout / 4)) * 1000)
+
+    def start(self) -> None:
+        """Check from now on (on the server's IOLoop)."""
+        self._callback.start()
+
+    def idle_for(self) -> float:
+        """Seconds since the server last had work, a subscriber or a request."""
+        now = time.time()
+        manager, broadcaster = self.app.manager, self.app.broadcaster
+        busy = (manager is not None and bool(manager.active_snapshots())) or (
+            broadcaster is not None and broadcaster.subscriber_count > 0)
+        if busy:
+            self.busy_at = now
+        last_request = float(self.serverapp.web_app.last_activity().timestamp())
+        return now - max(self.busy_at, last_request)
+
+    def check(self) -> None:
+        """Stop the server if it has been idle long enough."""
+        idle = self.idle_for()
+        if idle >= self.timeout:
+            self._callback.stop()
+            self.serverapp.log.info("batch_widget: the batch server has been idle for %.0f s "
+                                    "(no job, no subscriber, no request): stopping", idle)
+            self.serverapp.stop()
+
+
+def _arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="batch-widget serve",
+        description="Run the batch server: the batch_widget API on 127.0.0.1, for kernels "
+        "with no Jupyter server with the extension (VS Code, Colab, scripts). Other "
+        "arguments go to Jupyter (e.g. --BatchWidgetApp.max_workers=8).")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+                        help="seconds with no job, no subscriber and no request before the "
+                        f"server exits (default {DEFAULT_IDLE_TIMEOUT:g})")
+    return parser.parse_known_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the batch server until it is stopped or idle; return the exit code."""
+    options, rest = _arguments(argv)
+    if not options.idle_timeout > 0:
+        raise SystemExit("--idle-timeout must be a positive number of seconds")
+    token = secrets.token_hex(24)
+    store = Path(jupyter_data_dir()) / "batch_widget" / "batch-server.sqlite"
+    args = ["--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
+            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True",
+            f"--IdentityProvider.token={token}", f"--BatchWidgetApp.db_url=sqlite:///{store}",
+            *rest]
+    BatchWidgetApp.load_other_extensions = False  # this process serves batch_widget alone
+    serverapp = BatchWidgetApp.initialize_server(argv=args)  # type: ignore[no-untyped-call]
+    app = _extension(serverapp)
+    serverapp.start_app()
+    runtime_file = Path(jupyter_runtime_dir()) / RUNTIME_FILE
+    write_private(runtime_file, {
+        "url": serverapp.connection_url, "token": token, "pid": os.getpid(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "idle_timeout": options.idle_timeout, "log": os.environ.get("BATCH_WIDGET_LOG", ""),
+    })
+    serverapp.log.info("batch_widget: batch server at %s (pid %d), described in %s",
+                       serverapp.connection_url, os.getpid(), runtime_file)
+    IdleWatch(app, serverapp, options.idle_timeout).start()
+    try:
+        serverapp.start_ioloop()
+    finally:
+        _remove_if_ours(runtime_file)
+    return 0
+
+
+def _extension(serverapp: Any) -> BatchWidgetApp:
+    for extension in serverapp.extension_manager.extension_apps.get("batch_widget", ()):
+        if isinstance(extension, BatchWidgetApp):
+            return extension
+    raise RuntimeError("the batch_widget extension did not load in the batch server")
+
+
+def _remove_if_ours(path: Path) -> None:
+    """Remove the runtime file unless another batch server has written its own since."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
