@@ -28,6 +28,9 @@ SYNCED = {
     "connection",
     "reconnects",
     "polls",
+    "transport",  # SPEC §12
+    "kernel_snapshot",
+    "kernel_extras",
 }
 
 
@@ -72,8 +75,18 @@ def test_delays_must_be_positive(name: str, value: int) -> None:
         setattr(widget, name, value)
 
 
+def test_transport_accepts_only_the_spec_values() -> None:
+    widget = BatchProgress(job_id="j")
+    assert widget.transport == "auto"
+    for value in ("server", "kernel", "auto"):
+        widget.transport = value
+    with pytest.raises(traitlets.TraitError):
+        widget.transport = "websocket"
+
+
 def test_connection_accepts_only_the_spec_states() -> None:
-    assert CONNECTION_STATES == ("connecting", "live", "reconnecting", "polling", "closed")
+    assert CONNECTION_STATES == (
+        "connecting", "live", "reconnecting", "polling", "closed", "kernel")  # SPEC §8, §12
     widget = BatchProgress(job_id="j")
     for state in CONNECTION_STATES:
         widget.connection = state

@@ -87,9 +87,26 @@ class Job:
     ) -> None:
         self.id = job_id
         self.client = client if client is not None else default_client()
-        self._snapshot = snapshot
+        self._last = snapshot
+        #: Called with every snapshot this handle receives (the widget's kernel feed).
+        self.observer: Callable[[Snapshot], None] | None = None
 
     # -- state
+
+    @property
+    def _snapshot(self) -> Snapshot | None:
+        return self._last
+
+    @_snapshot.setter
+    def _snapshot(self, snapshot: Snapshot | None) -> None:
+        self._last = snapshot
+        if snapshot is not None and self.observer is not None:
+            self.observer(snapshot)
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The newest snapshot this handle has seen, without asking the server."""
+        return self._last
 
     def snapshot(self) -> Snapshot:
         """Fetch and return the job's current snapshot."""
@@ -325,7 +342,7 @@ class Job:
         """Return a new ``BatchProgress`` widget following this job."""
         from batch_widget.kernel.widget import BatchProgress  # keeps anywidget lazy
 
-        return BatchProgress(job_id=self.id)
+        return BatchProgress(job_id=self.id, client=self.client)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """Display as the live progress widget, with the job's state as HTML beside it for

@@ -14,10 +14,16 @@ from typing import Any
 import anywidget
 import traitlets
 
+from batch_widget.kernel.client import Client, default_client
+from batch_widget.kernel.feed import KernelFeed
+
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 
-#: The connection states the browser reports, in the order they usually occur.
-CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed")
+#: The connection states the browser reports, in the order they usually occur;
+#: ``kernel`` while the updates come through the kernel (SPEC §12).
+CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed", "kernel")
+#: Where the browser takes its updates from (SPEC §12).
+TRANSPORTS = ("auto", "server", "kernel")
 
 
 class BatchProgress(anywidget.AnyWidget):
@@ -41,6 +47,14 @@ class BatchProgress(anywidget.AnyWidget):
     debug : bool, optional
         Log every transition, poll and watchdog firing to the browser console
         and show the counters in the widget (False).
+    transport : {"auto", "server", "kernel"}, optional
+        Where the browser takes its updates from: the page's Jupyter server, or
+        this kernel, which follows the job and sends each snapshot over the
+        widget's own channel (for a server the page cannot reach: VS Code, Colab,
+        a JupyterLab without the extension). ``"auto"`` (default) uses the page's
+        server if it answers for the job within 2 s, else the kernel.
+    client : Client, optional
+        The server the kernel follows the job on (the default client otherwise).
     **kwargs : Any
         Passed on to ``anywidget.AnyWidget``.
 
@@ -75,6 +89,15 @@ class BatchProgress(anywidget.AnyWidget):
     debug = traitlets.Bool(False, help="Log connection diagnostics to the browser console.").tag(
         sync=True
     )
+    transport = traitlets.Enum(
+        TRANSPORTS, "auto", help="Where the browser takes its updates from."
+    ).tag(sync=True)
+    kernel_snapshot = traitlets.Dict(
+        help="The job's snapshot as the kernel follows it (the kernel transport)."
+    ).tag(sync=True)
+    kernel_extras = traitlets.Dict(
+        help="A finished job's failed items and outputs, for the kernel transport."
+    ).tag(sync=True)
 
     # Browser → Python: a mirror of what the widget shows.
     status = traitlets.Unicode(
@@ -90,8 +113,50 @@ class BatchProgress(anywidget.AnyWidget):
     reconnects = traitlets.Int(0, help="Streams rebuilt or reconnected.").tag(sync=True)
     polls = traitlets.Int(0, help="Polls of the job.").tag(sync=True)
 
-    def __init__(self, job_id: str, **kwargs: Any) -> None:
+    def __init__(self, job_id: str, *, client: Client | None = None, **kwargs: Any) -> None:
         super().__init__(job_id=job_id, **kwargs)
+        self._client = client
+        self._feed: KernelFeed | None = None
+        self.on_msg(self._on_browser_message)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Display the widget; unless ``transport="server"``, the kernel starts following
+        the job then, so its updates are there when the browser needs them."""
+        if self.transport != "server":
+            self._follow()
+        return super()._repr_mimebundle_(**kwargs)
+
+    def _follow(self) -> None:
+        if self._feed is None:
+            self._feed = KernelFeed(self, self._client or default_client())
+        self._feed.start()
+
+    def _on_browser_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """Cancel, Retry and refresh asked by the browser over the kernel transport
+        (they arrive when the kernel is idle), and the transport it chose."""
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "transport" and content.get("value") == "server":
+            if self._feed is not None:
+                self._feed.close()
+            return
+        if kind not in {"cancel", "retry", "refresh"}:
+            return
+        if self._feed is not None:
+            self._feed.closed = False  # the browser takes its updates from the kernel now
+        self._follow()
+        assert self._feed is not None
+        if kind == "refresh":
+            self._feed.refresh()
+        else:
+            self._feed.act(kind)
+
+    def close(self) -> None:
+        """Close the widget and stop the kernel's updates for it."""
+        if self._feed is not None:
+            self._feed.close()
+        super().close()
 
     @traitlets.validate("job_id")
     def _check_job_id(self, proposal: dict[str, Any]) -> str:

@@ -30,11 +30,13 @@ var ApiError = class extends Error {
   /**
    * @param {number} status
    * @param {string} message
+   * @param {boolean} [json] the answer was JSON (batch_widget's own), not a page of HTML
    */
-  constructor(status, message) {
+  constructor(status, message, json = false) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.json = json;
   }
 };
 function isNotFound(error) {
@@ -50,7 +52,7 @@ async function readJson(response) {
   }
   if (!response.ok) {
     const message = body && body.message || response.statusText || `HTTP ${response.status}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, body !== null);
   }
   return body;
 }
@@ -130,7 +132,7 @@ var DELETED = "deleted";
 var JOB_EVENTS = Object.freeze(["progress", "complete", DELETED]);
 var CONNECTION_STATES = Object.freeze(
   /** @type {ConnectionState[]} */
-  ["connecting", "live", "reconnecting", "polling", "closed"]
+  ["connecting", "live", "reconnecting", "polling", "closed", "kernel"]
 );
 var DEFAULTS = Object.freeze({
   reconnectDelay: 5e3,
@@ -763,6 +765,125 @@ function subscribe(jobId, listener, options = {}) {
   return unsubscribe;
 }
 
+// src/kernel.js
+var AUTO_PROBE_MS = 2e3;
+async function chooseTransport(transport, probe, { timers, signal }) {
+  if (transport === "server" || transport === "kernel") return transport;
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  const timer = timers.setTimeout(stop, AUTO_PROBE_MS);
+  try {
+    await probe(controller.signal);
+    return "server";
+  } catch (error) {
+    if (isNotFound(error) && /** @type {{json?: boolean}} */
+    error.json) return "server";
+    return "kernel";
+  } finally {
+    timers.clearTimeout(timer);
+    signal.removeEventListener("abort", stop);
+  }
+}
+function followThroughKernel(jobId, listener, options) {
+  const { model, timers, signal } = options;
+  const now = options.now || Date.now;
+  const controller = new AbortController();
+  const lifetime = controller.signal;
+  signal.addEventListener("abort", () => controller.abort(), { once: true });
+  let settings = {
+    watchdogInterval: options.watchdogInterval ?? DEFAULTS.watchdogInterval,
+    watchdogTimeout: options.watchdogTimeout ?? DEFAULTS.watchdogTimeout
+  };
+  let snapshot = null;
+  let version = -Infinity;
+  let deleted = false;
+  let polls = 0;
+  let lastUpdate = now();
+  let shownAt = null;
+  function emit() {
+    if (lifetime.aborted) return;
+    listener({
+      jobId,
+      snapshot,
+      connection: deleted ? "closed" : "kernel",
+      reconnects: 0,
+      polls,
+      lastUpdate: shownAt,
+      error: null,
+      deleted
+    });
+  }
+  function apply(value) {
+    if (deleted || !value || typeof value !== "object") return;
+    const offered = (
+      /** @type {Snapshot} */
+      value
+    );
+    if (offered.id !== jobId || !(offered.version > version)) return;
+    lastUpdate = now();
+    if (
+      /** @type {string} */
+      offered.status === DELETED
+    ) {
+      deleted = true;
+      stopWatchdog();
+    } else {
+      snapshot = offered;
+      version = offered.version;
+      shownAt = lastUpdate;
+    }
+    emit();
+  }
+  function send(type) {
+    try {
+      model.send({ type });
+    } catch (error) {
+      console.debug(`batch_widget: could not send ${type} to the kernel`, error);
+    }
+  }
+  function refresh() {
+    if (deleted) return;
+    polls += 1;
+    send("refresh");
+    emit();
+  }
+  let stopWatchdog = () => {
+  };
+  function startWatchdog() {
+    stopWatchdog();
+    stopWatchdog = every(timers, settings.watchdogInterval, () => {
+      if (deleted || snapshot && isTerminal(snapshot.status)) return;
+      if (now() - lastUpdate > settings.watchdogTimeout) {
+        lastUpdate = now();
+        refresh();
+      }
+    }, lifetime);
+  }
+  const onChange = () => apply(model.get("kernel_snapshot"));
+  model.on("change:kernel_snapshot", onChange);
+  lifetime.addEventListener("abort", () => model.off("change:kernel_snapshot", onChange), {
+    once: true
+  });
+  startWatchdog();
+  apply(model.get("kernel_snapshot"));
+  emit();
+  return Object.assign(() => controller.abort(), {
+    update: (changes) => {
+      settings = { ...settings, ...changes };
+      startWatchdog();
+      emit();
+    },
+    poll: refresh,
+    gone: () => {
+      deleted = true;
+      stopWatchdog();
+      emit();
+    },
+    offer: apply
+  });
+}
+
 // src/page.js
 function readPageConfig(doc = globalThis.document) {
   try {
@@ -1212,6 +1333,10 @@ function render({ model, el }) {
     getXsrf: () => readCookie("_xsrf")
   });
   let handle = null;
+  const timers = defaultTimers();
+  let mode = null;
+  const tellKernel = (type) => model.send({ type });
+  const extras = () => model.get("kernel_extras") || {};
   async function act(call, jobId) {
     let snapshot;
     try {
@@ -1223,10 +1348,10 @@ function render({ model, el }) {
     if (handle) handle.offer(snapshot);
   }
   const actions = {
-    cancel: (jobId) => act(api.cancel, jobId),
-    retry: (jobId) => act(api.retry, jobId),
-    failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
-    outputs: (jobId) => api.getOutputs(jobId, lifetime),
+    cancel: async (jobId) => mode === "kernel" ? tellKernel("cancel") : act(api.cancel, jobId),
+    retry: async (jobId) => mode === "kernel" ? tellKernel("retry") : act(api.retry, jobId),
+    failedItems: async (jobId, limit) => mode === "kernel" ? extras().failed_items || { items: [], total: 0 } : api.getFailedItems(jobId, limit, lifetime),
+    outputs: async (jobId) => mode === "kernel" ? { outputs: extras().outputs || [] } : api.getOutputs(jobId, lifetime),
     gone: () => {
       if (handle) handle.gone();
     }
@@ -1253,15 +1378,23 @@ function render({ model, el }) {
     const jobId = model.get("job_id");
     generation += 1;
     const mine = generation;
-    handle = jobId ? subscribe(
-      jobId,
-      (info) => {
-        if (mine !== generation) return;
-        view.update(info);
-        mirror.push(info);
-      },
-      { baseUrl: page.baseUrl, token: page.token, api, signal: lifetime, ...settings() }
-    ) : null;
+    const listener = (info) => {
+      if (mine !== generation) return;
+      view.update(info);
+      mirror.push(info);
+    };
+    if (!jobId || mode === null) handle = null;
+    else if (mode === "kernel") {
+      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settings() });
+    } else {
+      handle = subscribe(jobId, listener, {
+        baseUrl: page.baseUrl,
+        token: page.token,
+        api,
+        signal: lifetime,
+        ...settings()
+      });
+    }
     if (previous) previous();
   }
   const onSettings = () => {
@@ -1279,7 +1412,21 @@ function render({ model, el }) {
     },
     { once: true }
   );
-  follow();
+  chooseTransport(model.get("transport"), (signal) => api.getJob(model.get("job_id"), signal), {
+    timers,
+    signal: lifetime
+  }).then((chosen) => {
+    if (lifetime.aborted) return;
+    mode = chosen;
+    if (chosen === "server") {
+      try {
+        model.send({ type: "transport", value: "server" });
+      } catch (error) {
+        console.debug("batch_widget: could not tell the kernel", error);
+      }
+    }
+    follow();
+  });
   return () => controller.abort();
 }
 var widget_default = { initialize, render };

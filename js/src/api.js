@@ -72,11 +72,13 @@ export class ApiError extends Error {
   /**
    * @param {number} status
    * @param {string} message
+   * @param {boolean} [json] the answer was JSON (batch_widget's own), not a page of HTML
    */
-  constructor(status, message) {
+  constructor(status, message, json = false) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.json = json;
   }
 }
 
@@ -102,7 +104,7 @@ async function readJson(response) {
   }
   if (!response.ok) {
     const message = (body && body.message) || response.statusText || `HTTP ${response.status}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, body !== null);
   }
   return body;
 }

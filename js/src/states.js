@@ -24,7 +24,7 @@ export const JOB_EVENTS = Object.freeze(["progress", "complete", DELETED]);
 
 /** The connection states a widget reports (SPEC §8): an explicit union, not booleans. */
 export const CONNECTION_STATES = Object.freeze(
-  /** @type {ConnectionState[]} */ (["connecting", "live", "reconnecting", "polling", "closed"]),
+  /** @type {ConnectionState[]} */ (["connecting", "live", "reconnecting", "polling", "closed", "kernel"]),
 );
 
 /** Defaults of the widget's timing traits, in milliseconds (SPEC §8). */

@@ -45,7 +45,7 @@
 
 /**
  * What a widget shows as its connection (SPEC §8 `connection`): a union, not booleans.
- * @typedef {"connecting" | "live" | "reconnecting" | "polling" | "closed"} ConnectionState
+ * @typedef {"connecting" | "live" | "reconnecting" | "polling" | "closed" | "kernel"} ConnectionState
  */
 
 /**
@@ -116,6 +116,10 @@
  * @property {string} connection
  * @property {number} reconnects
  * @property {number} polls
+ * @property {string} transport "auto", "server" or "kernel" (SPEC §12)
+ * @property {Record<string, unknown>} kernel_snapshot the job as the kernel follows it
+ * @property {{ version?: number, failed_items?: ItemsPage, outputs?: string[] }} kernel_extras
+ *   a finished job's failed items and outputs, sent by the kernel
  */
 
 /**
@@ -126,6 +130,7 @@
  * @property {() => void} save_changes
  * @property {(event: string, callback: () => void) => void} on
  * @property {(event: string, callback: () => void) => void} off
+ * @property {(content: object) => void} send a custom message to the kernel
  */
 
 /**

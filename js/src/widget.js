@@ -4,6 +4,7 @@
 import { createApi } from "./api.js";
 import { defaultTimers } from "./lifetime.js";
 import { subscribe } from "./connection.js";
+import { chooseTransport, followThroughKernel } from "./kernel.js";
 import { readCookie, readPageConfig } from "./page.js";
 import { isTerminal } from "./states.js";
 import { createView } from "./view.js";
@@ -130,6 +131,13 @@ function render({ model, el }) {
   });
   /** @type {Subscription | null} */
   let handle = null;
+  const timers = defaultTimers();
+  /** Where updates come from, once chosen (SPEC §12 `transport`). @type {"server" | "kernel" | null} */
+  let mode = null;
+  /** @param {string} type */
+  const tellKernel = (type) => model.send({ type });
+  /** @returns {NonNullable<import("./types.js").ModelState["kernel_extras"]>} */
+  const extras = () => model.get("kernel_extras") || {};
 
   // Apply the answer to Cancel/Retry; on a refusal (e.g. 409: the job already
   // ended) poll at once, since the refusal means the widget shows a stale state.
@@ -150,10 +158,14 @@ function render({ model, el }) {
   }
   /** @type {import("./view.js").Actions} */
   const actions = {
-    cancel: (jobId) => act(api.cancel, jobId),
-    retry: (jobId) => act(api.retry, jobId),
-    failedItems: (jobId, limit) => api.getFailedItems(jobId, limit, lifetime),
-    outputs: (jobId) => api.getOutputs(jobId, lifetime),
+    cancel: async (jobId) => (mode === "kernel" ? tellKernel("cancel") : act(api.cancel, jobId)),
+    retry: async (jobId) => (mode === "kernel" ? tellKernel("retry") : act(api.retry, jobId)),
+    failedItems: async (jobId, limit) =>
+      mode === "kernel"
+        ? extras().failed_items || { items: [], total: 0 }
+        : api.getFailedItems(jobId, limit, lifetime),
+    outputs: async (jobId) =>
+      mode === "kernel" ? { outputs: extras().outputs || [] } : api.getOutputs(jobId, lifetime),
     gone: () => {
       if (handle) handle.gone();
     },
@@ -182,18 +194,25 @@ function render({ model, el }) {
     const jobId = model.get("job_id");
     generation += 1;
     const mine = generation;
+    /** @param {ConnectionInfo} info */
+    const listener = (info) => {
+      if (mine !== generation) return; // the old job's farewell after job_id changed
+      view.update(info);
+      mirror.push(info);
+    };
     // Subscribe before releasing the old job, so the shared stream stays up.
-    handle = jobId
-      ? subscribe(
-          jobId,
-          (info) => {
-            if (mine !== generation) return; // the old job's farewell after job_id changed
-            view.update(info);
-            mirror.push(info);
-          },
-          { baseUrl: page.baseUrl, token: page.token, api, signal: lifetime, ...settings() },
-        )
-      : null;
+    if (!jobId || mode === null) handle = null;
+    else if (mode === "kernel") {
+      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settings() });
+    } else {
+      handle = subscribe(jobId, listener, {
+        baseUrl: page.baseUrl,
+        token: page.token,
+        api,
+        signal: lifetime,
+        ...settings(),
+      });
+    }
     if (previous) previous();
   }
 
@@ -213,7 +232,22 @@ function render({ model, el }) {
     { once: true },
   );
 
-  follow();
+  // Never awaited here: the choice (at most 2 s) happens while the view says "connecting".
+  chooseTransport(model.get("transport"), (signal) => api.getJob(model.get("job_id"), signal), {
+    timers,
+    signal: lifetime,
+  }).then((chosen) => {
+    if (lifetime.aborted) return;
+    mode = chosen;
+    if (chosen === "server") {
+      try {
+        model.send({ type: "transport", value: "server" }); // the kernel may stop following
+      } catch (error) {
+        console.debug("batch_widget: could not tell the kernel", error);
+      }
+    }
+    follow();
+  });
   return () => controller.abort();
 }
 

@@ -22,12 +22,19 @@ function fakeModel(values) {
     connection: "connecting",
     reconnects: 0,
     polls: 0,
+    transport: "auto",
+    kernel_snapshot: {},
+    kernel_extras: {},
     ...values,
   };
   const handlers = new Map();
   return {
     state,
     saves: [],
+    sent: [],
+    send(content) {
+      this.sent.push(content);
+    },
     get: (name) => state[name],
     set: (name, value) => {
       state[name] = value;
@@ -74,6 +81,7 @@ test("initialize returns at once; render mirrors state into the model and cleans
   const el = globalThis.document.createElement("div");
   // anywidget's render props carry no AbortSignal: the view ends when its cleanup is called.
   const dispose = widget.render({ model, el });
+  await flush(); // the page server answers for the job: the stream transport
   const es = globalThis.EventSource.last;
   assert.equal(es.url, "/user/x/api/batch/events?token=s3cret");
   es.open();
@@ -112,6 +120,7 @@ test("Cancel posts with the XSRF cookie and token header and applies the answer"
   const model = fakeModel();
   const el = globalThis.document.createElement("div");
   const cleanup = widget.render({ model, el });
+  await flush(); // the page server answers for the job: the stream transport
   globalThis.EventSource.last.open();
   await flush();
   await new Promise((resolve) => setTimeout(resolve, 50));
@@ -128,12 +137,17 @@ test("Cancel posts with the XSRF cookie and token header and applies the answer"
 
 test("a refused Cancel shows why and polls at once to show where the job is now", async () => {
   let polls = 0;
+  let probed = false;
   globalThis.fetch = async (url, init = {}) => {
     if (init.method === "POST") {
       return Response.json({ message: "job a is already cancelled" }, { status: 409 });
     }
     if (url.includes("/outputs")) return Response.json({ outputs: [] });
     if (url.includes("/items")) return Response.json({ items: [], total: 0 });
+    if (!probed) {
+      probed = true; // render asks once whether the page's server answers for the job
+      return Response.json(snap("a", 1));
+    }
     polls += 1;
     // The first poll (catch-up on open) still sees it running; then it has ended.
     return Response.json(
@@ -143,6 +157,7 @@ test("a refused Cancel shows why and polls at once to show where the job is now"
   const model = fakeModel();
   const el = globalThis.document.createElement("div");
   const cleanup = widget.render({ model, el });
+  await flush(); // the page server answers for the job: the stream transport
   try {
     globalThis.EventSource.last.open();
     await flush();
@@ -164,6 +179,7 @@ test("changing job_id follows the new job on the same stream", async () => {
   const model = fakeModel();
   const el = globalThis.document.createElement("div");
   const cleanup = widget.render({ model, el });
+  await flush(); // the page server answers for the job: the stream transport
   const es = globalThis.EventSource.last;
   es.open();
   await flush();
@@ -175,4 +191,41 @@ test("changing job_id follows the new job on the same stream", async () => {
   assert.equal(model.state.connection, "live");
   model.trigger("debug", true);
   cleanup();
+});
+
+test("transport 'kernel': updates come from the kernel, Cancel goes to it, no request is made", async () => {
+  const requests = [];
+  globalThis.fetch = async (url) => {
+    requests.push(url);
+    return Response.json({}, { status: 500 });
+  };
+  const model = fakeModel({ transport: "kernel" });
+  const el = globalThis.document.createElement("div");
+  const cleanup = widget.render({ model, el });
+  await flush();
+  try {
+    assert.equal(globalThis.EventSource.last, undefined, "no EventSource at all");
+    model.trigger("kernel_snapshot", snap("a", 3, { done: 2 }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(model.state.connection, "kernel");
+    assert.equal(model.state.done, 2);
+    assert.equal(el.children[0].getAttribute("data-connection"), "kernel");
+
+    el.children[0].find("bw-cancel").click();
+    await flush();
+    assert.deepEqual(model.sent.at(-1), { type: "cancel" });
+
+    model.trigger("kernel_extras", {
+      version: 9,
+      failed_items: { items: [{ index: 4, input: 4, status: "failed", error: "ValueError: 4" }], total: 1 },
+      outputs: [],
+    });
+    model.trigger("kernel_snapshot", snap("a", 9, { status: "completed", done: 9, failed: 1 }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(model.state.status, "completed");
+    assert.match(el.children[0].find("bw-failures").textContent, /ValueError: 4/);
+    assert.deepEqual(requests, [], "the page's server was never asked");
+  } finally {
+    cleanup();
+  }
 });

@@ -17,7 +17,9 @@ recorded, ``live``, after it.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from _lab import LabHandle
@@ -30,6 +32,7 @@ __all__ = [
     "event_sources",
     "fault_seen",
     "first",
+    "fresh_page",
     "install_recorder",
     "log_position",
     "open_notebook",
@@ -39,6 +42,7 @@ __all__ = [
     "run_all_cells",
     "save_notebook",
     "show_cells",
+    "submit_cell",
     "wait_for",
     "wait_for_executed",
     "wait_for_kernel",
@@ -122,6 +126,26 @@ EXECUTED_JS = """
 """
 
 WARM_UP = "import batch_widget as bw"
+
+
+@contextlib.contextmanager
+def fresh_page(browser: Any) -> Iterator[Any]:
+    """A page in a context of its own, with the attribute recorder; closed afterwards."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    install_recorder(page)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def submit_cell(items: int, seconds: float, **params: Any) -> str:
+    """A cell that submits ``items`` items of ``seconds`` on 2 workers and shows the job."""
+    fields = {"seconds": seconds, **params}
+    return (f"job = bw.submit('batch_widget.processors:sleep', list(range({items})),\n"
+            f"                params={fields!r}, max_workers=2)\njob")
 
 
 def install_recorder(page: Any) -> None:

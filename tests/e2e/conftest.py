@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _lab import CHROMIUM, RECONNECT_DELAY, Gate, LabHandle, build_lab, launch_chromium
-from _page import install_recorder
+from _page import fresh_page
 from _proxy import FaultProxy
 
 
@@ -100,13 +100,9 @@ def proxy(lab: LabHandle) -> Iterator[FaultProxy]:
 @pytest.fixture
 def page(browser: Any, lab: LabHandle, proxy: FaultProxy) -> Iterator[Any]:
     """A fresh page with the attribute recorder; no fault, kernel or context outlives the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(60_000)
-    new_page = context.new_page()
-    install_recorder(new_page)
-    yield new_page
-    proxy.restore()
-    context.close()
+    with fresh_page(browser) as new_page:
+        yield new_page
+        proxy.restore()
     lab.shutdown_kernels()
 
 
