@@ -486,6 +486,7 @@ async def eventually_processing(api: Api, job_id: str) -> None:
         ("process_idle_timeout", -1.0),
         ("process_idle_timeout", float("nan")),
         ("dask_connect_timeout", 0.0),
+        ("batch_server_idle_timeout", -1.0),
     ],
 )
 def test_bad_configuration_is_refused(trait: str, value: Any) -> None:
@@ -517,6 +518,7 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "process_idle_timeout": 60.0,  # SPEC §11
         "dask_address": "",  # SPEC §11
         "dask_connect_timeout": 10.0,
+        "batch_server_idle_timeout": 3600.0,  # SPEC §12
         "malloc_mmap_threshold": 1024 * 1024,
         "broadcaster_class": "batch_widget.server.events.Broadcaster",
         "manager_class": "batch_widget.engine.manager.JobManager",

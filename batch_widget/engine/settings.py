@@ -46,6 +46,7 @@ class Settings:
 
     # -- the server process ----------------------------------------------------
     malloc_mmap_threshold: int = 1024 * 1024
+    batch_server_idle_timeout: float = 3600.0
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied."""

@@ -124,6 +124,11 @@ class BatchWidgetApp(ExtensionApp):
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
         "stay in the server's memory after use. 0 leaves the allocator alone; the "
         "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.")
+    batch_server_idle_timeout = _setting(Float, "batch_server_idle_timeout",
+        "Seconds the batch server (python -m batch_widget serve, which kernels start where "
+        "no Jupyter server has the extension) stays up with no job queued or running, no "
+        "event-stream subscriber and no request; then it exits. A Jupyter server running "
+        "the extension ignores it.")
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
@@ -165,6 +170,7 @@ class BatchWidgetApp(ExtensionApp):
         "cancel_timeout",
         "store_write_timeout",
         "dask_connect_timeout",
+        "batch_server_idle_timeout",
     )
     def _validate_positive_float(self, proposal: dict[str, Any]) -> float:
         return float(_positive(proposal))

@@ -11,8 +11,9 @@ a batch server never contend for one store.
 
 Once listening it writes ``batch_widget-server.json`` (``url``, ``token``,
 ``pid``; mode 0600) in the Jupyter runtime dir, and removes it when it stops.
-It stops by itself after ``--idle-timeout`` seconds with no job queued or
-running, no event-stream subscriber and no request.
+It stops by itself after ``BatchWidgetApp.batch_server_idle_timeout`` seconds
+(``--idle-timeout``) with no job queued or running, no event-stream subscriber
+and no request.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import secrets
 import tempfile
@@ -36,11 +36,7 @@ from tornado.ioloop import PeriodicCallback
 from batch_widget.protocol import RUNTIME_FILE
 from batch_widget.server.app import BatchWidgetApp
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "IdleWatch", "main", "write_private"]
-
-#: Seconds without a job, a subscriber or a request before the batch server exits.
-DEFAULT_IDLE_TIMEOUT = 3600.0
-_log = logging.getLogger("batch_widget")
+__all__ = ["IdleWatch", "main", "write_private"]
 
 
 def write_private(path: Path, data: Mapping[str, Any]) -> None:
@@ -103,17 +99,18 @@ def _arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         description="Run the batch server: the batch_widget API on 127.0.0.1, for kernels "
         "with no Jupyter server with the extension (VS Code, Colab, scripts). Other "
         "arguments go to Jupyter (e.g. --BatchWidgetApp.max_workers=8).")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+    parser.add_argument("--idle-timeout", type=float, default=None,
                         help="seconds with no job, no subscriber and no request before the "
-                        f"server exits (default {DEFAULT_IDLE_TIMEOUT:g})")
+                        "server exits (BatchWidgetApp.batch_server_idle_timeout, 3600 unless "
+                        "configured)")
     return parser.parse_known_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the batch server until it is stopped or idle; return the exit code."""
     options, rest = _arguments(argv)
-    if not options.idle_timeout > 0:
-        raise SystemExit("--idle-timeout must be a positive number of seconds")
+    if options.idle_timeout is not None:
+        rest = [f"--BatchWidgetApp.batch_server_idle_timeout={options.idle_timeout}", *rest]
     token = secrets.token_hex(24)
     store = Path(jupyter_data_dir()) / "batch_widget" / "batch-server.sqlite"
     args = ["--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
@@ -128,11 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_private(runtime_file, {
         "url": serverapp.connection_url, "token": token, "pid": os.getpid(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "idle_timeout": options.idle_timeout, "log": os.environ.get("BATCH_WIDGET_LOG", ""),
+        "idle_timeout": app.batch_server_idle_timeout,
+        "log": os.environ.get("BATCH_WIDGET_LOG", ""),
     })
     serverapp.log.info("batch_widget: batch server at %s (pid %d), described in %s",
                        serverapp.connection_url, os.getpid(), runtime_file)
-    IdleWatch(app, serverapp, options.idle_timeout).start()
+    IdleWatch(app, serverapp, app.batch_server_idle_timeout).start()
     try:
         serverapp.start_ioloop()
     finally:
