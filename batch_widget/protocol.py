@@ -102,6 +102,8 @@ class ItemRecord(TypedDict):
     error: str | None
     traceback: str | None
     duration: float | None
+    #: What the item printed and logged while it ran (its first 64 KiB), or None.
+    log: str | None
 
 
 class ItemError(TypedDict):
@@ -111,6 +113,7 @@ class ItemError(TypedDict):
     input: Any
     error: str | None
     traceback: str | None
+    log: str | None
 
 
 # --------------------------------------------------------------------------- errors

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import os
 import sys
 import threading
@@ -187,3 +188,21 @@ def where_and_when(item: Any, seconds: float = 0.0, slow_from: int | None = None
     slow = slow_from is not None and item >= slow_from
     time.sleep(slow_seconds if slow else seconds)
     return {"item": item, "pid": os.getpid(), "started": started}
+
+
+def chatty(item: int, lines: int = 3, fail_on: tuple[int, ...] = ()) -> int:
+    """Print, write to stderr and log ``lines`` lines each, all naming the item."""
+    for line in range(lines):
+        print(f"item {item} says {line}")
+        sys.stderr.write(f"item {item} warns {line}\n")
+        logging.getLogger("chatty").warning("item %d logs %d", item, line)
+        time.sleep(0.0005)  # let the other worker threads interleave
+    if item in fail_on:
+        raise ValueError(f"item {item} failed after talking")
+    return item
+
+
+def loud(item: int, size: int = 1024 * 1024) -> int:
+    """Print ``size`` bytes."""
+    sys.stdout.write("x" * size)
+    return item

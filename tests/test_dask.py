@@ -299,3 +299,20 @@ def test_without_distributed_a_dask_job_is_refused_with_what_to_install(
         assert code == 201, "other jobs are still accepted"
     finally:
         server.stop()
+
+
+async def test_what_items_print_on_dask_workers_is_kept_per_item(
+    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+) -> None:
+    await started(dask_cluster, "w1", nthreads=4)
+    manager = on(make_manager, dask_cluster)
+    job = create(manager, list(range(60)), processor="sample_processors:chatty",
+                 executor="dask")
+    final = await wait(manager, job["id"], timeout=60)
+    assert final["done"] == 60
+    for row in records(manager, job["id"]):
+        index = row["index"]
+        assert row["log"].splitlines() == [
+            text for line in range(3) for text in (
+                f"item {index} says {line}", f"item {index} warns {line}",
+                f"WARNING chatty: item {index} logs {line}")]

@@ -76,6 +76,7 @@ async def test_job_lifecycle_create_poll_items_retry_delete(api: Api, jp_base_ur
         "error",
         "traceback",
         "duration",
+        "log",  # SPEC §13
     }
     code, failed, _ = await api.call(
         "GET", "jobs", created["id"], "items", params={"status": "failed"}

@@ -211,9 +211,9 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     inputs = ["a", {"b": [1, "é"]}, None, 3.5, "x" * 1000]
     store.insert_job(_row(total=len(inputs)), inputs)
     (row,) = store.load_jobs()
-    outcomes = [("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, row.key, i)
+    outcomes = [("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, None, row.key, i)
                 for i in (0, 1, 4)]
-    outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, row.key, 2))
+    outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, "oops\n", row.key, 2))
     store.commit_progress(row, [], outcomes)
 
     start = Position(offset=0)
@@ -232,5 +232,6 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
         assert received == records
     failed = json.loads(store.items_page(row.key, ItemStatus.FAILED, start, 100))
     assert [i["index"] for i in failed["items"]] == [2] and failed["total"] == 1
+    assert failed["items"][0]["log"] == "oops\n"
     told = json.loads(store.items_page(row.key, None, Position(after=3), 100, total=5))
     assert [i["index"] for i in told["items"]] == [4] and told["total"] == 5

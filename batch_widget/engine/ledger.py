@@ -23,7 +23,7 @@ __all__ = ["PAGE_BYTES", "Position", "ResultsChunk", "item_record", "items_page"
 #: take it past this many bytes; it always holds at least one item while any match.
 PAGE_BYTES = 8 * 1024 * 1024
 
-_ITEM_COLUMNS = "idx, input, status, result, error, traceback, duration"
+_ITEM_COLUMNS = "idx, input, status, result, error, traceback, duration, log"
 _RESULT_COLUMNS = "idx, status, result, error"
 
 
@@ -119,17 +119,17 @@ def results_chunk(
 
 def _item_json(row: Sequence[Any]) -> str:
     """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
-    index, raw_input, status, raw_result, error, trace, duration = row
+    index, raw_input, status, raw_result, error, trace, duration, log = row
     dumps = json.dumps
     return (f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
             f'"result": {"null" if raw_result is None else raw_result}, '
             f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
-            f'"duration": {dumps(duration)}}}')
+            f'"duration": {dumps(duration)}, "log": {dumps(log)}}}')
 
 
 def item_record(row: Sequence[Any]) -> ItemRecord:
     """One stored row as an ``ItemRecord`` (decoded)."""
-    index, raw_input, status, raw_result, error, trace, duration = row
+    index, raw_input, status, raw_result, error, trace, duration, log = row
     return {
         "index": index,
         "input": json.loads(raw_input),
@@ -138,4 +138,5 @@ def item_record(row: Sequence[Any]) -> ItemRecord:
         "error": error,
         "traceback": trace,
         "duration": duration,
+        "log": log,
     }

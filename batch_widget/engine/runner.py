@@ -451,15 +451,15 @@ class JobRun:
         else:
             message = ("the worker process running this item died (os._exit, a segfault or "
                        "the out-of-memory killer?); the other items went on in a fresh worker")
-        return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
+        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning("batch_widget: job %s: a chunk of %d item(s) could not run: %r",
                          self.job_id, len(items), exc)
         message = f"the worker could not run this item: {_worker.describe(exc)}"
-        return [("failed", None, message, None, None, self.job_key, i) for i, _ in items]
+        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
 
 
 def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:
     """Outcomes that send never-run items back to pending (the job's end decides their fate)."""
-    return [(_worker.SKIPPED, None, None, None, None, job_key, i) for i, _ in items]
+    return [(_worker.SKIPPED, None, None, None, None, None, job_key, i) for i, _ in items]

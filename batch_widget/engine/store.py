@@ -28,7 +28,7 @@ from batch_widget.protocol import (
     StoreLost,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS items (
     error        TEXT,
     traceback    TEXT,
     duration     REAL,
+    log          TEXT,
     PRIMARY KEY (job, idx)
 ) WITHOUT ROWID;
 """
@@ -233,6 +234,9 @@ class Store:
             # executescript() would COMMIT first and break the transaction.
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+            if "log" not in columns:  # a store of schema 1: items gain their log
+                conn.execute("ALTER TABLE items ADD COLUMN log TEXT")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def release_reader(self) -> None:
@@ -385,7 +389,7 @@ class Store:
                 "AND status = 'pending'", started)
             conn.executemany(
                 "UPDATE items SET status = ?, result = ?, error = ?, traceback = ?, "
-                "duration = ? WHERE job = ? AND idx = ?", outcomes)
+                "duration = ?, log = ? WHERE job = ? AND idx = ?", outcomes)
             _update_job(conn, job)
 
     def finish_items(self, job: JobRow, status: ItemStatus) -> int:
@@ -402,7 +406,7 @@ class Store:
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE items SET status = 'pending', result = NULL, error = NULL, "
-                "traceback = NULL, duration = NULL WHERE job = ? AND status != 'done'",
+                "traceback = NULL, duration = NULL, log = NULL WHERE job = ? AND status != 'done'",
                 (job.key,))
             _update_job(conn, job)
 

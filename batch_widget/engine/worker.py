@@ -23,13 +23,14 @@ from typing import Any
 
 import cloudpickle
 
-from batch_widget.engine import jsontext
+from batch_widget.engine import capture, jsontext
 
 Processor = Callable[..., Any]
 #: A processor as a worker receives it: import path, cloudpickle, or (threads) the function.
 Ref = str | bytes | Processor
-#: ``(status, result_json, error, traceback, duration, job_key, index)``
-Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", int, int]
+#: ``(status, result_json, error, traceback, duration, log, job_key, index)``
+Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", "str | None",
+                int, int]
 #: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
 SKIPPED = "pending"
 _MiB = 1024 * 1024
@@ -275,36 +276,45 @@ def run_chunk(
     cpu_started = time.thread_time()
     stop = cancel if cancel is not None else _process_cancel
     func = _last_pickle.resolve(ref)
+    capture.install()
     outcomes: list[Outcome] = []
     append = outcomes.append
     clock = time.perf_counter
+    begin, end = capture.begin, capture.end
     inputs = jsontext.loads_many([raw for _, raw in chunk])  # one parse for the chunk
     for (index, _), item in zip(chunk, inputs, strict=True):
         if stop is not None and stop.is_set():
-            append((SKIPPED, None, None, None, None, job_key, index))
+            append((SKIPPED, None, None, None, None, None, job_key, index))
             continue
         started = clock()
+        begin()
         try:
             result = func(item, **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
-            append(("failed", None, describe(exc), _traceback(), clock() - started,
+            trace = _traceback()
+            append(("failed", None, describe(exc), trace, clock() - started, _storable(end()),
                     job_key, index))
             continue
         duration = clock() - started
+        log = _storable(end())
         try:
             encoded = encode_result(result)
         except (TypeError, ValueError, RecursionError) as exc:
             append(("failed", None, f"result is not JSON-serialisable: {exc}", None, duration,
-                    job_key, index))
+                    log, job_key, index))
             continue
         if len(encoded) > max_result_bytes:  # ASCII: json.dumps escapes the rest
             append(("failed", None, _too_big(len(encoded), max_result_bytes), None, duration,
-                    job_key, index))
+                    log, job_key, index))
             continue
-        append(("done", encoded, None, None, duration, job_key, index))
+        append(("done", encoded, None, None, duration, log, job_key, index))
     if cpu_watch is not None:
         cpu_watch.add(time.thread_time() - cpu_started)
     return outcomes
+
+
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable(text)
 
 
 def _too_big(size: int, limit: int) -> str:

@@ -284,13 +284,15 @@ class Job:
                 position += 1
 
     def errors(self) -> list[ItemError]:
-        """Return the failed items: ``[{"index", "input", "error", "traceback"}]``, in order."""
+        """Return the failed items: ``[{"index", "input", "error", "traceback", "log"}]``,
+        in order; ``log`` is what the item printed and logged (None if nothing)."""
         failed = [
             ItemError(
                 index=record["index"],
                 input=record["input"],
                 error=record["error"],
                 traceback=record["traceback"],
+                log=record.get("log"),
             )
             for record in self.client.all_items(self.id, status="failed")
         ]

@@ -1132,6 +1132,11 @@ function createView(el, options) {
         element(doc, "span", "bw-failure-error", item.error || "failed")
       );
       if (item.traceback) row.setAttribute("title", item.traceback);
+      if (item.log) {
+        const log = element(doc, "details", "bw-failure-log");
+        log.append(element(doc, "summary", "", "output"), element(doc, "pre", "", item.log));
+        row.append(log);
+      }
       list.append(row);
     }
     failures.replaceChildren(title, list);

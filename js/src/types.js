@@ -38,6 +38,7 @@
  * @property {string | null} error
  * @property {string | null} traceback
  * @property {number | null} duration
+ * @property {string | null} [log] what the item printed and logged (its first 64 KiB)
  */
 
 /** @typedef {{items: ItemRecord[], total: number}} ItemsPage */

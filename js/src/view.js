@@ -340,6 +340,12 @@ export function createView(el, options) {
         element(doc, "span", "bw-failure-error", item.error || "failed"),
       );
       if (item.traceback) row.setAttribute("title", item.traceback);
+      if (item.log) {
+        // What the item printed and logged, collapsed until asked for.
+        const log = element(doc, "details", "bw-failure-log");
+        log.append(element(doc, "summary", "", "output"), element(doc, "pre", "", item.log));
+        row.append(log);
+      }
       list.append(row);
     }
     failures.replaceChildren(title, list);

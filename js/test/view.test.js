@@ -24,8 +24,11 @@ function mount(overrides = {}) {
       return overrides.failedItems
         ? overrides.failedItems()
         : {
-            items: [{ index: 3, input: "c.txt", status: "failed", error: "ValueError: c", traceback: "tb" }],
-            total: 1,
+            items: [
+              { index: 3, input: "c.txt", status: "failed", error: "ValueError: c", traceback: "tb", log: "reading c.txt\n" },
+              { index: 5, input: "e.txt", status: "failed", error: "OSError: e", traceback: "tb", log: null },
+            ],
+            total: 2,
           };
     },
     outputs: async (id) => {
@@ -111,6 +114,10 @@ test("failed items and outputs are fetched and shown; Retry appears", async () =
   assert.deepEqual(calls.filter(([kind]) => kind === "failedItems"), [["failedItems", "a", 20]]);
   const failure = root.find("bw-failure");
   assert.match(failure.textContent, /#3.*c\.txt.*ValueError: c/);
+  const logs = root.findAll("bw-failure-log");
+  assert.equal(logs.length, 1, "only an item that wrote something has an output section");
+  assert.equal(logs[0].tagName.toLowerCase(), "details", "collapsed until opened");
+  assert.match(logs[0].textContent, /output.*reading c\.txt/s);
   const links = root.findAll("bw-output");
   assert.equal(links.length, 2);
   assert.equal(links[0].getAttribute("href"), "/base/lab/tree/out/a%20b.gz");
