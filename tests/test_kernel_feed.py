@@ -104,6 +104,6 @@ def test_with_the_server_transport_the_kernel_does_not_follow(client: Client) ->
     job = client.create({"processor": SLEEP, "items": [1, 2], "params": {"seconds": 0}})
     widget, seen = shown(client, job["id"], transport="server")
     eventually(lambda: client.get(job["id"])["status"] == "completed", "completed")
-    time.sleep(0.3)
+    assert widget._feed is None, "displaying started no feed"
     assert seen == [] and widget.kernel_snapshot == {}
     widget.close()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,12 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
-from batch_widget.kernel.launcher import BatchServerUnavailable, batch_server, pid_alive
+from batch_widget.kernel.launcher import (
+    BatchServerUnavailable,
+    batch_api_status,
+    batch_server,
+    pid_alive,
+)
 from batch_widget.protocol import BatchError
 
 __all__ = ["ServerInfo", "ServerNotFound", "discover", "server_url", "with_slash"]
@@ -167,15 +170,7 @@ def has_batch_api(info: ServerInfo, timeout: float = _PROBE_TIMEOUT) -> bool:
     """False only when the server answers that it has no batch API (a 404): a Jupyter
     server without the extension. A server that cannot be reached right now is kept:
     the error comes with the first request, and names it."""
-    request = urllib.request.Request(f"{info.url}api/batch/jobs?limit=1",
-                                     headers={"Authorization": f"token {info.token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return True
-    except urllib.error.HTTPError as error:
-        return error.code != 404
-    except (OSError, ValueError):
-        return True
+    return batch_api_status(info.url, info.token, timeout) != 404
 
 
 def _from_batch_server() -> ServerInfo:

@@ -117,9 +117,8 @@ class KernelFeed:
 
     def _refresh(self) -> None:
         _adopt(self._parent)
-        job = Job(self.widget.job_id, self.client)
         try:
-            self._push(job.snapshot())
+            self._push(self.client.get(self.widget.job_id))
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except (BatchError, OSError) as exc:
@@ -128,9 +127,9 @@ class KernelFeed:
 
     def _act(self, action: str) -> None:
         _adopt(self._parent)
-        job = Job(self.widget.job_id, self.client)
+        call = self.client.cancel if action == "cancel" else self.client.retry
         try:
-            self._push(job.cancel() if action == "cancel" else job.retry())
+            self._push(call(self.widget.job_id))
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except BatchError as exc:  # e.g. 409: already finished; show what is true now

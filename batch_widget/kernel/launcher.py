@@ -27,7 +27,8 @@ from typing import Any
 
 from batch_widget.protocol import RUNTIME_FILE, BatchError
 
-__all__ = ["START_TIMEOUT", "BatchServerUnavailable", "batch_server", "read_runtime_file"]
+__all__ = ["START_TIMEOUT", "BatchServerUnavailable", "batch_api_status", "batch_server",
+           "pid_alive", "read_runtime_file"]
 
 #: Seconds a kernel waits for a batch server it started to answer.
 START_TIMEOUT = 60.0
@@ -69,16 +70,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _answers(info: dict[str, Any], timeout: float = PROBE_TIMEOUT) -> bool:
-    """True if the server in ``info`` answers its batch API with its token."""
-    request = urllib.request.Request(
-        f"{info['url']}api/batch/jobs?limit=1",
-        headers={"Authorization": f"token {info.get('token', '')}"})
+def batch_api_status(url: str, token: str, timeout: float = PROBE_TIMEOUT) -> int | None:
+    """The HTTP status ``GET {url}api/batch/jobs?limit=1`` answers with ``token``; None
+    when the server cannot be reached."""
+    request = urllib.request.Request(f"{url}api/batch/jobs?limit=1",
+                                     headers={"Authorization": f"token {token}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bool(response.status == 200)
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _answers(info: dict[str, Any]) -> bool:
+    """True if the batch server in ``info`` answers its batch API with its token."""
+    return batch_api_status(info["url"], str(info.get("token", ""))) == 200
 
 
 @contextlib.contextmanager
