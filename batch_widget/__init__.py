@@ -32,6 +32,7 @@ from batch_widget.protocol import (
 )
 
 if TYPE_CHECKING:
+    from batch_widget.kernel.jobsview import JobsView
     from batch_widget.kernel.widget import BatchProgress
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ __all__ = [
     "JobList",
     "JobNotFound",
     "JobStateConflict",
+    "JobsView",
     "PermissionDenied",
     "ServerNotFound",
     "ServerUnreachable",
@@ -60,11 +62,15 @@ _PUBLIC = frozenset([*__all__, "map"])
 
 
 def __getattr__(name: str) -> Any:
-    # BatchProgress loads anywidget and ipywidgets: only kernels that show it pay for that.
+    # The widgets load anywidget and ipywidgets: only kernels that show one pay for that.
     if name == "BatchProgress":
         from batch_widget.kernel.widget import BatchProgress
 
         return BatchProgress
+    if name == "JobsView":
+        from batch_widget.kernel.jobsview import JobsView
+
+        return JobsView
     raise AttributeError(f"module 'batch_widget' has no attribute {name!r}")
 
 

@@ -3,11 +3,13 @@
 Starts a private JupyterLab with batch_widget (the end-to-end harness in
 ``tests/e2e``), runs a real job per theme and crops an element screenshot of
 the widget while the job runs, once it has finished, for a job cancelled
-part-way, and for the finished job once it has been deleted::
+part-way, for the jobs view, and for the finished job once it has been deleted::
 
     python scripts/screenshots.py [--out docs]
 
-writes ``widget-{light,dark}-{running,finished,cancelled,deleted}.png``.
+writes ``widget-{light,dark}-{running,finished,cancelled,deleted}.png``, and
+``jobs-{light,dark}.png`` of the jobs view (``bw.jobs()``) with those jobs and a
+running one.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ def progress(page: Any, index: int = 0) -> int:
     return int(shown["done"]) + int(shown["failed"])
 
 
-def shoot(page: Any, path: Path, index: int = -1) -> None:
-    """An element screenshot of widget ``index``'s output area (the last by default)."""
-    widgets = page.locator(".jp-OutputArea-output:has(.bw-progress)")
+def shoot(page: Any, path: Path, index: int = -1, selector: str = ".bw-progress") -> None:
+    """An element screenshot of the output area of widget ``index`` (the last by default)
+    among those that hold ``selector``."""
+    widgets = page.locator(f".jp-OutputArea-output:has({selector})")
     widget = widgets.last if index == -1 else widgets.nth(index)
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=str(path), animations="disabled")
@@ -96,6 +99,16 @@ def take(browser: Any, lab: LabHandle, name: str, theme: str, out: Path) -> None
         wait_for_status(page, "cancelled", index=1, timeout=60)
         page.wait_for_timeout(500)
         shoot(page, out / f"widget-{name}-cancelled.png")
+
+        # The jobs view: this run's three jobs, one of them running.
+        running = lab.create_job(range(200), seconds=0.3, name="index the notes", max_workers=2)
+        show_cells(page, ["import batch_widget as bw\njobs = bw.jobs(limit=3)\njobs"])
+        row = page.locator(f".bw-job-row[data-job-id='{running['id']}'][data-status=processing]")
+        row.wait_for(timeout=60_000)
+        wait_for(lambda: int(row.get_attribute("data-done") or 0) >= 12, 60, what="12 items shown")
+        page.wait_for_timeout(500)
+        shoot(page, out / f"jobs-{name}.png", selector=".bw-jobs")
+        lab.api("POST", f"api/batch/jobs/{running['id']}/cancel", {})
 
         lab.api("DELETE", f"api/batch/jobs/{job['id']}")
         wait_for_status(page, "deleted", index=0, timeout=30)

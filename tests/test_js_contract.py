@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from batch_widget.engine import DEFAULTS
+from batch_widget.kernel.jobsview import JobsView
 from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
 from batch_widget.protocol import ACTIVE_STATES, DELETED, TERMINAL_STATES, JobStatus
 from batch_widget.server.events import COMPLETE, PROGRESS, event_name
@@ -24,6 +25,7 @@ JS_SRC = Path(__file__).resolve().parent.parent / "js" / "src"
 _READ = """
 const states = await import(process.argv[1] + "/states.js");
 const widget = await import(process.argv[1] + "/widget.js");
+const jobs = await import(process.argv[1] + "/jobswidget.js");
 console.log(JSON.stringify({
   active: states.ACTIVE_STATUSES,
   terminal: states.TERMINAL_STATUSES,
@@ -32,6 +34,9 @@ console.log(JSON.stringify({
   jobEvents: states.JOB_EVENTS,
   defaults: states.DEFAULTS,
   mirrored: widget.MIRRORED_TRAITS,
+  jobsView: jobs.JOBS_VIEW,
+  jobsSettings: jobs.JOBS_SETTING_TRAITS,
+  jobsMirrored: jobs.JOBS_MIRRORED_TRAITS,
 }));
 """
 
@@ -83,3 +88,11 @@ def test_default_timings_agree(js: dict[str, Any]) -> None:
 def test_every_mirrored_trait_is_a_synced_trait_of_the_widget(js: dict[str, Any]) -> None:
     traits = BatchProgress.class_traits(sync=True)
     assert set(js["mirrored"]) <= set(traits), set(js["mirrored"]) - set(traits)
+
+
+def test_the_jobs_view_reads_and_reports_synced_traits_of_jobsview(js: dict[str, Any]) -> None:
+    traits = JobsView.class_traits(sync=True)
+    used = set(js["jobsSettings"]) | set(js["jobsMirrored"])
+    assert used <= set(traits), used - set(traits)
+    assert traits["_batch_view"].default_value == js["jobsView"]
+    assert "_batch_view" not in BatchProgress.class_traits(), "a progress model renders as progress"

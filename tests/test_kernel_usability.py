@@ -200,7 +200,7 @@ def test_the_url_jupyter_prints_works_as_it_is(server: ServerHandle) -> None:
     client = bw.connect(printed)
     assert client.url == server.url
     assert client.token == server.token
-    assert isinstance(bw.jobs(), bw.JobList)
+    assert isinstance(bw.jobs(), batch_widget.JobsView)
 
 
 def test_the_printed_url_in_batch_widget_url_works(

@@ -1,11 +1,14 @@
-"""Kernel side: ``bw.jobs()``, the server's jobs as a list that renders as a table."""
+"""Kernel side: ``bw.jobs()``, and the server's jobs as a list that renders as a table."""
 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING, Any
 
-from batch_widget.kernel.client import default_client
 from batch_widget.protocol import Snapshot
+
+if TYPE_CHECKING:
+    from batch_widget.kernel.jobsview import JobsView
 
 __all__ = ["JobList", "jobs", "snapshot_html"]
 
@@ -55,9 +58,11 @@ def snapshot_html(snap: Snapshot) -> str:
             "</div>")
 
 
-def jobs(status: str | None = None, limit: int = 100) -> JobList:
-    """Return recent jobs, newest first, optionally of one status."""
-    answer = default_client().list(status=status, limit=limit)
-    listed = JobList(answer.get("jobs", []))
-    listed.total = int(answer.get("total", len(listed)))
-    return listed
+def jobs(status: str | None = None, limit: int = 100, **traits: Any) -> JobsView:
+    """The server's jobs, newest first: a live ``JobsView`` widget in a notebook, and
+    a sequence of job snapshots in code (``limit`` of them, optionally of one status).
+
+    ``traits`` go to the widget (``watchdog_timeout``, ``debug``, ``transport``, ...)."""
+    from batch_widget.kernel.jobsview import JobsView  # anywidget: only when asked for
+
+    return JobsView(status=status, limit=limit, **traits)

@@ -17,6 +17,11 @@ function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
   const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
   return withToken(query ? `${path}?${query}` : path, token);
 }
+function listUrl({ baseUrl, token }, { status, limit, offset }) {
+  const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  if (status) params.set("status", status);
+  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`, token);
+}
 function fileHref(baseUrl, path) {
   return `${normalizeBaseUrl(baseUrl)}lab/tree/${encodePath(path)}`;
 }
@@ -70,6 +75,7 @@ function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetch
   return {
     baseUrl: normalizeBaseUrl(baseUrl),
     getJob: (jobId, signal) => get(jobUrl(auth, jobId), signal),
+    listJobs: (query, signal) => get(listUrl(auth, query), signal),
     getFailedItems: (jobId, limit = 20, signal) => get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
     getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),
     // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
@@ -280,6 +286,203 @@ var Stream = class {
   }
 };
 
+// src/listwatch.js
+var MAX_PAGE = 1e3;
+function listQuery(query = {}) {
+  const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(Number(query.limit) || 50)));
+  const offset = Math.max(0, Math.floor(Number(query.offset) || 0));
+  return { status: query.status || "", limit, offset };
+}
+function newerFirst(a, b) {
+  const x = a.created_at || "";
+  const y = b.created_at || "";
+  return x === y ? 0 : x > y ? -1 : 1;
+}
+var ListWatch = class {
+  /**
+   * @param {Subscriber} sub the jobs view it serves
+   * @param {ListQuery} query
+   * @param {ListContext} context
+   * @param {AbortSignal} parent the hub's lifetime
+   */
+  constructor(sub, query, context, parent) {
+    this.sub = sub;
+    this.query = query;
+    this.context = context;
+    this.rows = [];
+    this.total = 0;
+    this.loaded = false;
+    this.lastUpdate = context.now();
+    this.lastChangeAt = null;
+    this.lastPollAt = -Infinity;
+    this.error = null;
+    this.inflight = false;
+    this.early = [];
+    this.again = false;
+    this.controller = childController(parent);
+    this.stopWatchdog = null;
+    this.watchdogInterval = null;
+  }
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+  /** True while a job on the page is still moving. */
+  get active() {
+    return this.rows.some((row) => isActive(row.status));
+  }
+  /** (Re)start the watchdog at the subscriber's interval. */
+  retime() {
+    const interval = this.sub.settings.watchdogInterval;
+    if (this.stopWatchdog && this.watchdogInterval === interval) return;
+    if (this.stopWatchdog) this.stopWatchdog();
+    this.watchdogInterval = interval;
+    this.stopWatchdog = every(
+      this.context.timers,
+      interval,
+      () => this.context.tick(this),
+      this.controller.signal
+    );
+  }
+  close() {
+    this.controller.abort();
+  }
+  /**
+   * Show another page or status: the rows are fetched again.
+   * @param {Partial<ListQuery>} query
+   */
+  setQuery(query) {
+    const next = listQuery({ ...this.query, ...query });
+    if (next.status === this.query.status && next.limit === this.query.limit && next.offset === this.query.offset) return;
+    this.query = next;
+    this.loaded = false;
+    this.poll("page changed");
+  }
+  /**
+   * The watchdog's decision, given how long the stream has been down.
+   * @param {boolean} streamDownTooLong
+   */
+  check(streamDownTooLong) {
+    const age = this.context.now() - this.lastUpdate;
+    if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    else if (!this.loaded || this.active && age >= this.sub.settings.watchdogTimeout) {
+      this.poll("watchdog: no update");
+    }
+  }
+  /**
+   * Poll unless the list was fetched within half a watchdog interval.
+   * @param {string} reason
+   */
+  pollIfDue(reason) {
+    const recent = this.context.now() - this.lastPollAt < this.sub.settings.watchdogInterval / 2;
+    if (!recent) this.poll(reason);
+  }
+  /** @param {string} reason */
+  poll(reason) {
+    if (this.closed) return;
+    if (this.inflight) {
+      this.again = true;
+      return;
+    }
+    this.inflight = true;
+    this.again = false;
+    this.lastPollAt = this.context.now();
+    this.sub.polls += 1;
+    const query = this.query;
+    this.context.trace(`poll jobs list (${reason})`, query);
+    const { signal } = this.controller;
+    Promise.resolve().then(() => this.context.api.listJobs(query, signal)).then(
+      (answer) => {
+        if (signal.aborted || query !== this.query) return;
+        this.error = null;
+        this.lastUpdate = this.context.now();
+        this.load(answer);
+      },
+      (error) => {
+        if (signal.aborted) return;
+        this.error = error && error.message ? String(error.message) : String(error);
+        this.context.trace(`poll of the jobs list failed: ${this.error}`);
+        this.context.notify(this);
+      }
+    ).finally(() => {
+      this.inflight = false;
+      if (this.again && !signal.aborted) this.poll("asked again");
+    });
+  }
+  /**
+   * Take a fetched page: its jobs are the rows, each kept at the newest version seen.
+   * @param {JobsPage} answer
+   */
+  load(answer) {
+    const known = new Map(this.rows.map((row) => [row.id, row]));
+    this.rows = (answer.jobs || []).map((fetched) => {
+      this.context.share(fetched);
+      const shown = known.get(fetched.id);
+      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
+    });
+    this.total = Number(answer.total) || 0;
+    const wasLoaded = this.loaded;
+    this.loaded = true;
+    const early = this.early;
+    this.early = [];
+    if (!wasLoaded) for (const [type, snapshot] of early) this.event(type, snapshot, true);
+    this.lastChangeAt = this.context.now();
+    this.context.notify(this);
+  }
+  /**
+   * A job event from the stream; true if the rows changed.
+   * @param {string} type `progress`, `complete` or `deleted`
+   * @param {Snapshot} snapshot
+   * @param {boolean} [quiet] apply without telling the subscriber (it is told once after)
+   */
+  event(type, snapshot, quiet = false) {
+    if (this.closed || !snapshot || typeof snapshot.id !== "string") return false;
+    if (!this.loaded) {
+      if (this.early.length < this.query.limit * 4) this.early.push([type, snapshot]);
+      return false;
+    }
+    const at = this.rows.findIndex((row) => row.id === snapshot.id);
+    if (type === "deleted") {
+      if (at < 0) return false;
+      this.rows.splice(at, 1);
+      this.total = Math.max(0, this.total - 1);
+      this.changed(quiet);
+      this.poll("a job left the page");
+      return true;
+    }
+    this.lastUpdate = this.context.now();
+    if (at >= 0) {
+      if (!(Number(snapshot.version) > Number(this.rows[at].version))) return false;
+      this.rows[at] = snapshot;
+      this.changed(quiet);
+      return true;
+    }
+    return this.admit(snapshot, quiet);
+  }
+  /**
+   * A job the page has not shown: a new one belongs at the top of the first page.
+   * @param {Snapshot} snapshot
+   * @param {boolean} quiet
+   */
+  admit(snapshot, quiet) {
+    const { status, offset, limit } = this.query;
+    if (!this.loaded || offset > 0) return false;
+    if (status && snapshot.status !== status) return false;
+    const last = this.rows[this.rows.length - 1];
+    if (this.rows.length >= limit && last && newerFirst(snapshot, last) >= 0) return false;
+    this.rows.push(snapshot);
+    this.rows.sort(newerFirst);
+    if (this.rows.length > limit) this.rows.length = limit;
+    this.total += 1;
+    this.changed(quiet);
+    return true;
+  }
+  /** @param {boolean} [quiet] */
+  changed(quiet = false) {
+    this.lastChangeAt = this.context.now();
+    if (!quiet) this.context.notify(this);
+  }
+};
+
 // src/watch.js
 function strictest(subs, name) {
   let value = Infinity;
@@ -447,6 +650,7 @@ var Hub = class {
     this.controller = new AbortController();
     this.subs = /* @__PURE__ */ new Set();
     this.jobs = /* @__PURE__ */ new Map();
+    this.lists = /* @__PURE__ */ new Set();
     this.cancelDownTimer = null;
     const trace = this.trace.bind(this);
     this.watchContext = {
@@ -456,6 +660,18 @@ var Hub = class {
       trace,
       notify: (watch) => this.notifyJob(watch),
       tick: (watch) => this.watchdog(watch)
+    };
+    this.listContext = {
+      api: this.api,
+      now: this.now,
+      timers: this.timers,
+      trace,
+      notify: (list) => this.notify(list.sub),
+      tick: (list) => this.listWatchdog(list),
+      share: (snapshot) => {
+        const job = this.jobs.get(snapshot.id);
+        if (job) job.apply(snapshot, "list poll");
+      }
     };
     this.stream = new Stream(
       url,
@@ -525,9 +741,58 @@ var Hub = class {
       poll: () => job.poll("requested"),
       gone: () => job.markDeleted("the server has no such job"),
       offer: (snapshot) => {
-        if (!sub.closed && this.jobs.get(jobId) === job) job.apply(snapshot, "action");
+        if (!sub.closed && this.jobs.get(jobId) === job) this.offer(snapshot);
       }
     });
+  }
+  /**
+   * Follow a page of the server's job list (the jobs view, SPEC §13).
+   * @param {(info: ListInfo) => void} listener
+   * @param {TimingOptions & Partial<ListQuery>} options
+   * @returns {ListSubscription}
+   */
+  subscribeList(listener, options) {
+    const sub = {
+      jobId: "",
+      listener: () => {
+      },
+      settings: timingFrom(options),
+      reconnects: 0,
+      polls: 0,
+      connection: null,
+      closed: false,
+      list: null
+    };
+    const list = new ListWatch(sub, listQuery(options), this.listContext, this.controller.signal);
+    sub.list = { watch: list, listener };
+    this.subs.add(sub);
+    this.lists.add(list);
+    list.retime();
+    this.trace("subscribe to the jobs list", list.query);
+    if (this.stream.phase === "idle") this.stream.start();
+    list.poll("new subscriber");
+    this.notify(sub);
+    return Object.assign(() => this.unsubscribe(sub), {
+      update: (changes) => {
+        this.update(sub, changes);
+        list.retime();
+      },
+      poll: () => list.poll("requested"),
+      query: (changes) => list.setQuery(changes),
+      offer: (snapshot) => {
+        if (!sub.closed) this.offer(snapshot);
+      }
+    });
+  }
+  /**
+   * A snapshot from elsewhere (the answer to Cancel/Retry): every job watch and
+   * list of the page takes it under the version rule.
+   * @param {Snapshot} snapshot
+   */
+  offer(snapshot) {
+    const job = this.jobs.get(snapshot.id);
+    if (job) job.apply(snapshot, "action");
+    for (const list of this.lists) list.event("progress", snapshot);
   }
   /**
    * @param {Subscriber} sub
@@ -547,6 +812,10 @@ var Hub = class {
     this.trace(`unsubscribe ${sub.jobId}`);
     sub.closed = true;
     this.subs.delete(sub);
+    if (sub.list) {
+      sub.list.watch.close();
+      this.lists.delete(sub.list.watch);
+    }
     const job = this.jobs.get(sub.jobId);
     if (job) {
       job.subs.delete(sub);
@@ -610,6 +879,10 @@ var Hub = class {
   }
   /** @param {Subscriber} sub */
   notify(sub) {
+    if (sub.list) {
+      this.notifyList(sub, sub.list.watch, sub.list.listener);
+      return;
+    }
     const info = this.info(sub);
     if (info.connection !== sub.connection) {
       if (sub.settings.debug) this.trace(`${sub.jobId}: ${sub.connection} \u2192 ${info.connection}`);
@@ -617,6 +890,33 @@ var Hub = class {
     }
     try {
       sub.listener(info);
+    } catch (error) {
+      console.error("batch_widget listener failed", error);
+    }
+  }
+  /**
+   * @param {Subscriber} sub
+   * @param {ListWatch} list
+   * @param {(info: ListInfo) => void} listener
+   */
+  notifyList(sub, list, listener) {
+    const connection = this.connectionFor(sub);
+    if (connection !== sub.connection) {
+      if (sub.settings.debug) this.trace(`jobs list: ${sub.connection} \u2192 ${connection}`);
+      sub.connection = connection;
+    }
+    try {
+      listener({
+        rows: list.rows.slice(),
+        total: list.total,
+        query: list.query,
+        loaded: list.loaded,
+        connection,
+        reconnects: sub.reconnects,
+        polls: sub.polls,
+        lastUpdate: list.lastChangeAt,
+        error: list.error
+      });
     } catch (error) {
       console.error("batch_widget listener failed", error);
     }
@@ -644,6 +944,7 @@ var Hub = class {
     if (browserRetry) this.countReconnect("browser retry");
     this.stopDownTimer();
     for (const job of this.jobs.values()) job.poll("catch-up on open");
+    for (const list of this.lists) list.poll("catch-up on open");
     this.refreshConnections();
   }
   /** @param {boolean} entered */
@@ -655,6 +956,7 @@ var Hub = class {
         for (const job of this.jobs.values()) {
           if (!job.terminal) job.poll("stream never opened");
         }
+        for (const list of this.lists) list.pollIfDue("stream never opened");
       }
     }
     this.refreshConnections();
@@ -672,7 +974,9 @@ var Hub = class {
       this.trace("unparsable event ignored", data);
       return;
     }
-    const job = snapshot && this.jobs.get(snapshot.id);
+    if (!snapshot || typeof snapshot.id !== "string") return;
+    for (const list of this.lists) list.event(type, snapshot);
+    const job = this.jobs.get(snapshot.id);
     if (!job) return;
     job.lastUpdate = this.now();
     if (type === DELETED) {
@@ -708,15 +1012,29 @@ var Hub = class {
     for (const job of this.jobs.values()) {
       if (!job.terminal) job.pollIfDue("stream down, polling");
     }
+    for (const list of this.lists) list.pollIfDue("stream down, polling");
   }
   // -- the watchdog ----------------------------------------------------------------
   /** @param {JobWatch} job */
   watchdog(job) {
     if (this.closed || this.jobs.get(job.id) !== job) return;
+    const timeout = job.setting("watchdogTimeout");
+    this.trace(`watchdog ${job.id}: last update ${Math.round((this.now() - job.lastUpdate) / 1e3)} s ago`);
+    job.check(this.checkStream(timeout));
+  }
+  /** @param {ListWatch} list */
+  listWatchdog(list) {
+    if (this.closed || !this.lists.has(list)) return;
+    list.check(this.checkStream(list.sub.settings.watchdogTimeout));
+  }
+  /**
+   * The watchdog's look at the stream: rebuild one that is open but mute.
+   * @param {number} timeout the watching widget's `watchdogTimeout`
+   * @returns {boolean} whether the stream has been down too long (poll instead)
+   */
+  checkStream(timeout) {
     this.refreshConnections();
     const now = this.now();
-    const timeout = job.setting("watchdogTimeout");
-    this.trace(`watchdog ${job.id}: last update ${Math.round((now - job.lastUpdate) / 1e3)} s ago`);
     if (this.stream.isOpen && now - this.stream.lastMessageAt >= timeout) {
       this.trace("stream silent, rebuilding it");
       this.stream.restart();
@@ -724,8 +1042,7 @@ var Hub = class {
       this.refreshConnections();
     }
     const { phase, downSince, everOpened } = this.stream;
-    const streamDownTooLong = phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
-    job.check(streamDownTooLong);
+    return phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
   }
   /** @param {string} jobId */
   addJob(jobId) {
@@ -745,6 +1062,14 @@ function hubsOf(registry) {
   );
 }
 function subscribe(jobId, listener, options = {}) {
+  const unsubscribe = hubFor(options).subscribe(jobId, listener, options);
+  return tiedToSignal(unsubscribe, options.signal);
+}
+function subscribeList(listener, options = {}) {
+  const unsubscribe = hubFor(options).subscribeList(listener, options);
+  return tiedToSignal(unsubscribe, options.signal);
+}
+function hubFor(options) {
   const hubs = hubsOf(options.registry || /** @type {Record<string, unknown>} */
   globalThis);
   const url = streamUrl(options);
@@ -756,13 +1081,319 @@ function subscribe(jobId, listener, options = {}) {
     hubs.set(url, created);
     hub = created;
   }
-  const unsubscribe = hub.subscribe(jobId, listener, options);
-  const { signal } = options;
+  return hub;
+}
+function tiedToSignal(unsubscribe, signal) {
   if (signal) {
     if (signal.aborted) unsubscribe();
     else signal.addEventListener("abort", unsubscribe, { once: true });
   }
   return unsubscribe;
+}
+
+// src/format.js
+function formatDuration(seconds) {
+  if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
+  const total = Math.max(0, Math.round(Number(seconds)));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+function formatRate(rate) {
+  if (rate === null || rate === void 0 || !Number.isFinite(Number(rate))) return "\u2014";
+  const value = Number(rate);
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
+}
+function countsText(snapshot) {
+  const { done, failed, pending, total } = snapshot;
+  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
+  return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest} of ${total}`;
+}
+function whereText(snapshot) {
+  const { executor, workers } = snapshot;
+  const count = typeof workers === "number" && !isTerminal(snapshot.status) ? workers : null;
+  const many = (n, one, more) => `${n} ${n === 1 ? one : more}`;
+  if (executor === "dask") return count === null ? "on Dask" : `on Dask \xB7 ${many(count, "worker", "workers")}`;
+  if (count === null) return "";
+  if (executor === "process") return `on ${many(count, "process", "processes")}`;
+  return `on ${many(count, "thread", "threads")}`;
+}
+function canRetry(snapshot) {
+  if (!snapshot || !isTerminal(snapshot.status)) return false;
+  if (snapshot.done >= snapshot.total) return false;
+  return snapshot.status !== "completed" || snapshot.failed > 0;
+}
+function parseTime(value) {
+  if (!value) return null;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? null : time;
+}
+
+// src/jobsview.js
+function element(doc, tag, className, text) {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  if (text !== void 0) node.textContent = text;
+  return node;
+}
+function defaultFrame(fn) {
+  if (typeof globalThis.requestAnimationFrame === "function") {
+    const id2 = globalThis.requestAnimationFrame(fn);
+    return () => globalThis.cancelAnimationFrame(id2);
+  }
+  const id = setTimeout(fn, 16);
+  return () => clearTimeout(id);
+}
+var POOLS = { thread: "threads", process: "processes", dask: "on Dask" };
+function poolText(executor) {
+  return executor ? POOLS[executor] || executor : "";
+}
+function rangeText(info) {
+  const { rows, total, query } = info;
+  const what = query.status ? `${query.status} jobs` : "jobs";
+  if (rows.length === 0) return total > 0 ? `none here of ${total} ${what}` : `no ${what}`;
+  const first = query.offset + 1;
+  return `${first}\u2013${query.offset + rows.length} of ${Math.max(total, query.offset + rows.length)} ${what}`;
+}
+function createJobsView(el, options) {
+  const { actions, signal } = options;
+  const frame = options.frame || defaultFrame;
+  const now = options.now || Date.now;
+  const timers = options.timers || defaultTimers();
+  const doc = el.ownerDocument || globalThis.document;
+  const root = element(doc, "div", "bw-jobs");
+  const header = element(doc, "div", "bw-jobs-header");
+  const title = element(doc, "span", "bw-jobs-title", "Jobs");
+  const range = element(doc, "span", "bw-jobs-range", "");
+  const badge = element(doc, "span", "bw-connection", "connecting");
+  const newer = element(doc, "button", "bw-newer", "\u2039 newer");
+  const older = element(doc, "button", "bw-older", "older \u203A");
+  newer.setAttribute("type", "button");
+  older.setAttribute("type", "button");
+  header.append(title, range, badge);
+  if (options.control) header.append(options.control);
+  header.append(newer, older);
+  const note = element(doc, "div", "bw-jobs-note", "");
+  const list = element(doc, "div", "bw-jobs-list");
+  list.setAttribute("role", "list");
+  const empty = element(doc, "div", "bw-jobs-empty", "");
+  const diagnostics = element(doc, "div", "bw-debug", "");
+  root.append(header, note, list, empty, diagnostics);
+  el.replaceChildren(root);
+  const state = {
+    /** @type {ListInfo | null} */
+    info: null,
+    debug: false,
+    /** @type {Set<string>} rows with an action in flight */
+    busy: /* @__PURE__ */ new Set(),
+    /** @type {Map<string, string>} the last failed action's message, per row */
+    messages: /* @__PURE__ */ new Map()
+  };
+  const rows = /* @__PURE__ */ new Map();
+  let order = [];
+  let cancelFrame = null;
+  function schedule() {
+    if (cancelFrame || signal.aborted) return;
+    cancelFrame = frame(() => {
+      cancelFrame = null;
+      if (!signal.aborted) render2();
+    });
+  }
+  const ticker = timers.setInterval(schedule, 1e3);
+  signal.addEventListener(
+    "abort",
+    () => {
+      timers.clearInterval(ticker);
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+    },
+    { once: true }
+  );
+  const pageBy = (direction) => {
+    const info = state.info;
+    if (!info) return;
+    const { offset, limit } = info.query;
+    actions.page(Math.max(0, offset + direction * limit));
+  };
+  newer.addEventListener("click", () => pageBy(-1), { signal });
+  older.addEventListener("click", () => pageBy(1), { signal });
+  async function act(kind, jobId) {
+    if (state.busy.has(jobId)) return;
+    state.busy.add(jobId);
+    state.messages.delete(jobId);
+    schedule();
+    try {
+      await actions[kind](jobId);
+    } catch (caught) {
+      const error = (
+        /** @type {{message?: string, status?: number} | null} */
+        caught
+      );
+      const detail = error && error.message ? error.message : String(caught);
+      const code = error && error.status ? ` (${error.status})` : "";
+      state.messages.set(jobId, `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`);
+    } finally {
+      state.busy.delete(jobId);
+      schedule();
+    }
+  }
+  function makeRow(jobId) {
+    const row = element(doc, "div", "bw-job-row");
+    row.setAttribute("role", "listitem");
+    row.setAttribute("data-job-id", jobId);
+    const head = element(doc, "div", "bw-job-head");
+    const name = element(doc, "span", "bw-name", "");
+    const id = element(doc, "code", "bw-id", jobId);
+    id.setAttribute("title", "the job id: bw.attach(id) shows this job in a notebook");
+    const status = element(doc, "span", "bw-status", "");
+    const buttons = element(doc, "span", "bw-job-actions");
+    const cancel = element(doc, "button", "bw-cancel", "Cancel");
+    const retry = element(doc, "button", "bw-retry", "Retry");
+    cancel.setAttribute("type", "button");
+    retry.setAttribute("type", "button");
+    buttons.append(cancel, retry);
+    head.append(name, id, status, buttons);
+    const bar = element(doc, "div", "bw-bar bw-bar-small");
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    const barDone = element(doc, "div", "bw-bar-done");
+    const barFailed = element(doc, "div", "bw-bar-failed");
+    bar.append(barDone, barFailed);
+    const stats = element(doc, "div", "bw-stats");
+    const counts = element(doc, "span", "bw-counts", "");
+    const rate = element(doc, "span", "bw-rate", "");
+    const executor = element(doc, "span", "bw-executor", "");
+    stats.append(counts, rate, executor);
+    const error = element(doc, "div", "bw-job-error", "");
+    const message = element(doc, "div", "bw-message", "");
+    message.setAttribute("role", "status");
+    cancel.addEventListener("click", () => act("cancel", jobId), { signal });
+    retry.addEventListener("click", () => act("retry", jobId), { signal });
+    row.append(head, bar, stats, error, message);
+    return {
+      row,
+      name,
+      id,
+      status,
+      bar,
+      barDone,
+      barFailed,
+      counts,
+      rate,
+      executor,
+      error,
+      cancel,
+      retry,
+      message
+    };
+  }
+  function fillRow(parts, snapshot, connection) {
+    const { row } = parts;
+    row.setAttribute("data-status", snapshot.status);
+    row.setAttribute("data-connection", connection);
+    row.setAttribute("data-done", String(snapshot.done));
+    row.setAttribute("data-failed", String(snapshot.failed));
+    row.setAttribute("data-total", String(snapshot.total));
+    row.setAttribute("data-version", String(snapshot.version));
+    row.setAttribute("data-executor", snapshot.executor || "");
+    parts.name.textContent = snapshot.name;
+    parts.name.setAttribute("title", snapshot.processor || "");
+    parts.status.textContent = snapshot.status;
+    parts.status.className = `bw-status bw-status-${snapshot.status}`;
+    const { done, failed, total } = snapshot;
+    parts.bar.setAttribute("aria-valuemax", String(total));
+    parts.bar.setAttribute("aria-valuenow", String(done + failed));
+    parts.bar.setAttribute("aria-label", `${snapshot.name}: ${done + failed} of ${total} items`);
+    const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
+    parts.barDone.style.width = percent(done);
+    parts.barFailed.style.width = percent(failed);
+    parts.counts.textContent = countsText(snapshot);
+    const active = isActive(snapshot.status);
+    parts.rate.textContent = active && snapshot.rate ? formatRate(snapshot.rate) : "";
+    parts.executor.textContent = whereText(snapshot) || poolText(snapshot.executor);
+    parts.error.textContent = snapshot.error || "";
+    parts.error.hidden = !snapshot.error;
+    const busy = state.busy.has(snapshot.id);
+    parts.cancel.hidden = !active;
+    parts.retry.hidden = !canRetry(snapshot);
+    parts.cancel.disabled = busy;
+    parts.retry.disabled = busy;
+    const message = state.messages.get(snapshot.id) || "";
+    parts.message.textContent = message;
+    parts.message.hidden = !message;
+  }
+  function connectionText(info) {
+    if (!info.lastUpdate) return info.connection;
+    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1e3));
+    return `${info.connection} \xB7 updated ${age} s ago`;
+  }
+  function render2() {
+    const info = state.info;
+    const connection = info ? info.connection : "connecting";
+    root.setAttribute("data-connection", connection);
+    root.setAttribute("data-total", String(info ? info.total : 0));
+    root.setAttribute("data-shown", String(info ? info.rows.length : 0));
+    root.setAttribute("data-offset", String(info ? info.query.offset : 0));
+    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.className = `bw-connection bw-connection-${connection}`;
+    badge.setAttribute("title", info && info.error ? `last fetch failed: ${info.error}` : "");
+    range.textContent = info && info.loaded ? rangeText(info) : "loading\u2026";
+    const offset = info ? info.query.offset : 0;
+    const limit = info ? info.query.limit : 0;
+    newer.hidden = offset === 0;
+    older.hidden = !info || offset + limit >= info.total;
+    const shown = info ? info.rows : [];
+    const ids = shown.map((snapshot) => snapshot.id);
+    for (const id of [...rows.keys()]) {
+      if (!ids.includes(id)) rows.delete(id);
+    }
+    for (const snapshot of shown) {
+      let parts = rows.get(snapshot.id);
+      if (!parts) {
+        parts = makeRow(snapshot.id);
+        rows.set(snapshot.id, parts);
+      }
+      fillRow(parts, snapshot, connection);
+    }
+    if (ids.length !== order.length || ids.some((id, at) => id !== order[at])) {
+      list.replaceChildren(...ids.map((id) => (
+        /** @type {Row} */
+        rows.get(id).row
+      )));
+      order = ids;
+    }
+    const loaded = Boolean(info && info.loaded);
+    empty.hidden = !loaded || shown.length > 0;
+    empty.textContent = info && info.error && !loaded ? `Could not list the jobs: ${info.error}` : "No jobs yet: bw.submit(...) starts one, and it shows here at once.";
+    diagnostics.hidden = !state.debug;
+    diagnostics.textContent = info ? `reconnects ${info.reconnects} \xB7 polls ${info.polls}` : "";
+  }
+  render2();
+  return {
+    root,
+    /** @param {ListInfo} info */
+    update(info) {
+      if (signal.aborted) return;
+      state.info = info;
+      schedule();
+    },
+    /** @param {boolean} debug */
+    setDebug(debug) {
+      state.debug = Boolean(debug);
+      schedule();
+    },
+    /** @param {string} text */
+    setNote(text) {
+      note.textContent = text;
+      note.hidden = !text;
+    },
+    flush() {
+      if (cancelFrame) cancelFrame();
+      cancelFrame = null;
+      render2();
+    }
+  };
 }
 
 // src/kernel.js
@@ -884,12 +1515,230 @@ function followThroughKernel(jobId, listener, options) {
   });
 }
 
+// src/notify.js
+var NOTIFIER_KEY = "__batchWidgetNotifier";
+var OPT_IN_KEY = "batch_widget.notifications";
+var TITLE_PREFIX = /^\(\d+ ended\) /;
+function browserEnv() {
+  const g = (
+    /** @type {any} */
+    globalThis
+  );
+  let storage = null;
+  try {
+    storage = g.localStorage || null;
+  } catch {
+    storage = null;
+  }
+  return {
+    document: g.document,
+    Notification: typeof g.Notification === "function" ? g.Notification : void 0,
+    storage,
+    focus: typeof g.focus === "function" ? () => g.focus() : void 0
+  };
+}
+var Notifier = class {
+  /** @param {NotifierEnv} env */
+  constructor(env) {
+    this.env = env;
+    this.statuses = /* @__PURE__ */ new Map();
+    this.unseen = 0;
+    this.raised = 0;
+    this.wantedHere = false;
+    this.listeners = /* @__PURE__ */ new Set();
+    const doc = env.document;
+    if (doc && typeof doc.addEventListener === "function") {
+      doc.addEventListener("visibilitychange", () => {
+        if (!this.hidden) this.seen();
+      });
+    }
+    this.titleWatch = null;
+  }
+  get hidden() {
+    return Boolean(this.env.document && this.env.document.visibilityState === "hidden");
+  }
+  /** "unsupported", or the browser's permission: "default", "granted", "denied". */
+  get permission() {
+    return this.env.Notification ? this.env.Notification.permission : "unsupported";
+  }
+  /** The user asked for notifications from a widget. */
+  get wanted() {
+    const { storage } = this.env;
+    if (!storage) return this.wantedHere;
+    try {
+      return storage.getItem(OPT_IN_KEY) === "on";
+    } catch {
+      return this.wantedHere;
+    }
+  }
+  /** Notifications will be raised. */
+  get enabled() {
+    return this.wanted && this.permission === "granted";
+  }
+  /**
+   * Ask the browser's permission (call it from a click) and remember the choice.
+   * @returns {Promise<string>} the permission
+   */
+  async enable() {
+    const api = this.env.Notification;
+    if (!api) return "unsupported";
+    const permission = api.permission === "granted" ? "granted" : await api.requestPermission();
+    if (permission === "granted") this.remember(true);
+    this.changed();
+    return permission;
+  }
+  disable() {
+    this.remember(false);
+    this.changed();
+  }
+  /** @param {boolean} on */
+  remember(on) {
+    this.wantedHere = on;
+    const { storage } = this.env;
+    if (!storage) return;
+    try {
+      if (on) storage.setItem(OPT_IN_KEY, "on");
+      else storage.removeItem(OPT_IN_KEY);
+    } catch {
+    }
+  }
+  /**
+   * A widget shows `snapshot`: a job seen moving that is now finished has ended.
+   * @param {Snapshot | null | undefined} snapshot
+   */
+  observe(snapshot) {
+    if (!snapshot || typeof snapshot.id !== "string") return;
+    const before = this.statuses.get(snapshot.id);
+    this.statuses.set(snapshot.id, snapshot.status);
+    if (before !== void 0 && !isTerminal(before) && isTerminal(snapshot.status)) {
+      this.ended(snapshot);
+    }
+  }
+  /** @param {Snapshot} snapshot */
+  ended(snapshot) {
+    if (!this.hidden) return;
+    this.unseen += 1;
+    this.showCount();
+    if (this.enabled) this.raise(snapshot);
+    this.changed();
+  }
+  /** @param {Snapshot} snapshot */
+  raise(snapshot) {
+    const api = this.env.Notification;
+    if (!api) return;
+    try {
+      const note = new api(`${snapshot.name}: ${snapshot.status}`, {
+        body: countsText(snapshot),
+        tag: `batch_widget-${snapshot.id}`
+      });
+      this.raised += 1;
+      note.onclick = () => {
+        if (this.env.focus) this.env.focus();
+        note.close();
+      };
+    } catch (error) {
+      console.debug("batch_widget: could not raise a notification", error);
+    }
+  }
+  /** The page is visible again: every ended job has been seen. */
+  seen() {
+    if (this.unseen === 0) return;
+    this.unseen = 0;
+    const doc = this.env.document;
+    if (doc) doc.title = doc.title.replace(TITLE_PREFIX, "");
+    if (this.titleWatch) this.titleWatch.disconnect();
+    this.titleWatch = null;
+    this.changed();
+  }
+  showCount() {
+    const doc = this.env.document;
+    if (!doc) return;
+    const own = doc.title.replace(TITLE_PREFIX, "");
+    doc.title = `(${this.unseen} ended) ${own}`;
+    const Observer = (
+      /** @type {any} */
+      globalThis.MutationObserver
+    );
+    const title = typeof doc.querySelector === "function" ? doc.querySelector("title") : null;
+    if (!this.titleWatch && Observer && title) {
+      this.titleWatch = /** @type {MutationObserver} */
+      new Observer(() => {
+        if (this.unseen > 0 && !TITLE_PREFIX.test(doc.title)) {
+          doc.title = `(${this.unseen} ended) ${doc.title}`;
+        }
+      });
+      this.titleWatch.observe(title, { childList: true, characterData: true, subtree: true });
+    }
+  }
+  /**
+   * @param {() => void} listener called when the permission, the choice or the count changes
+   * @returns {() => void} removes it
+   */
+  onChange(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  changed() {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (error) {
+        console.error("batch_widget notification control failed", error);
+      }
+    }
+  }
+};
+function pageNotifier(registry = (
+  /** @type {Record<string, unknown>} */
+  globalThis
+), env) {
+  const existing = (
+    /** @type {{observe?: unknown} | undefined} */
+    registry[NOTIFIER_KEY]
+  );
+  if (!existing || typeof existing.observe !== "function") {
+    registry[NOTIFIER_KEY] = new Notifier(env || browserEnv());
+  }
+  return (
+    /** @type {Notifier} */
+    registry[NOTIFIER_KEY]
+  );
+}
+function notifyControl(doc, notifier, signal) {
+  const button = doc.createElement("button");
+  button.setAttribute("type", "button");
+  button.className = "bw-notify";
+  const render2 = () => {
+    const permission = notifier.permission;
+    button.hidden = permission === "unsupported";
+    button.disabled = permission === "denied";
+    button.setAttribute("data-notify", permission === "denied" ? "blocked" : notifier.enabled ? "on" : "off");
+    button.textContent = permission === "denied" ? "Notifications blocked" : notifier.enabled ? "Notifying" : "Notify me";
+    button.setAttribute(
+      "title",
+      permission === "denied" ? "This browser blocks notifications from this page: allow them in the site settings" : notifier.enabled ? "A notification comes when a job shown on this page ends while you are elsewhere. Click to stop them." : "Get a browser notification when a job shown on this page ends while you are elsewhere"
+    );
+  };
+  button.addEventListener(
+    "click",
+    () => {
+      if (notifier.enabled) notifier.disable();
+      else notifier.enable().catch((error) => console.debug("batch_widget: no permission", error));
+    },
+    { signal }
+  );
+  const off = notifier.onChange(render2);
+  signal.addEventListener("abort", off, { once: true });
+  render2();
+  return button;
+}
+
 // src/page.js
 function readPageConfig(doc = globalThis.document) {
   try {
-    const element2 = doc && doc.getElementById("jupyter-config-data");
-    if (element2) {
-      const data = JSON.parse(element2.textContent || "{}");
+    const element3 = doc && doc.getElementById("jupyter-config-data");
+    if (element3) {
+      const data = JSON.parse(element3.textContent || "{}");
       return { baseUrl: data.baseUrl || "/", token: data.token || "" };
     }
   } catch {
@@ -902,53 +1751,238 @@ function readCookie(name, doc = globalThis.document) {
   return match ? match[1] : "";
 }
 
+// src/jobswidget.js
+var JOBS_VIEW = "jobs";
+var JOBS_SETTING_TRAITS = Object.freeze([
+  "_batch_view",
+  "status_filter",
+  "limit",
+  "offset",
+  "reconnect_delay",
+  "watchdog_interval",
+  "watchdog_timeout",
+  "debug",
+  "transport",
+  "kernel_jobs"
+]);
+var JOBS_MIRRORED_TRAITS = Object.freeze(["total", "shown", "connection", "reconnects", "polls"]);
+var KERNEL_ACTIVE_REFRESH_MS = 1e3;
+var SAVE_INTERVAL_MS = 250;
+function queryOf(model) {
+  return listQuery({
+    status: model.get("status_filter") || "",
+    limit: model.get("limit"),
+    offset: model.get("offset")
+  });
+}
+function followListThroughKernel(listener, options) {
+  const { model, timers } = options;
+  const now = options.now || Date.now;
+  const controller = new AbortController();
+  const lifetime = controller.signal;
+  options.signal.addEventListener("abort", () => controller.abort(), { once: true });
+  let interval = options.watchdogInterval;
+  let rows = [];
+  let total = 0;
+  let loaded = false;
+  let polls = 0;
+  let lastUpdate = null;
+  let error = null;
+  let cancelTimer = null;
+  const tell = () => listener({
+    rows: rows.slice(),
+    total,
+    query: queryOf(model),
+    loaded,
+    connection: lifetime.aborted ? "closed" : "kernel",
+    reconnects: 0,
+    polls,
+    lastUpdate,
+    error
+  });
+  const refresh = () => {
+    if (lifetime.aborted) return;
+    polls += 1;
+    try {
+      model.send({ type: "refresh" });
+    } catch (caught) {
+      error = String(caught);
+    }
+    schedule();
+  };
+  const schedule = () => {
+    if (cancelTimer) cancelTimer();
+    const active = rows.some((row) => isActive(row.status));
+    cancelTimer = after(timers, active ? KERNEL_ACTIVE_REFRESH_MS : interval, refresh, lifetime);
+  };
+  const onJobs = () => {
+    const answer = model.get("kernel_jobs") || {};
+    const known = new Map(rows.map((row) => [row.id, row]));
+    rows = (answer.jobs || []).map((fetched) => {
+      const shown = known.get(fetched.id);
+      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
+    });
+    total = Number(answer.total) || 0;
+    error = answer.error || null;
+    loaded = loaded || Array.isArray(answer.jobs);
+    lastUpdate = now();
+    schedule();
+    tell();
+  };
+  model.on("change:kernel_jobs", onJobs);
+  lifetime.addEventListener("abort", () => model.off("change:kernel_jobs", onJobs), { once: true });
+  if (model.get("kernel_jobs") && Array.isArray((model.get("kernel_jobs") || {}).jobs)) onJobs();
+  refresh();
+  tell();
+  return Object.assign(() => controller.abort(), {
+    update: (changes) => {
+      if (changes.watchdogInterval) interval = changes.watchdogInterval;
+    },
+    poll: refresh,
+    query: () => refresh(),
+    offer: () => refresh()
+  });
+}
+function createListMirror(model, signal, timers) {
+  let pending = {};
+  let timer = null;
+  const save = () => {
+    timer = null;
+    const changes = pending;
+    pending = {};
+    try {
+      for (const [name, value] of Object.entries(changes)) {
+        model.set(
+          /** @type {any} */
+          name,
+          /** @type {any} */
+          value
+        );
+      }
+      model.save_changes();
+    } catch (error) {
+      console.debug("batch_widget: could not save the jobs view's state", error);
+    }
+  };
+  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
+  return (info) => {
+    const values = {
+      total: info.total,
+      shown: info.rows.length,
+      connection: info.connection,
+      reconnects: info.reconnects,
+      polls: info.polls
+    };
+    for (const name of JOBS_MIRRORED_TRAITS) {
+      const value = values[name];
+      if (model.get(
+        /** @type {any} */
+        name
+      ) !== value) pending[name] = value;
+    }
+    if (Object.keys(pending).length > 0 && timer === null && !signal.aborted) {
+      timer = timers.setTimeout(save, SAVE_INTERVAL_MS);
+    }
+  };
+}
+function renderJobs({ model, el }) {
+  const controller = new AbortController();
+  const lifetime = controller.signal;
+  const page = readPageConfig();
+  const api = createApi({ baseUrl: page.baseUrl, token: page.token, getXsrf: () => readCookie("_xsrf") });
+  const timers = defaultTimers();
+  const notifier = pageNotifier();
+  let mode = null;
+  let handle = null;
+  async function act(call, jobId) {
+    let snapshot;
+    try {
+      snapshot = await call(jobId, lifetime);
+    } catch (error) {
+      if (handle) handle.poll();
+      throw error;
+    }
+    if (handle) handle.offer(snapshot);
+  }
+  const viaKernel = (type) => async (jobId) => {
+    model.send({ type, job_id: jobId });
+  };
+  const view = createJobsView(el, {
+    actions: {
+      cancel: (jobId) => mode === "kernel" ? viaKernel("cancel")(jobId) : act(api.cancel, jobId),
+      retry: (jobId) => mode === "kernel" ? viaKernel("retry")(jobId) : act(api.retry, jobId),
+      page: (offset) => {
+        model.set("offset", offset);
+        model.save_changes();
+      }
+    },
+    control: notifyControl(el.ownerDocument || globalThis.document, notifier, lifetime),
+    signal: lifetime
+  });
+  view.setNote("");
+  view.setDebug(model.get("debug"));
+  const mirror = createListMirror(model, lifetime, timers);
+  const listener = (info) => {
+    view.update(info);
+    mirror(info);
+    for (const row of info.rows) notifier.observe(row);
+  };
+  const settings = () => ({
+    reconnectDelay: model.get("reconnect_delay"),
+    watchdogInterval: model.get("watchdog_interval"),
+    watchdogTimeout: model.get("watchdog_timeout"),
+    debug: model.get("debug")
+  });
+  const onQuery = () => {
+    if (handle) handle.query(queryOf(model));
+  };
+  const onSettings = () => {
+    view.setDebug(model.get("debug"));
+    if (handle) handle.update(settings());
+  };
+  const queryNames = ["status_filter", "limit", "offset"];
+  const settingNames = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
+  for (const name of queryNames) model.on(`change:${name}`, onQuery);
+  for (const name of settingNames) model.on(`change:${name}`, onSettings);
+  lifetime.addEventListener(
+    "abort",
+    () => {
+      for (const name of queryNames) model.off(`change:${name}`, onQuery);
+      for (const name of settingNames) model.off(`change:${name}`, onSettings);
+    },
+    { once: true }
+  );
+  const probe = (signal) => api.listJobs({ status: "", limit: 1, offset: 0 }, signal);
+  chooseTransport(model.get("transport"), probe, { timers, signal: lifetime }).then((chosen) => {
+    if (lifetime.aborted) return;
+    mode = chosen;
+    if (chosen === "kernel") {
+      view.setNote("Through the kernel: the page cannot reach the server's job API.");
+      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settings() });
+      return;
+    }
+    handle = subscribeList(listener, {
+      baseUrl: page.baseUrl,
+      token: page.token,
+      api,
+      signal: lifetime,
+      ...settings(),
+      ...queryOf(model)
+    });
+  });
+  return () => controller.abort();
+}
+
 // src/view.js
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
-function formatDuration(seconds) {
-  if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
-  const total = Math.max(0, Math.round(Number(seconds)));
-  if (total < 60) return `${total} s`;
-  const minutes = Math.floor(total / 60);
-  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
-}
-function formatRate(rate) {
-  if (rate === null || rate === void 0 || !Number.isFinite(Number(rate))) return "\u2014";
-  const value = Number(rate);
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} items/s`;
-}
-function countsText(snapshot) {
-  const { done, failed, pending, total } = snapshot;
-  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
-  return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest} of ${total}`;
-}
-function whereText(snapshot) {
-  const { executor, workers } = snapshot;
-  const count = typeof workers === "number" && !isTerminal(snapshot.status) ? workers : null;
-  const many = (n, one, more) => `${n} ${n === 1 ? one : more}`;
-  if (executor === "dask") return count === null ? "on Dask" : `on Dask \xB7 ${many(count, "worker", "workers")}`;
-  if (count === null) return "";
-  if (executor === "process") return `on ${many(count, "process", "processes")}`;
-  return `on ${many(count, "thread", "threads")}`;
-}
-function canRetry(snapshot) {
-  if (!snapshot || !isTerminal(snapshot.status)) return false;
-  if (snapshot.done >= snapshot.total) return false;
-  return snapshot.status !== "completed" || snapshot.failed > 0;
-}
-function parseTime(value) {
-  if (!value) return null;
-  const time = Date.parse(value);
-  return Number.isNaN(time) ? null : time;
-}
-function element(doc, tag, className, text) {
+function element2(doc, tag, className, text) {
   const node = doc.createElement(tag);
   if (className) node.className = className;
   if (text !== void 0) node.textContent = text;
   return node;
 }
-function defaultFrame(fn) {
+function defaultFrame2(fn) {
   if (typeof globalThis.requestAnimationFrame === "function") {
     const id2 = globalThis.requestAnimationFrame(fn);
     return () => globalThis.cancelAnimationFrame(id2);
@@ -958,43 +1992,45 @@ function defaultFrame(fn) {
 }
 function createView(el, options) {
   const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
-  const frame = options.frame || defaultFrame;
+  const frame = options.frame || defaultFrame2;
   const now = options.now || Date.now;
   const timers = options.timers || defaultTimers();
   const doc = el.ownerDocument || globalThis.document;
-  const root = element(doc, "div", "bw-progress");
-  const header = element(doc, "div", "bw-header");
-  const name = element(doc, "span", "bw-name", "");
-  const jobIdLabel = element(doc, "code", "bw-id", "");
+  const root = element2(doc, "div", "bw-progress");
+  const header = element2(doc, "div", "bw-header");
+  const name = element2(doc, "span", "bw-name", "");
+  const jobIdLabel = element2(doc, "code", "bw-id", "");
   jobIdLabel.setAttribute("title", "the job id: bw.attach(id) finds the job again from any kernel");
-  const status = element(doc, "span", "bw-status", "");
-  const badge = element(doc, "span", "bw-connection", "");
+  const status = element2(doc, "span", "bw-status", "");
+  const badge = element2(doc, "span", "bw-connection", "");
   header.append(name, jobIdLabel, status, badge);
-  const bar = element(doc, "div", "bw-bar");
+  const bar = element2(doc, "div", "bw-bar");
   bar.setAttribute("role", "progressbar");
   bar.setAttribute("aria-valuemin", "0");
-  const barDone = element(doc, "div", "bw-bar-done");
-  const barFailed = element(doc, "div", "bw-bar-failed");
+  const barDone = element2(doc, "div", "bw-bar-done");
+  const barFailed = element2(doc, "div", "bw-bar-failed");
   bar.append(barDone, barFailed);
-  const stats = element(doc, "div", "bw-stats");
-  const counts = element(doc, "span", "bw-counts", "");
-  const rate = element(doc, "span", "bw-rate", "");
-  const eta = element(doc, "span", "bw-eta", "");
-  const elapsed = element(doc, "span", "bw-elapsed", "");
-  const where = element(doc, "span", "bw-where", "");
+  const stats = element2(doc, "div", "bw-stats");
+  const counts = element2(doc, "span", "bw-counts", "");
+  const rate = element2(doc, "span", "bw-rate", "");
+  const eta = element2(doc, "span", "bw-eta", "");
+  const elapsed = element2(doc, "span", "bw-elapsed", "");
+  const where = element2(doc, "span", "bw-where", "");
   stats.append(counts, rate, eta, elapsed, where);
-  const jobError = element(doc, "div", "bw-job-error", "");
-  const controls = element(doc, "div", "bw-actions");
-  const cancel = element(doc, "button", "bw-cancel", "Cancel");
-  const retry = element(doc, "button", "bw-retry", "Retry");
+  const jobError = element2(doc, "div", "bw-job-error", "");
+  const controls = element2(doc, "div", "bw-actions");
+  const cancel = element2(doc, "button", "bw-cancel", "Cancel");
+  const retry = element2(doc, "button", "bw-retry", "Retry");
   cancel.setAttribute("type", "button");
   retry.setAttribute("type", "button");
-  const message = element(doc, "span", "bw-message", "");
+  const message = element2(doc, "span", "bw-message", "");
   message.setAttribute("role", "status");
-  controls.append(cancel, retry, message);
-  const diagnostics = element(doc, "div", "bw-debug", "");
-  const failures = element(doc, "div", "bw-failures");
-  const outputs = element(doc, "div", "bw-outputs");
+  const controlSlot = element2(doc, "span", "bw-control");
+  if (options.control) controlSlot.append(options.control);
+  controls.append(cancel, retry, controlSlot, message);
+  const diagnostics = element2(doc, "div", "bw-debug", "");
+  const failures = element2(doc, "div", "bw-failures");
+  const outputs = element2(doc, "div", "bw-outputs");
   root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
   const state = {
@@ -1120,21 +2156,21 @@ function createView(el, options) {
       return;
     }
     failures.hidden = false;
-    const title = element(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
-    const list = element(doc, "ul", "bw-failure-list");
+    const title = element2(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
+    const list = element2(doc, "ul", "bw-failure-list");
     for (const item of answer.items) {
-      const row = element(doc, "li", "bw-failure");
+      const row = element2(doc, "li", "bw-failure");
       row.setAttribute("data-index", String(item.index));
       const input = typeof item.input === "string" ? item.input : JSON.stringify(item.input);
       row.append(
-        element(doc, "span", "bw-failure-index", `#${item.index}`),
-        element(doc, "code", "bw-failure-input", input),
-        element(doc, "span", "bw-failure-error", item.error || "failed")
+        element2(doc, "span", "bw-failure-index", `#${item.index}`),
+        element2(doc, "code", "bw-failure-input", input),
+        element2(doc, "span", "bw-failure-error", item.error || "failed")
       );
       if (item.traceback) row.setAttribute("title", item.traceback);
       if (item.log) {
-        const log = element(doc, "details", "bw-failure-log");
-        log.append(element(doc, "summary", "", "output"), element(doc, "pre", "", item.log));
+        const log = element2(doc, "details", "bw-failure-log");
+        log.append(element2(doc, "summary", "", "output"), element2(doc, "pre", "", item.log));
         row.append(log);
       }
       list.append(row);
@@ -1149,17 +2185,17 @@ function createView(el, options) {
       return;
     }
     outputs.hidden = false;
-    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
-    const list = element(doc, "ul", "bw-output-list");
+    const title = element2(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    const list = element2(doc, "ul", "bw-output-list");
     for (const path of paths) {
-      const link = element(doc, "a", "bw-output", path);
+      const link = element2(doc, "a", "bw-output", path);
       link.setAttribute("href", fileHref2(path));
       link.setAttribute("target", "_blank");
       link.setAttribute("rel", "noopener");
-      const row = element(doc, "li");
+      const row = element2(doc, "li");
       row.append(link);
       if (downloadHref2) {
-        const download = element(doc, "a", "bw-download", "download");
+        const download = element2(doc, "a", "bw-download", "download");
         download.setAttribute("href", downloadHref2(path));
         download.setAttribute("download", path.split("/").pop() || path);
         download.setAttribute("title", `download ${path}`);
@@ -1216,6 +2252,7 @@ function createView(el, options) {
     jobError.textContent = errorText;
     jobError.hidden = !errorText;
     cancel.hidden = deleted || !active;
+    controlSlot.hidden = deleted || !active;
     retry.hidden = deleted || !canRetry(snapshot);
     cancel.disabled = state.busy;
     retry.disabled = state.busy;
@@ -1263,7 +2300,7 @@ var MIRRORED_TRAITS = Object.freeze(
     "polls"
   ]
 );
-var SAVE_INTERVAL_MS = 250;
+var SAVE_INTERVAL_MS2 = 250;
 function mirroredValues(info) {
   const snapshot = info.snapshot;
   return {
@@ -1318,7 +2355,7 @@ function createMirror(model, signal, timers = defaultTimers()) {
         if (timer !== null) timers.clearTimeout(timer);
         save();
       } else if (timer === null) {
-        const wait = Math.max(0, SAVE_INTERVAL_MS - (Date.now() - lastSave));
+        const wait = Math.max(0, SAVE_INTERVAL_MS2 - (Date.now() - lastSave));
         timer = timers.setTimeout(save, wait);
       }
     }
@@ -1328,7 +2365,10 @@ function initialize() {
   return () => {
   };
 }
-function render({ model, el }) {
+function render(props) {
+  return props.model.get("_batch_view") === JOBS_VIEW ? renderJobs(props) : renderProgress(props);
+}
+function renderProgress({ model, el }) {
   const controller = new AbortController();
   const lifetime = controller.signal;
   const page = readPageConfig();
@@ -1361,8 +2401,10 @@ function render({ model, el }) {
       if (handle) handle.gone();
     }
   };
+  const notifier = pageNotifier();
   const view = createView(el, {
     actions,
+    control: notifyControl(el.ownerDocument || globalThis.document, notifier, lifetime),
     fileHref: api.fileHref,
     downloadHref: api.downloadHref,
     signal: lifetime
@@ -1387,6 +2429,7 @@ function render({ model, el }) {
       if (mine !== generation) return;
       view.update(info);
       mirror.push(info);
+      notifier.observe(info.snapshot);
     };
     if (!jobId || mode === null) handle = null;
     else if (mode === "kernel") {

@@ -44,6 +44,17 @@ export function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
 }
 
 /**
+ * `api/batch/jobs` with the list's query (SPEC §3: `status`, `limit`, `offset`).
+ * @param {Auth} auth
+ * @param {import("./types.js").ListQuery} query
+ */
+export function listUrl({ baseUrl, token }, { status, limit, offset }) {
+  const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  if (status) params.set("status", status);
+  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`, token);
+}
+
+/**
  * A link that opens a server-relative file in JupyterLab (each segment escaped).
  * @param {string | undefined} baseUrl
  * @param {string} path
@@ -146,6 +157,7 @@ export function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch
   return {
     baseUrl: normalizeBaseUrl(baseUrl),
     getJob: (jobId, signal) => get(jobUrl(auth, jobId), signal),
+    listJobs: (query, signal) => get(listUrl(auth, query), signal),
     getFailedItems: (jobId, limit = 20, signal) =>
       get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
     getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),

@@ -54,6 +54,33 @@ function hubsOf(registry) {
  *   from elsewhere (the answer to Cancel/Retry) under the same version rule.
  */
 export function subscribe(jobId, listener, options = {}) {
+  const unsubscribe = hubFor(options).subscribe(jobId, listener, options);
+  return tiedToSignal(unsubscribe, options.signal);
+}
+
+/**
+ * Follow a page of the server's job list on the page's shared stream (the
+ * jobs view, SPEC §13): every job event of the stream updates it, and it is
+ * fetched again on each (re)open and by its watchdog.
+ *
+ * @param {(info: import("./types.js").ListInfo) => void} listener called on every change
+ * @param {HubOptions & TimingOptions & Partial<import("./types.js").ListQuery> & {
+ *   signal?: AbortSignal,
+ *   registry?: Record<string, unknown>,
+ * }} [options] as for `subscribe`, plus the page: `status` (""), `limit` (50), `offset` (0)
+ * @returns {import("./hub.js").ListSubscription}
+ */
+export function subscribeList(listener, options = {}) {
+  const unsubscribe = hubFor(options).subscribeList(listener, options);
+  return tiedToSignal(unsubscribe, options.signal);
+}
+
+/**
+ * The page's hub for the options' stream URL (made on first use).
+ * @param {HubOptions & { registry?: Record<string, unknown> }} options
+ * @returns {Hub}
+ */
+function hubFor(options) {
   const hubs = hubsOf(options.registry || /** @type {Record<string, unknown>} */ (globalThis));
   const url = streamUrl(options);
   let hub = hubs.get(url);
@@ -64,8 +91,17 @@ export function subscribe(jobId, listener, options = {}) {
     hubs.set(url, created);
     hub = created;
   }
-  const unsubscribe = hub.subscribe(jobId, listener, options);
-  const { signal } = options;
+  return hub;
+}
+
+/**
+ * Unsubscribe when `signal` aborts.
+ * @template {() => void} T
+ * @param {T} unsubscribe
+ * @param {AbortSignal | undefined} signal
+ * @returns {T}
+ */
+function tiedToSignal(unsubscribe, signal) {
   if (signal) {
     if (signal.aborted) unsubscribe();
     else signal.addEventListener("abort", unsubscribe, { once: true });
@@ -84,6 +120,7 @@ export function hubStats(registry = /** @type {Record<string, unknown>} */ (glob
     url: hub.url,
     subscribers: hub.subs.size,
     jobs: [...hub.jobs.keys()],
+    lists: hub.lists.size,
     open: hub.stream.isOpen,
     phase: hub.stream.phase,
   }));

@@ -6,6 +6,7 @@ import { createApi } from "./api.js";
 import { after, defaultTimers } from "./lifetime.js";
 import { DEFAULTS, DELETED } from "./states.js";
 import { Stream } from "./stream.js";
+import { ListWatch, listQuery } from "./listwatch.js";
 import { JobWatch, strictest } from "./watch.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
@@ -14,6 +15,8 @@ import { JobWatch, strictest } from "./watch.js";
 /** @typedef {import("./types.js").Timers} Timers */
 /** @typedef {import("./types.js").ConnectionInfo} ConnectionInfo */
 /** @typedef {import("./types.js").ConnectionState} ConnectionState */
+/** @typedef {import("./types.js").ListQuery} ListQuery */
+/** @typedef {import("./types.js").ListInfo} ListInfo */
 /** @typedef {import("./watch.js").Subscriber} Subscriber */
 
 /**
@@ -42,6 +45,16 @@ import { JobWatch, strictest } from "./watch.js";
  *   gone: () => void,
  *   offer: (snapshot: Snapshot) => void,
  * }} Subscription
+ */
+
+/**
+ * What `subscribeList` returns: call it to unsubscribe.
+ * @typedef {(() => void) & {
+ *   update: (changes: TimingOptions) => void,
+ *   poll: () => void,
+ *   query: (changes: Partial<ListQuery>) => void,
+ *   offer: (snapshot: Snapshot) => void,
+ * }} ListSubscription
  */
 
 /**
@@ -88,6 +101,8 @@ export class Hub {
     this.subs = new Set();
     /** @type {Map<string, JobWatch>} */
     this.jobs = new Map();
+    /** @type {Set<ListWatch>} the jobs views' lists */
+    this.lists = new Set();
     /** @type {(() => void) | null} fires once the stream has been down for watchdog_timeout */
     this.cancelDownTimer = null;
     const trace = this.trace.bind(this);
@@ -98,6 +113,18 @@ export class Hub {
       trace,
       notify: (/** @type {JobWatch} */ watch) => this.notifyJob(watch),
       tick: (/** @type {JobWatch} */ watch) => this.watchdog(watch),
+    };
+    this.listContext = {
+      api: this.api,
+      now: this.now,
+      timers: this.timers,
+      trace,
+      notify: (/** @type {ListWatch} */ list) => this.notify(list.sub),
+      tick: (/** @type {ListWatch} */ list) => this.listWatchdog(list),
+      share: (/** @type {Snapshot} */ snapshot) => {
+        const job = this.jobs.get(snapshot.id);
+        if (job) job.apply(snapshot, "list poll");
+      },
     };
     this.stream = new Stream(
       url,
@@ -175,9 +202,60 @@ export class Hub {
       poll: () => job.poll("requested"),
       gone: () => job.markDeleted("the server has no such job"),
       offer: (/** @type {Snapshot} */ snapshot) => {
-        if (!sub.closed && this.jobs.get(jobId) === job) job.apply(snapshot, "action");
+        if (!sub.closed && this.jobs.get(jobId) === job) this.offer(snapshot);
       },
     });
+  }
+
+  /**
+   * Follow a page of the server's job list (the jobs view, SPEC §13).
+   * @param {(info: ListInfo) => void} listener
+   * @param {TimingOptions & Partial<ListQuery>} options
+   * @returns {ListSubscription}
+   */
+  subscribeList(listener, options) {
+    /** @type {Subscriber} */
+    const sub = {
+      jobId: "",
+      listener: () => {},
+      settings: timingFrom(options),
+      reconnects: 0,
+      polls: 0,
+      connection: null,
+      closed: false,
+      list: null,
+    };
+    const list = new ListWatch(sub, listQuery(options), this.listContext, this.controller.signal);
+    sub.list = { watch: list, listener };
+    this.subs.add(sub);
+    this.lists.add(list);
+    list.retime();
+    this.trace("subscribe to the jobs list", list.query);
+    if (this.stream.phase === "idle") this.stream.start();
+    list.poll("new subscriber"); // the page of jobs, at once: not after the stream opens
+    this.notify(sub);
+    return Object.assign(() => this.unsubscribe(sub), {
+      update: (/** @type {TimingOptions} */ changes) => {
+        this.update(sub, changes);
+        list.retime();
+      },
+      poll: () => list.poll("requested"),
+      query: (/** @type {Partial<ListQuery>} */ changes) => list.setQuery(changes),
+      offer: (/** @type {Snapshot} */ snapshot) => {
+        if (!sub.closed) this.offer(snapshot);
+      },
+    });
+  }
+
+  /**
+   * A snapshot from elsewhere (the answer to Cancel/Retry): every job watch and
+   * list of the page takes it under the version rule.
+   * @param {Snapshot} snapshot
+   */
+  offer(snapshot) {
+    const job = this.jobs.get(snapshot.id);
+    if (job) job.apply(snapshot, "action");
+    for (const list of this.lists) list.event("progress", snapshot);
   }
 
   /**
@@ -199,6 +277,10 @@ export class Hub {
     this.trace(`unsubscribe ${sub.jobId}`);
     sub.closed = true;
     this.subs.delete(sub);
+    if (sub.list) {
+      sub.list.watch.close();
+      this.lists.delete(sub.list.watch);
+    }
     const job = this.jobs.get(sub.jobId);
     if (job) {
       job.subs.delete(sub);
@@ -266,6 +348,10 @@ export class Hub {
 
   /** @param {Subscriber} sub */
   notify(sub) {
+    if (sub.list) {
+      this.notifyList(sub, sub.list.watch, sub.list.listener);
+      return;
+    }
     const info = this.info(sub);
     if (info.connection !== sub.connection) {
       if (sub.settings.debug) this.trace(`${sub.jobId}: ${sub.connection} → ${info.connection}`);
@@ -275,6 +361,34 @@ export class Hub {
       sub.listener(info);
     } catch (error) {
       // One broken listener must not stop the others (or the hub).
+      console.error("batch_widget listener failed", error);
+    }
+  }
+
+  /**
+   * @param {Subscriber} sub
+   * @param {ListWatch} list
+   * @param {(info: ListInfo) => void} listener
+   */
+  notifyList(sub, list, listener) {
+    const connection = this.connectionFor(sub);
+    if (connection !== sub.connection) {
+      if (sub.settings.debug) this.trace(`jobs list: ${sub.connection} → ${connection}`);
+      sub.connection = connection;
+    }
+    try {
+      listener({
+        rows: list.rows.slice(),
+        total: list.total,
+        query: list.query,
+        loaded: list.loaded,
+        connection,
+        reconnects: sub.reconnects,
+        polls: sub.polls,
+        lastUpdate: list.lastChangeAt,
+        error: list.error,
+      });
+    } catch (error) {
       console.error("batch_widget listener failed", error);
     }
   }
@@ -307,6 +421,7 @@ export class Hub {
     this.stopDownTimer();
     // Catch up on whatever happened while the stream was away.
     for (const job of this.jobs.values()) job.poll("catch-up on open");
+    for (const list of this.lists) list.poll("catch-up on open");
     this.refreshConnections();
   }
 
@@ -320,6 +435,7 @@ export class Hub {
         for (const job of this.jobs.values()) {
           if (!job.terminal) job.poll("stream never opened");
         }
+        for (const list of this.lists) list.pollIfDue("stream never opened");
       }
     }
     this.refreshConnections();
@@ -339,7 +455,9 @@ export class Hub {
       this.trace("unparsable event ignored", data);
       return;
     }
-    const job = snapshot && this.jobs.get(snapshot.id);
+    if (!snapshot || typeof snapshot.id !== "string") return;
+    for (const list of this.lists) list.event(type, snapshot);
+    const job = this.jobs.get(snapshot.id);
     if (!job) return; // another widget's job, or nobody's
     job.lastUpdate = this.now();
     if (type === DELETED) {
@@ -374,6 +492,7 @@ export class Hub {
     for (const job of this.jobs.values()) {
       if (!job.terminal) job.pollIfDue("stream down, polling");
     }
+    for (const list of this.lists) list.pollIfDue("stream down, polling");
   }
 
   // -- the watchdog ----------------------------------------------------------------
@@ -381,10 +500,25 @@ export class Hub {
   /** @param {JobWatch} job */
   watchdog(job) {
     if (this.closed || this.jobs.get(job.id) !== job) return;
+    const timeout = job.setting("watchdogTimeout");
+    this.trace(`watchdog ${job.id}: last update ${Math.round((this.now() - job.lastUpdate) / 1000)} s ago`);
+    job.check(this.checkStream(timeout));
+  }
+
+  /** @param {ListWatch} list */
+  listWatchdog(list) {
+    if (this.closed || !this.lists.has(list)) return;
+    list.check(this.checkStream(list.sub.settings.watchdogTimeout));
+  }
+
+  /**
+   * The watchdog's look at the stream: rebuild one that is open but mute.
+   * @param {number} timeout the watching widget's `watchdogTimeout`
+   * @returns {boolean} whether the stream has been down too long (poll instead)
+   */
+  checkStream(timeout) {
     this.refreshConnections();
     const now = this.now();
-    const timeout = job.setting("watchdogTimeout");
-    this.trace(`watchdog ${job.id}: last update ${Math.round((now - job.lastUpdate) / 1000)} s ago`);
     if (this.stream.isOpen && now - this.stream.lastMessageAt >= timeout) {
       // Open but mute (not even heartbeats): a half-open TCP connection or a
       // buffering proxy. Start over; the new stream's open polls to catch up.
@@ -394,9 +528,7 @@ export class Hub {
       this.refreshConnections();
     }
     const { phase, downSince, everOpened } = this.stream;
-    const streamDownTooLong =
-      phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
-    job.check(streamDownTooLong);
+    return phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
   }
 
   /** @param {string} jobId */

@@ -42,6 +42,29 @@
  */
 
 /** @typedef {{items: ItemRecord[], total: number}} ItemsPage */
+/** @typedef {{jobs: Snapshot[], total: number}} JobsPage the answer of `GET api/batch/jobs` */
+
+/**
+ * Which page of the job list a jobs view shows (`GET api/batch/jobs` parameters).
+ * @typedef {object} ListQuery
+ * @property {string} status "" for every status
+ * @property {number} limit
+ * @property {number} offset
+ */
+
+/**
+ * What a jobs view is told on every change of its page of jobs.
+ * @typedef {object} ListInfo
+ * @property {Snapshot[]} rows newest first
+ * @property {number} total jobs matching on the server
+ * @property {ListQuery} query
+ * @property {boolean} loaded a fetch of the page has answered
+ * @property {ConnectionState} connection
+ * @property {number} reconnects
+ * @property {number} polls
+ * @property {number | null} lastUpdate when the rows last changed (ms, the hub's clock)
+ * @property {string | null} error the last fetch's error, if it failed
+ */
 /** @typedef {{outputs: string[]}} OutputsAnswer */
 
 /**
@@ -93,6 +116,7 @@
  * @typedef {object} Api
  * @property {string} baseUrl
  * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} getJob
+ * @property {(query: ListQuery, signal?: AbortSignal) => Promise<JobsPage>} listJobs
  * @property {(jobId: string, limit?: number, signal?: AbortSignal) => Promise<ItemsPage>} getFailedItems
  * @property {(jobId: string, signal?: AbortSignal) => Promise<OutputsAnswer>} getOutputs
  * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} cancel
@@ -121,6 +145,13 @@
  * @property {Record<string, unknown>} kernel_snapshot the job as the kernel follows it
  * @property {{ version?: number, failed_items?: ItemsPage, outputs?: string[] }} kernel_extras
  *   a finished job's failed items and outputs, sent by the kernel
+ * @property {string} [_batch_view] "jobs" for a `bw.JobsView` model
+ * @property {string} [status_filter] the jobs view's status ("" for all)
+ * @property {number} [limit] the jobs view's rows per page
+ * @property {number} [offset] the jobs view's first row
+ * @property {number} [shown] the jobs view's rows shown (browser → Python)
+ * @property {{ jobs?: Snapshot[], total?: number, version?: number, error?: string }} [kernel_jobs]
+ *   the page of jobs as the kernel fetched it (the kernel transport)
  */
 
 /**

@@ -25,6 +25,9 @@ import { DEFAULTS, isTerminal } from "./states.js";
  * @property {number} polls
  * @property {import("./types.js").ConnectionState | null} connection the state last told
  * @property {boolean} closed
+ * @property {{watch: import("./listwatch.js").ListWatch,
+ *   listener: (info: import("./types.js").ListInfo) => void} | null} [list]
+ *   set for a jobs view: the list it follows (its `jobId` is "")
  */
 
 /**

@@ -4,7 +4,9 @@
 import { createApi } from "./api.js";
 import { defaultTimers } from "./lifetime.js";
 import { subscribe } from "./connection.js";
+import { JOBS_VIEW, renderJobs } from "./jobswidget.js";
 import { chooseTransport, followThroughKernel } from "./kernel.js";
+import { notifyControl, pageNotifier } from "./notify.js";
 import { readCookie, readPageConfig } from "./page.js";
 import { isTerminal } from "./states.js";
 import { createView } from "./view.js";
@@ -113,13 +115,22 @@ function initialize() {
 }
 
 /**
- * Render one view of the model. anywidget's render props are `model`, `el` and
+ * Render one view of the model: the jobs view for a `bw.JobsView` model, the
+ * progress widget otherwise.
+ * @param {RenderProps} props
+ */
+function render(props) {
+  return props.model.get("_batch_view") === JOBS_VIEW ? renderJobs(props) : renderProgress(props);
+}
+
+/**
+ * Render one progress widget. anywidget's render props are `model`, `el` and
  * `experimental`, with no AbortSignal: the view's lifetime is a controller it
  * owns, aborted by the cleanup it returns (anywidget calls it when the view is
  * removed). Every timer, listener, fetch and subscription hangs off it.
  * @param {RenderProps} props
  */
-function render({ model, el }) {
+function renderProgress({ model, el }) {
   const controller = new AbortController();
   const lifetime = controller.signal;
 
@@ -170,8 +181,10 @@ function render({ model, el }) {
       if (handle) handle.gone();
     },
   };
+  const notifier = pageNotifier();
   const view = createView(el, {
     actions,
+    control: notifyControl(el.ownerDocument || globalThis.document, notifier, lifetime),
     fileHref: api.fileHref,
     downloadHref: api.downloadHref,
     signal: lifetime,
@@ -199,6 +212,7 @@ function render({ model, el }) {
       if (mine !== generation) return; // the old job's farewell after job_id changed
       view.update(info);
       mirror.push(info);
+      notifier.observe(info.snapshot);
     };
     // Subscribe before releasing the old job, so the shared stream stays up.
     if (!jobId || mode === null) handle = null;

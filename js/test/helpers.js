@@ -128,7 +128,10 @@ export function fakeEventSourceClass() {
 export function snap(
   id,
   version,
-  { status = "processing", done = 0, failed = 0, total = 10, executor = undefined, workers = undefined } = {},
+  {
+    status = "processing", done = 0, failed = 0, total = 10, executor = undefined, workers = undefined,
+    createdAt = "2024-01-01T00:00:00Z",
+  } = {},
 ) {
   return {
     ...(executor === undefined ? {} : { executor }),
@@ -142,7 +145,7 @@ export function snap(
     failed,
     pending: total - done - failed,
     version,
-    created_at: "2024-01-01T00:00:00Z",
+    created_at: createdAt,
     started_at: "2024-01-01T00:00:00Z",
     finished_at: ["completed", "failed", "cancelled", "interrupted"].includes(status)
       ? "2024-01-01T00:01:00Z"
@@ -168,6 +171,17 @@ export function fakeServer() {
           status,
           headers: { "Content-Type": "application/json" },
         });
+      const list = /api\/batch\/jobs(\?(.*))?$/.exec(String(url));
+      if (list && !init.method) {
+        const query = new URLSearchParams(list[2] || "");
+        const status = query.get("status");
+        const offset = Number(query.get("offset") || 0);
+        const limit = Number(query.get("limit") || 100);
+        const jobs = [...server.jobs.values()]
+          .filter((job) => !status || job.status === status)
+          .sort((a, b) => (a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : 0));
+        return json(200, { jobs: jobs.slice(offset, offset + limit), total: jobs.length });
+      }
       if (!match) return json(404, { message: "no route" });
       const id = decodeURIComponent(match[1]);
       const job = server.jobs.get(id);
@@ -180,6 +194,11 @@ export function fakeServer() {
         return json(200, { ...job, status: "cancelled", version: job.version + 1 });
       }
       return json(404, { message: "no route" });
+    },
+    /** GET fetches of the job list so far. */
+    lists() {
+      return server.calls.filter((call) => !call.init.method && /api\/batch\/jobs(\?|$)/.test(call.url))
+        .length;
     },
     /** GET polls of one job so far. */
     polls(id) {

@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 # Logs each change of a widget root's data attributes as {t, w, connection, ...}
-# (w numbers the roots in order of appearance), and counts EventSources.
+# (w numbers the roots in order of appearance; a jobs view row is "row:<id>"),
+# and counts EventSources.
 RECORDER_JS = """
 (() => {
   if (window.__bwLog) return;
@@ -80,13 +81,28 @@ RECORDER_JS = """
     last.set(el, key);
     log.push(entry);
   };
+  // A jobs view row is logged as w "row:<job id>" (rows come in whole: their
+  // first state is set before they join the page).
+  const watched = (el) => el.classList && (el.classList.contains("bw-progress")
+    || el.classList.contains("bw-job-row"));
+  const takeRow = (el) => {
+    if (!ids.has(el) && el.classList.contains("bw-job-row")) ids.set(el, `row:${el.dataset.jobId}`);
+    take(el);
+  };
   new MutationObserver((records) => {
     for (const r of records) {
-      const el = r.target;
-      if (el.classList && el.classList.contains("bw-progress")) take(el);
+      if (r.type === "attributes") {
+        if (watched(r.target)) takeRow(r.target);
+        continue;
+      }
+      for (const node of r.addedNodes) {
+        if (!node.querySelectorAll) continue;
+        if (watched(node)) takeRow(node);
+        for (const el of node.querySelectorAll(".bw-job-row")) takeRow(el);
+      }
     }
   }).observe(document, {
-    subtree: true, attributes: true,
+    subtree: true, attributes: true, childList: true,
     attributeFilter: ["data-connection", "data-status", "data-version", "data-done", "data-failed"],
   });
 })();
@@ -231,7 +247,7 @@ def attrs(page: Any, index: int = 0) -> dict[str, Any]:
     return {k: int(v) if v.lstrip("-").isdigit() else v for k, v in data.items()}
 
 
-def recorded(page: Any, widget: int | None = None, since: int = 0) -> list[dict[str, Any]]:
+def recorded(page: Any, widget: int | str | None = None, since: int = 0) -> list[dict[str, Any]]:
     """The attribute changes logged so far (of one widget, or all) from log position ``since``."""
     log: list[dict[str, Any]] = page.evaluate(
         "(since) => (window.__bwLog || []).slice(since)", since

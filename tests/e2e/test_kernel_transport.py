@@ -143,3 +143,28 @@ def test_auto_falls_back_to_the_kernel_when_the_page_cannot_reach_the_batch_api(
     appeared = log[0]
     assert became_kernel["t"] - appeared["t"] <= 2000 + SLACK_MS, (
         "auto gave up on the page's server within 2 s")
+
+
+def test_the_jobs_view_lists_and_moves_through_the_kernel(
+    plain_page: Any, plain_lab: LabHandle, notebook_name: str,
+) -> None:
+    page = plain_page
+    open_warm_notebook(page, plain_lab, notebook_name)
+    show_cells(page, [
+        "job = bw.submit('batch_widget.processors:sleep', list(range(30)),\n"
+        "                params={'seconds': 0.3}, max_workers=2, name='listed via kernel')",
+        "v = bw.jobs()\nv",
+    ])
+    view = page.locator(".bw-jobs[data-connection=kernel]")
+    view.wait_for(timeout=WITHIN * 1000)
+    job_id = page.evaluate(
+        "() => document.querySelector('.bw-jobs .bw-job-row').dataset.jobId")
+    done_row = page.locator(f".bw-job-row[data-job-id='{job_id}'][data-status=completed]")
+    done_row.wait_for(timeout=WITHIN * 1000)
+    shown = done_row.evaluate("el => ({...el.dataset})")
+    server = batch_server_job(plain_lab, job_id)
+    assert server["name"] == "listed via kernel"
+    assert (shown["done"], shown["failed"], shown["total"]) == ("30", "0", "30")
+    assert int(shown["version"]) == server["version"]
+    rows = recorded(page, widget=f"row:{job_id}")
+    assert any(e["status"] == "processing" for e in rows), "it moved on the way, through the kernel"
