@@ -20,7 +20,7 @@ import traitlets
 
 from batch_widget.kernel.client import Client, default_client
 from batch_widget.kernel.listing import JobList
-from batch_widget.kernel.widget import CONNECTION_STATES, TRANSPORTS
+from batch_widget.kernel.widget import LiveTraits
 from batch_widget.protocol import BatchError, JobStatus, Snapshot
 
 __all__ = ["MAX_ROWS", "JobsView"]
@@ -33,7 +33,7 @@ MAX_ROWS = 1000
 _STATUSES = tuple(status.value for status in JobStatus)
 
 
-class JobsView(anywidget.AnyWidget):
+class JobsView(anywidget.AnyWidget, LiveTraits):
     """Every job of the server, newest first, as a live widget.
 
     Each row shows a job's name, id, status, a small progress bar, its counts,
@@ -77,21 +77,6 @@ class JobsView(anywidget.AnyWidget):
     )
     limit = traitlets.Int(100, help="Rows per page.").tag(sync=True)
     offset = traitlets.Int(0, help="The first row shown (the browser pages it).").tag(sync=True)
-    reconnect_delay = traitlets.Int(
-        5000, help="Milliseconds before a closed stream is rebuilt."
-    ).tag(sync=True)
-    watchdog_interval = traitlets.Int(15000, help="Milliseconds between watchdog checks.").tag(
-        sync=True
-    )
-    watchdog_timeout = traitlets.Int(
-        60000, help="Milliseconds without an update before the list is fetched again."
-    ).tag(sync=True)
-    debug = traitlets.Bool(False, help="Log connection diagnostics to the browser console.").tag(
-        sync=True
-    )
-    transport = traitlets.Enum(
-        TRANSPORTS, "auto", help="Where the browser takes its updates from."
-    ).tag(sync=True)
     kernel_jobs = traitlets.Dict(
         help="The page of jobs as the kernel fetched it (the kernel transport)."
     ).tag(sync=True)
@@ -99,11 +84,6 @@ class JobsView(anywidget.AnyWidget):
     # Browser → Python.
     total = traitlets.Int(0, help="Jobs matching on the server.").tag(sync=True)
     shown = traitlets.Int(0, help="Rows shown.").tag(sync=True)
-    connection = traitlets.Enum(
-        CONNECTION_STATES, "connecting", help="State of the browser's connection."
-    ).tag(sync=True)
-    reconnects = traitlets.Int(0, help="Streams rebuilt or reconnected.").tag(sync=True)
-    polls = traitlets.Int(0, help="Fetches of the list.").tag(sync=True)
 
     def __init__(
         self,
@@ -237,14 +217,4 @@ class JobsView(anywidget.AnyWidget):
         value: int = proposal["value"]
         if value < 0:
             raise traitlets.TraitError(f"offset must be 0 or more, got {value!r}")
-        return value
-
-    @traitlets.validate("reconnect_delay", "watchdog_interval", "watchdog_timeout")
-    def _check_delay(self, proposal: dict[str, Any]) -> int:
-        value: int = proposal["value"]
-        if value <= 0:
-            name = proposal["trait"].name
-            raise traitlets.TraitError(
-                f"{name} must be a positive number of milliseconds, got {value!r}"
-            )
         return value

@@ -26,7 +26,47 @@ CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed", 
 TRANSPORTS = ("auto", "server", "kernel")
 
 
-class BatchProgress(anywidget.AnyWidget):
+class LiveTraits(traitlets.HasTraits):
+    """The traits every live widget of batch_widget shares: how the browser keeps
+    current (SPEC §8 timings, ``debug``, ``transport``) and what it reports of
+    its connection."""
+
+    # Python → browser.
+    reconnect_delay = traitlets.Int(
+        5000, help="Milliseconds before a closed stream is rebuilt."
+    ).tag(sync=True)
+    watchdog_interval = traitlets.Int(15000, help="Milliseconds between watchdog checks.").tag(
+        sync=True
+    )
+    watchdog_timeout = traitlets.Int(
+        60000, help="Milliseconds without an update before the server is polled."
+    ).tag(sync=True)
+    debug = traitlets.Bool(False, help="Log connection diagnostics to the browser console.").tag(
+        sync=True
+    )
+    transport = traitlets.Enum(
+        TRANSPORTS, "auto", help="Where the browser takes its updates from."
+    ).tag(sync=True)
+
+    # Browser → Python.
+    connection = traitlets.Enum(
+        CONNECTION_STATES, "connecting", help="State of the browser's connection."
+    ).tag(sync=True)
+    reconnects = traitlets.Int(0, help="Streams rebuilt or reconnected.").tag(sync=True)
+    polls = traitlets.Int(0, help="Polls of the server.").tag(sync=True)
+
+    @traitlets.validate("reconnect_delay", "watchdog_interval", "watchdog_timeout")
+    def _check_delay(self, proposal: dict[str, Any]) -> int:
+        value: int = proposal["value"]
+        if value <= 0:
+            name = proposal["trait"].name
+            raise traitlets.TraitError(
+                f"{name} must be a positive number of milliseconds, got {value!r}"
+            )
+        return value
+
+
+class BatchProgress(anywidget.AnyWidget, LiveTraits):
     """A live progress bar for one batch job.
 
     The browser follows the job over the page's shared Server-Sent Events
@@ -77,21 +117,6 @@ class BatchProgress(anywidget.AnyWidget):
 
     # Python → browser.
     job_id = traitlets.Unicode(help="The job to follow.").tag(sync=True)
-    reconnect_delay = traitlets.Int(
-        5000, help="Milliseconds before a closed stream is rebuilt."
-    ).tag(sync=True)
-    watchdog_interval = traitlets.Int(15000, help="Milliseconds between watchdog checks.").tag(
-        sync=True
-    )
-    watchdog_timeout = traitlets.Int(
-        60000, help="Milliseconds without an update before the job is polled."
-    ).tag(sync=True)
-    debug = traitlets.Bool(False, help="Log connection diagnostics to the browser console.").tag(
-        sync=True
-    )
-    transport = traitlets.Enum(
-        TRANSPORTS, "auto", help="Where the browser takes its updates from."
-    ).tag(sync=True)
     kernel_snapshot = traitlets.Dict(
         help="The job's snapshot as the kernel follows it (the kernel transport)."
     ).tag(sync=True)
@@ -107,11 +132,6 @@ class BatchProgress(anywidget.AnyWidget):
     done = traitlets.Int(0, help="Items done.").tag(sync=True)
     failed = traitlets.Int(0, help="Items failed.").tag(sync=True)
     version = traitlets.Int(0, help="Version of the snapshot shown.").tag(sync=True)
-    connection = traitlets.Enum(
-        CONNECTION_STATES, "connecting", help="State of the browser's connection."
-    ).tag(sync=True)
-    reconnects = traitlets.Int(0, help="Streams rebuilt or reconnected.").tag(sync=True)
-    polls = traitlets.Int(0, help="Polls of the job.").tag(sync=True)
 
     def __init__(self, job_id: str, *, client: Client | None = None, **kwargs: Any) -> None:
         super().__init__(job_id=job_id, **kwargs)
@@ -163,16 +183,6 @@ class BatchProgress(anywidget.AnyWidget):
         value = proposal["value"]
         if not isinstance(value, str) or not value.strip():
             raise traitlets.TraitError(f"job_id must be a non-empty string, got {value!r}")
-        return value
-
-    @traitlets.validate("reconnect_delay", "watchdog_interval", "watchdog_timeout")
-    def _check_delay(self, proposal: dict[str, Any]) -> int:
-        value: int = proposal["value"]
-        if value <= 0:
-            name = proposal["trait"].name
-            raise traitlets.TraitError(
-                f"{name} must be a positive number of milliseconds, got {value!r}"
-            )
         return value
 
     def __repr__(self) -> str:

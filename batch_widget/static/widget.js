@@ -124,6 +124,16 @@ function childController(parent) {
   });
   return controller;
 }
+function retimable(timers, fn, signal) {
+  let stop = null;
+  let current = null;
+  return (ms) => {
+    if (stop && current === ms) return;
+    if (stop) stop();
+    current = ms;
+    stop = every(timers, ms, fn, signal);
+  };
+}
 
 // src/states.js
 var ACTIVE_STATUSES = Object.freeze(
@@ -320,8 +330,7 @@ var ListWatch = class {
     this.early = [];
     this.again = false;
     this.controller = childController(parent);
-    this.stopWatchdog = null;
-    this.watchdogInterval = null;
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
   }
   get closed() {
     return this.controller.signal.aborted;
@@ -332,16 +341,7 @@ var ListWatch = class {
   }
   /** (Re)start the watchdog at the subscriber's interval. */
   retime() {
-    const interval = this.sub.settings.watchdogInterval;
-    if (this.stopWatchdog && this.watchdogInterval === interval) return;
-    if (this.stopWatchdog) this.stopWatchdog();
-    this.watchdogInterval = interval;
-    this.stopWatchdog = every(
-      this.context.timers,
-      interval,
-      () => this.context.tick(this),
-      this.controller.signal
-    );
+    this.watchdogAt(this.sub.settings.watchdogInterval);
   }
   close() {
     this.controller.abort();
@@ -508,8 +508,7 @@ var JobWatch = class {
     this.inflight = false;
     this.deleted = false;
     this.controller = childController(parent);
-    this.stopWatchdog = null;
-    this.watchdogInterval = null;
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
   }
   get terminal() {
     return this.deleted || Boolean(this.snapshot && isTerminal(this.snapshot.status));
@@ -523,16 +522,7 @@ var JobWatch = class {
   }
   /** (Re)start the watchdog at the subscribers' strictest interval. */
   retime() {
-    const interval = this.setting("watchdogInterval");
-    if (this.stopWatchdog && this.watchdogInterval === interval) return;
-    if (this.stopWatchdog) this.stopWatchdog();
-    this.watchdogInterval = interval;
-    this.stopWatchdog = every(
-      this.context.timers,
-      interval,
-      () => this.context.tick(this),
-      this.controller.signal
-    );
+    this.watchdogAt(this.setting("watchdogInterval"));
   }
   close() {
     this.controller.abort();
@@ -1091,6 +1081,85 @@ function tiedToSignal(unsubscribe, signal) {
   return unsubscribe;
 }
 
+// src/dom.js
+function element(doc, tag, className, text) {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  if (text !== void 0) node.textContent = text;
+  return node;
+}
+function defaultFrame(fn) {
+  if (typeof globalThis.requestAnimationFrame === "function") {
+    const id2 = globalThis.requestAnimationFrame(fn);
+    return () => globalThis.cancelAnimationFrame(id2);
+  }
+  const id = setTimeout(fn, 16);
+  return () => clearTimeout(id);
+}
+function fillBar({ bar, done: doneBar, failed: failedBar }, snapshot) {
+  const total = snapshot ? snapshot.total : 0;
+  const done = snapshot ? snapshot.done : 0;
+  const failed = snapshot ? snapshot.failed : 0;
+  bar.setAttribute("aria-valuemax", String(total));
+  bar.setAttribute("aria-valuenow", String(done + failed));
+  bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
+  const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
+  doneBar.style.width = percent(done);
+  failedBar.style.width = percent(failed);
+}
+function makeBar(doc, className) {
+  const bar = element(doc, "div", className);
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuemin", "0");
+  const done = element(doc, "div", "bw-bar-done");
+  const failed = element(doc, "div", "bw-bar-failed");
+  bar.append(done, failed);
+  return { bar, done, failed };
+}
+function actionMessage(kind, caught) {
+  const error = (
+    /** @type {{message?: string, status?: number} | null} */
+    caught
+  );
+  const detail = error && error.message ? error.message : String(caught);
+  const code = error && error.status ? ` (${error.status})` : "";
+  return `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
+}
+function renderLoop(render2, { frame, timers, signal, tick }) {
+  let cancelFrame = null;
+  const drop = () => {
+    if (cancelFrame) cancelFrame();
+    cancelFrame = null;
+  };
+  const schedule = () => {
+    if (cancelFrame || signal.aborted) return;
+    cancelFrame = frame(() => {
+      cancelFrame = null;
+      if (!signal.aborted) render2();
+    });
+  };
+  const ticker = timers.setInterval(() => {
+    if (tick) tick();
+    schedule();
+  }, 1e3);
+  signal.addEventListener("abort", () => {
+    timers.clearInterval(ticker);
+    drop();
+  }, { once: true });
+  return {
+    schedule,
+    flush() {
+      drop();
+      render2();
+    }
+  };
+}
+function connectionText(info, now) {
+  if (!info.lastUpdate) return info.connection;
+  const age = Math.max(0, Math.round((now - info.lastUpdate) / 1e3));
+  return `${info.connection} \xB7 updated ${age} s ago`;
+}
+
 // src/format.js
 function formatDuration(seconds) {
   if (seconds === null || seconds === void 0 || !Number.isFinite(Number(seconds))) return "\u2014";
@@ -1131,20 +1200,6 @@ function parseTime(value) {
 }
 
 // src/jobsview.js
-function element(doc, tag, className, text) {
-  const node = doc.createElement(tag);
-  if (className) node.className = className;
-  if (text !== void 0) node.textContent = text;
-  return node;
-}
-function defaultFrame(fn) {
-  if (typeof globalThis.requestAnimationFrame === "function") {
-    const id2 = globalThis.requestAnimationFrame(fn);
-    return () => globalThis.cancelAnimationFrame(id2);
-  }
-  const id = setTimeout(fn, 16);
-  return () => clearTimeout(id);
-}
 var POOLS = { thread: "threads", process: "processes", dask: "on Dask" };
 function poolText(executor) {
   return executor ? POOLS[executor] || executor : "";
@@ -1192,24 +1247,8 @@ function createJobsView(el, options) {
   };
   const rows = /* @__PURE__ */ new Map();
   let order = [];
-  let cancelFrame = null;
-  function schedule() {
-    if (cancelFrame || signal.aborted) return;
-    cancelFrame = frame(() => {
-      cancelFrame = null;
-      if (!signal.aborted) render2();
-    });
-  }
-  const ticker = timers.setInterval(schedule, 1e3);
-  signal.addEventListener(
-    "abort",
-    () => {
-      timers.clearInterval(ticker);
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-    },
-    { once: true }
-  );
+  const loop = renderLoop(() => render2(), { frame, timers, signal });
+  const schedule = loop.schedule;
   const pageBy = (direction) => {
     const info = state.info;
     if (!info) return;
@@ -1226,13 +1265,7 @@ function createJobsView(el, options) {
     try {
       await actions[kind](jobId);
     } catch (caught) {
-      const error = (
-        /** @type {{message?: string, status?: number} | null} */
-        caught
-      );
-      const detail = error && error.message ? error.message : String(caught);
-      const code = error && error.status ? ` (${error.status})` : "";
-      state.messages.set(jobId, `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`);
+      state.messages.set(jobId, actionMessage(kind, caught));
     } finally {
       state.busy.delete(jobId);
       schedule();
@@ -1254,12 +1287,7 @@ function createJobsView(el, options) {
     retry.setAttribute("type", "button");
     buttons.append(cancel, retry);
     head.append(name, id, status, buttons);
-    const bar = element(doc, "div", "bw-bar bw-bar-small");
-    bar.setAttribute("role", "progressbar");
-    bar.setAttribute("aria-valuemin", "0");
-    const barDone = element(doc, "div", "bw-bar-done");
-    const barFailed = element(doc, "div", "bw-bar-failed");
-    bar.append(barDone, barFailed);
+    const bar = makeBar(doc, "bw-bar bw-bar-small");
     const stats = element(doc, "div", "bw-stats");
     const counts = element(doc, "span", "bw-counts", "");
     const rate = element(doc, "span", "bw-rate", "");
@@ -1270,23 +1298,8 @@ function createJobsView(el, options) {
     message.setAttribute("role", "status");
     cancel.addEventListener("click", () => act("cancel", jobId), { signal });
     retry.addEventListener("click", () => act("retry", jobId), { signal });
-    row.append(head, bar, stats, error, message);
-    return {
-      row,
-      name,
-      id,
-      status,
-      bar,
-      barDone,
-      barFailed,
-      counts,
-      rate,
-      executor,
-      error,
-      cancel,
-      retry,
-      message
-    };
+    row.append(head, bar.bar, stats, error, message);
+    return { row, name, id, status, bar, counts, rate, executor, error, cancel, retry, message };
   }
   function fillRow(parts, snapshot, connection) {
     const { row } = parts;
@@ -1301,13 +1314,7 @@ function createJobsView(el, options) {
     parts.name.setAttribute("title", snapshot.processor || "");
     parts.status.textContent = snapshot.status;
     parts.status.className = `bw-status bw-status-${snapshot.status}`;
-    const { done, failed, total } = snapshot;
-    parts.bar.setAttribute("aria-valuemax", String(total));
-    parts.bar.setAttribute("aria-valuenow", String(done + failed));
-    parts.bar.setAttribute("aria-label", `${snapshot.name}: ${done + failed} of ${total} items`);
-    const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
-    parts.barDone.style.width = percent(done);
-    parts.barFailed.style.width = percent(failed);
+    fillBar(parts.bar, snapshot);
     parts.counts.textContent = countsText(snapshot);
     const active = isActive(snapshot.status);
     parts.rate.textContent = active && snapshot.rate ? formatRate(snapshot.rate) : "";
@@ -1323,11 +1330,6 @@ function createJobsView(el, options) {
     parts.message.textContent = message;
     parts.message.hidden = !message;
   }
-  function connectionText(info) {
-    if (!info.lastUpdate) return info.connection;
-    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1e3));
-    return `${info.connection} \xB7 updated ${age} s ago`;
-  }
   function render2() {
     const info = state.info;
     const connection = info ? info.connection : "connecting";
@@ -1335,7 +1337,7 @@ function createJobsView(el, options) {
     root.setAttribute("data-total", String(info ? info.total : 0));
     root.setAttribute("data-shown", String(info ? info.rows.length : 0));
     root.setAttribute("data-offset", String(info ? info.query.offset : 0));
-    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.textContent = info ? connectionText(info, now()) : "connecting";
     badge.className = `bw-connection bw-connection-${connection}`;
     badge.setAttribute("title", info && info.error ? `last fetch failed: ${info.error}` : "");
     range.textContent = info && info.loaded ? rangeText(info) : "loading\u2026";
@@ -1388,11 +1390,7 @@ function createJobsView(el, options) {
       note.textContent = text;
       note.hidden = !text;
     },
-    flush() {
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-      render2();
-    }
+    flush: loop.flush
   };
 }
 
@@ -1736,9 +1734,9 @@ function notifyControl(doc, notifier, signal) {
 // src/page.js
 function readPageConfig(doc = globalThis.document) {
   try {
-    const element3 = doc && doc.getElementById("jupyter-config-data");
-    if (element3) {
-      const data = JSON.parse(element3.textContent || "{}");
+    const element2 = doc && doc.getElementById("jupyter-config-data");
+    if (element2) {
+      const data = JSON.parse(element2.textContent || "{}");
       return { baseUrl: data.baseUrl || "/", token: data.token || "" };
     }
   } catch {
@@ -1976,62 +1974,43 @@ function renderJobs({ model, el }) {
 // src/view.js
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
-function element2(doc, tag, className, text) {
-  const node = doc.createElement(tag);
-  if (className) node.className = className;
-  if (text !== void 0) node.textContent = text;
-  return node;
-}
-function defaultFrame2(fn) {
-  if (typeof globalThis.requestAnimationFrame === "function") {
-    const id2 = globalThis.requestAnimationFrame(fn);
-    return () => globalThis.cancelAnimationFrame(id2);
-  }
-  const id = setTimeout(fn, 16);
-  return () => clearTimeout(id);
-}
 function createView(el, options) {
   const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
-  const frame = options.frame || defaultFrame2;
+  const frame = options.frame || defaultFrame;
   const now = options.now || Date.now;
   const timers = options.timers || defaultTimers();
   const doc = el.ownerDocument || globalThis.document;
-  const root = element2(doc, "div", "bw-progress");
-  const header = element2(doc, "div", "bw-header");
-  const name = element2(doc, "span", "bw-name", "");
-  const jobIdLabel = element2(doc, "code", "bw-id", "");
+  const root = element(doc, "div", "bw-progress");
+  const header = element(doc, "div", "bw-header");
+  const name = element(doc, "span", "bw-name", "");
+  const jobIdLabel = element(doc, "code", "bw-id", "");
   jobIdLabel.setAttribute("title", "the job id: bw.attach(id) finds the job again from any kernel");
-  const status = element2(doc, "span", "bw-status", "");
-  const badge = element2(doc, "span", "bw-connection", "");
+  const status = element(doc, "span", "bw-status", "");
+  const badge = element(doc, "span", "bw-connection", "");
   header.append(name, jobIdLabel, status, badge);
-  const bar = element2(doc, "div", "bw-bar");
-  bar.setAttribute("role", "progressbar");
-  bar.setAttribute("aria-valuemin", "0");
-  const barDone = element2(doc, "div", "bw-bar-done");
-  const barFailed = element2(doc, "div", "bw-bar-failed");
-  bar.append(barDone, barFailed);
-  const stats = element2(doc, "div", "bw-stats");
-  const counts = element2(doc, "span", "bw-counts", "");
-  const rate = element2(doc, "span", "bw-rate", "");
-  const eta = element2(doc, "span", "bw-eta", "");
-  const elapsed = element2(doc, "span", "bw-elapsed", "");
-  const where = element2(doc, "span", "bw-where", "");
+  const bar = makeBar(doc, "bw-bar");
+  const stats = element(doc, "div", "bw-stats");
+  const counts = element(doc, "span", "bw-counts", "");
+  const rate = element(doc, "span", "bw-rate", "");
+  const eta = element(doc, "span", "bw-eta", "");
+  const elapsed = element(doc, "span", "bw-elapsed", "");
+  const where = element(doc, "span", "bw-where", "");
   stats.append(counts, rate, eta, elapsed, where);
-  const jobError = element2(doc, "div", "bw-job-error", "");
-  const controls = element2(doc, "div", "bw-actions");
-  const cancel = element2(doc, "button", "bw-cancel", "Cancel");
-  const retry = element2(doc, "button", "bw-retry", "Retry");
+  const jobError = element(doc, "div", "bw-job-error", "");
+  const controls = element(doc, "div", "bw-actions");
+  const cancel = element(doc, "button", "bw-cancel", "Cancel");
+  const retry = element(doc, "button", "bw-retry", "Retry");
   cancel.setAttribute("type", "button");
   retry.setAttribute("type", "button");
-  const message = element2(doc, "span", "bw-message", "");
+  const message = element(doc, "span", "bw-message", "");
   message.setAttribute("role", "status");
-  const controlSlot = element2(doc, "span", "bw-control");
+  const controlSlot = element(doc, "span", "bw-control");
   if (options.control) controlSlot.append(options.control);
   controls.append(cancel, retry, controlSlot, message);
-  const diagnostics = element2(doc, "div", "bw-debug", "");
-  const failures = element2(doc, "div", "bw-failures");
-  const outputs = element2(doc, "div", "bw-outputs");
-  root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
+  const diagnostics = element(doc, "div", "bw-debug", "");
+  const failures = element(doc, "div", "bw-failures");
+  const outputs = element(doc, "div", "bw-outputs");
+  root.append(header, bar.bar, stats, jobError, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
   const state = {
     /** @type {ConnectionInfo | null} */
@@ -2051,27 +2030,8 @@ function createView(el, options) {
     outputsFetchedFor: null,
     outputsInflight: false
   };
-  let cancelFrame = null;
-  function schedule() {
-    if (cancelFrame || signal.aborted) return;
-    cancelFrame = frame(() => {
-      cancelFrame = null;
-      if (!signal.aborted) render2();
-    });
-  }
-  const ticker = timers.setInterval(() => {
-    refreshDetails();
-    schedule();
-  }, 1e3);
-  signal.addEventListener(
-    "abort",
-    () => {
-      timers.clearInterval(ticker);
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-    },
-    { once: true }
-  );
+  const loop = renderLoop(() => render2(), { frame, timers, signal, tick: () => refreshDetails() });
+  const schedule = loop.schedule;
   async function act(kind) {
     const info = state.info;
     if (!info || state.busy) return;
@@ -2082,13 +2042,7 @@ function createView(el, options) {
       await actions[kind](info.jobId);
       state.message = "";
     } catch (caught) {
-      const error = (
-        /** @type {{message?: string, status?: number} | null} */
-        caught
-      );
-      const detail = error && error.message ? error.message : String(caught);
-      const code = error && error.status ? ` (${error.status})` : "";
-      state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
+      state.message = actionMessage(kind, caught);
     } finally {
       state.busy = false;
       schedule();
@@ -2156,21 +2110,21 @@ function createView(el, options) {
       return;
     }
     failures.hidden = false;
-    const title = element2(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
-    const list = element2(doc, "ul", "bw-failure-list");
+    const title = element(doc, "div", "bw-section-title", `Failed items (${answer.total ?? answer.items.length})`);
+    const list = element(doc, "ul", "bw-failure-list");
     for (const item of answer.items) {
-      const row = element2(doc, "li", "bw-failure");
+      const row = element(doc, "li", "bw-failure");
       row.setAttribute("data-index", String(item.index));
       const input = typeof item.input === "string" ? item.input : JSON.stringify(item.input);
       row.append(
-        element2(doc, "span", "bw-failure-index", `#${item.index}`),
-        element2(doc, "code", "bw-failure-input", input),
-        element2(doc, "span", "bw-failure-error", item.error || "failed")
+        element(doc, "span", "bw-failure-index", `#${item.index}`),
+        element(doc, "code", "bw-failure-input", input),
+        element(doc, "span", "bw-failure-error", item.error || "failed")
       );
       if (item.traceback) row.setAttribute("title", item.traceback);
       if (item.log) {
-        const log = element2(doc, "details", "bw-failure-log");
-        log.append(element2(doc, "summary", "", "output"), element2(doc, "pre", "", item.log));
+        const log = element(doc, "details", "bw-failure-log");
+        log.append(element(doc, "summary", "", "output"), element(doc, "pre", "", item.log));
         row.append(log);
       }
       list.append(row);
@@ -2185,17 +2139,17 @@ function createView(el, options) {
       return;
     }
     outputs.hidden = false;
-    const title = element2(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
-    const list = element2(doc, "ul", "bw-output-list");
+    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    const list = element(doc, "ul", "bw-output-list");
     for (const path of paths) {
-      const link = element2(doc, "a", "bw-output", path);
+      const link = element(doc, "a", "bw-output", path);
       link.setAttribute("href", fileHref2(path));
       link.setAttribute("target", "_blank");
       link.setAttribute("rel", "noopener");
-      const row = element2(doc, "li");
+      const row = element(doc, "li");
       row.append(link);
       if (downloadHref2) {
-        const download = element2(doc, "a", "bw-download", "download");
+        const download = element(doc, "a", "bw-download", "download");
         download.setAttribute("href", downloadHref2(path));
         download.setAttribute("download", path.split("/").pop() || path);
         download.setAttribute("title", `download ${path}`);
@@ -2204,11 +2158,6 @@ function createView(el, options) {
       list.append(row);
     }
     outputs.replaceChildren(title, list);
-  }
-  function connectionText(info) {
-    if (!info.lastUpdate) return info.connection;
-    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1e3));
-    return `${info.connection} \xB7 updated ${age} s ago`;
   }
   function render2() {
     const info = state.info;
@@ -2228,18 +2177,10 @@ function createView(el, options) {
     jobIdLabel.textContent = info ? info.jobId : "";
     status.textContent = jobStatus || "loading\u2026";
     status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
-    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.textContent = info ? connectionText(info, now()) : "connecting";
     badge.className = `bw-connection bw-connection-${connection}`;
     badge.setAttribute("title", info && info.error ? `last poll failed: ${info.error}` : "");
-    const total = snapshot ? snapshot.total : 0;
-    const done = snapshot ? snapshot.done : 0;
-    const failed = snapshot ? snapshot.failed : 0;
-    bar.setAttribute("aria-valuemax", String(total));
-    bar.setAttribute("aria-valuenow", String(done + failed));
-    bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
-    const percent = (n) => total > 0 ? `${(100 * n / total).toFixed(2)}%` : "0%";
-    barDone.style.width = percent(done);
-    barFailed.style.width = percent(failed);
+    fillBar(bar, snapshot);
     counts.textContent = snapshot ? countsText(snapshot) : "";
     const active = isActive(jobStatus);
     rate.textContent = active && snapshot && snapshot.rate ? formatRate(snapshot.rate) : "";
@@ -2278,11 +2219,7 @@ function createView(el, options) {
       schedule();
     },
     /** Render now (tests; the terminal state before a snapshot is taken). */
-    flush() {
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-      render2();
-    }
+    flush: loop.flush
   };
 }
 

@@ -3,6 +3,9 @@
 // connection layer; renders at most once per animation frame and keeps each
 // row's elements across renders (a click never lands on a replaced button).
 
+import {
+  actionMessage, connectionText, defaultFrame, element, fillBar, makeBar, renderLoop,
+} from "./dom.js";
 import { canRetry, countsText, formatRate, whereText } from "./format.js";
 import { defaultTimers } from "./lifetime.js";
 import { isActive } from "./states.js";
@@ -34,9 +37,7 @@ import { isActive } from "./states.js";
  * @property {HTMLElement} name
  * @property {HTMLElement} id
  * @property {HTMLElement} status
- * @property {HTMLElement} bar
- * @property {HTMLElement} barDone
- * @property {HTMLElement} barFailed
+ * @property {{bar: HTMLElement, done: HTMLElement, failed: HTMLElement}} bar
  * @property {HTMLElement} counts
  * @property {HTMLElement} rate
  * @property {HTMLElement} executor
@@ -45,34 +46,6 @@ import { isActive } from "./states.js";
  * @property {HTMLButtonElement} retry
  * @property {HTMLElement} message
  */
-
-/**
- * @template {keyof HTMLElementTagNameMap} K
- * @param {Document} doc
- * @param {K} tag
- * @param {string} [className]
- * @param {string} [text]
- * @returns {HTMLElementTagNameMap[K]}
- */
-function element(doc, tag, className, text) {
-  const node = doc.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/**
- * @param {() => void} fn
- * @returns {() => void} cancels the frame
- */
-function defaultFrame(fn) {
-  if (typeof globalThis.requestAnimationFrame === "function") {
-    const id = globalThis.requestAnimationFrame(fn);
-    return () => globalThis.cancelAnimationFrame(id);
-  }
-  const id = setTimeout(fn, 16);
-  return () => clearTimeout(id);
-}
 
 /** @type {Record<string, string>} */
 const POOLS = { thread: "threads", process: "processes", dask: "on Dask" };
@@ -150,28 +123,8 @@ export function createJobsView(el, options) {
   const rows = new Map();
   /** @type {string[]} the ids in the order they are shown */
   let order = [];
-  /** @type {(() => void) | null} */
-  let cancelFrame = null;
-
-  function schedule() {
-    if (cancelFrame || signal.aborted) return;
-    cancelFrame = frame(() => {
-      cancelFrame = null;
-      if (!signal.aborted) render();
-    });
-  }
-
-  // The age of the last update moves on its own.
-  const ticker = timers.setInterval(schedule, 1000);
-  signal.addEventListener(
-    "abort",
-    () => {
-      timers.clearInterval(ticker);
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-    },
-    { once: true },
-  );
+  const loop = renderLoop(() => render(), { frame, timers, signal });
+  const schedule = loop.schedule;
 
   const pageBy = (/** @type {number} */ direction) => {
     const info = state.info;
@@ -194,10 +147,7 @@ export function createJobsView(el, options) {
     try {
       await actions[kind](jobId);
     } catch (caught) {
-      const error = /** @type {{message?: string, status?: number} | null} */ (caught);
-      const detail = error && error.message ? error.message : String(caught);
-      const code = error && error.status ? ` (${error.status})` : "";
-      state.messages.set(jobId, `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`);
+      state.messages.set(jobId, actionMessage(kind, caught));
     } finally {
       state.busy.delete(jobId);
       schedule();
@@ -224,12 +174,7 @@ export function createJobsView(el, options) {
     retry.setAttribute("type", "button");
     buttons.append(cancel, retry);
     head.append(name, id, status, buttons);
-    const bar = element(doc, "div", "bw-bar bw-bar-small");
-    bar.setAttribute("role", "progressbar");
-    bar.setAttribute("aria-valuemin", "0");
-    const barDone = element(doc, "div", "bw-bar-done");
-    const barFailed = element(doc, "div", "bw-bar-failed");
-    bar.append(barDone, barFailed);
+    const bar = makeBar(doc, "bw-bar bw-bar-small");
     const stats = element(doc, "div", "bw-stats");
     const counts = element(doc, "span", "bw-counts", "");
     const rate = element(doc, "span", "bw-rate", "");
@@ -240,9 +185,8 @@ export function createJobsView(el, options) {
     message.setAttribute("role", "status");
     cancel.addEventListener("click", () => act("cancel", jobId), { signal });
     retry.addEventListener("click", () => act("retry", jobId), { signal });
-    row.append(head, bar, stats, error, message);
-    return { row, name, id, status, bar, barDone, barFailed, counts, rate, executor, error, cancel, retry,
-      message };
+    row.append(head, bar.bar, stats, error, message);
+    return { row, name, id, status, bar, counts, rate, executor, error, cancel, retry, message };
   }
 
   /**
@@ -263,13 +207,7 @@ export function createJobsView(el, options) {
     parts.name.setAttribute("title", snapshot.processor || "");
     parts.status.textContent = snapshot.status;
     parts.status.className = `bw-status bw-status-${snapshot.status}`;
-    const { done, failed, total } = snapshot;
-    parts.bar.setAttribute("aria-valuemax", String(total));
-    parts.bar.setAttribute("aria-valuenow", String(done + failed));
-    parts.bar.setAttribute("aria-label", `${snapshot.name}: ${done + failed} of ${total} items`);
-    const percent = (/** @type {number} */ n) => (total > 0 ? `${((100 * n) / total).toFixed(2)}%` : "0%");
-    parts.barDone.style.width = percent(done);
-    parts.barFailed.style.width = percent(failed);
+    fillBar(parts.bar, snapshot);
     parts.counts.textContent = countsText(snapshot);
     const active = isActive(snapshot.status);
     parts.rate.textContent = active && snapshot.rate ? formatRate(snapshot.rate) : "";
@@ -286,13 +224,6 @@ export function createJobsView(el, options) {
     parts.message.hidden = !message;
   }
 
-  /** @param {ListInfo} info */
-  function connectionText(info) {
-    if (!info.lastUpdate) return info.connection;
-    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1000));
-    return `${info.connection} · updated ${age} s ago`;
-  }
-
   function render() {
     const info = state.info;
     const connection = info ? info.connection : "connecting";
@@ -300,7 +231,7 @@ export function createJobsView(el, options) {
     root.setAttribute("data-total", String(info ? info.total : 0));
     root.setAttribute("data-shown", String(info ? info.rows.length : 0));
     root.setAttribute("data-offset", String(info ? info.query.offset : 0));
-    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.textContent = info ? connectionText(info, now()) : "connecting";
     badge.className = `bw-connection bw-connection-${connection}`;
     badge.setAttribute("title", info && info.error ? `last fetch failed: ${info.error}` : "");
     range.textContent = info && info.loaded ? rangeText(info) : "loading…";
@@ -354,10 +285,6 @@ export function createJobsView(el, options) {
       note.textContent = text;
       note.hidden = !text;
     },
-    flush() {
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-      render();
-    },
+    flush: loop.flush,
   };
 }

@@ -76,3 +76,24 @@ export function childController(parent) {
   });
   return controller;
 }
+
+/**
+ * An `every` whose interval can change: `set(ms)` (re)starts it, and does
+ * nothing when `ms` is the interval it already runs at.
+ * @param {Timers} timers
+ * @param {() => void} fn
+ * @param {AbortSignal} signal
+ * @returns {(ms: number) => void}
+ */
+export function retimable(timers, fn, signal) {
+  /** @type {(() => void) | null} */
+  let stop = null;
+  /** @type {number | null} */
+  let current = null;
+  return (ms) => {
+    if (stop && current === ms) return;
+    if (stop) stop();
+    current = ms;
+    stop = every(timers, ms, fn, signal);
+  };
+}

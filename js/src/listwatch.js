@@ -7,7 +7,7 @@
 // job is the newest); a deleted one leaves it. A fetch of the page is the
 // authority on which jobs are on it.
 
-import { childController, every } from "./lifetime.js";
+import { childController, retimable } from "./lifetime.js";
 import { isActive } from "./states.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
@@ -82,10 +82,8 @@ export class ListWatch {
     /** A fetch is wanted once the one in flight answers (the query changed, or a row left). */
     this.again = false;
     this.controller = childController(parent);
-    /** @type {(() => void) | null} */
-    this.stopWatchdog = null;
-    /** @type {number | null} */
-    this.watchdogInterval = null;
+    /** (Re)starts the watchdog at an interval. */
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
   }
 
   get closed() {
@@ -99,12 +97,7 @@ export class ListWatch {
 
   /** (Re)start the watchdog at the subscriber's interval. */
   retime() {
-    const interval = this.sub.settings.watchdogInterval;
-    if (this.stopWatchdog && this.watchdogInterval === interval) return;
-    if (this.stopWatchdog) this.stopWatchdog();
-    this.watchdogInterval = interval;
-    this.stopWatchdog = every(this.context.timers, interval, () => this.context.tick(this),
-      this.controller.signal);
+    this.watchdogAt(this.sub.settings.watchdogInterval);
   }
 
   close() {

@@ -4,6 +4,9 @@
 
 import { isNotFound } from "./api.js";
 import { defaultTimers } from "./lifetime.js";
+import {
+  actionMessage, connectionText, defaultFrame, element, fillBar, makeBar, renderLoop,
+} from "./dom.js";
 import { canRetry, countsText, formatDuration, formatRate, parseTime, whereText } from "./format.js";
 import { DELETED, isActive, isTerminal } from "./states.js";
 
@@ -37,34 +40,6 @@ const FAILED_REFRESH_MS = 3000;
 
 
 /**
- * @template {keyof HTMLElementTagNameMap} K
- * @param {Document} doc
- * @param {K} tag
- * @param {string} [className]
- * @param {string} [text]
- * @returns {HTMLElementTagNameMap[K]}
- */
-function element(doc, tag, className, text) {
-  const node = doc.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/**
- * @param {() => void} fn
- * @returns {() => void} cancels the frame
- */
-function defaultFrame(fn) {
-  if (typeof globalThis.requestAnimationFrame === "function") {
-    const id = globalThis.requestAnimationFrame(fn);
-    return () => globalThis.cancelAnimationFrame(id);
-  }
-  const id = setTimeout(fn, 16);
-  return () => clearTimeout(id);
-}
-
-/**
  * Mount the view in `el`.
  *
  * @param {HTMLElement} el the anywidget element
@@ -95,12 +70,7 @@ export function createView(el, options) {
   const badge = element(doc, "span", "bw-connection", "");
   header.append(name, jobIdLabel, status, badge);
 
-  const bar = element(doc, "div", "bw-bar");
-  bar.setAttribute("role", "progressbar");
-  bar.setAttribute("aria-valuemin", "0");
-  const barDone = element(doc, "div", "bw-bar-done");
-  const barFailed = element(doc, "div", "bw-bar-failed");
-  bar.append(barDone, barFailed);
+  const bar = makeBar(doc, "bw-bar");
 
   const stats = element(doc, "div", "bw-stats");
   const counts = element(doc, "span", "bw-counts", "");
@@ -125,7 +95,7 @@ export function createView(el, options) {
   const diagnostics = element(doc, "div", "bw-debug", "");
   const failures = element(doc, "div", "bw-failures");
   const outputs = element(doc, "div", "bw-outputs");
-  root.append(header, bar, stats, jobError, controls, diagnostics, failures, outputs);
+  root.append(header, bar.bar, stats, jobError, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
 
   const state = {
@@ -146,32 +116,9 @@ export function createView(el, options) {
     outputsFetchedFor: null,
     outputsInflight: false,
   };
-  /** @type {(() => void) | null} */
-  let cancelFrame = null;
-
-  function schedule() {
-    if (cancelFrame || signal.aborted) return;
-    cancelFrame = frame(() => {
-      cancelFrame = null;
-      if (!signal.aborted) render();
-    });
-  }
-
-  const ticker = timers.setInterval(() => {
-    // Elapsed time and the age of the last update move on their own; the
-    // tick also retries a failed fetch of failed items or outputs.
-    refreshDetails();
-    schedule();
-  }, 1000);
-  signal.addEventListener(
-    "abort",
-    () => {
-      timers.clearInterval(ticker);
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-    },
-    { once: true },
-  );
+  // The tick also retries a failed fetch of failed items or outputs.
+  const loop = renderLoop(() => render(), { frame, timers, signal, tick: () => refreshDetails() });
+  const schedule = loop.schedule;
 
   /** @param {"cancel" | "retry"} kind */
   async function act(kind) {
@@ -184,10 +131,7 @@ export function createView(el, options) {
       await actions[kind](info.jobId);
       state.message = "";
     } catch (caught) {
-      const error = /** @type {{message?: string, status?: number} | null} */ (caught);
-      const detail = error && error.message ? error.message : String(caught);
-      const code = error && error.status ? ` (${error.status})` : "";
-      state.message = `${kind === "cancel" ? "Cancel" : "Retry"} failed: ${detail}${code}`;
+      state.message = actionMessage(kind, caught);
     } finally {
       state.busy = false;
       schedule();
@@ -317,13 +261,6 @@ export function createView(el, options) {
     outputs.replaceChildren(title, list);
   }
 
-  /** @param {ConnectionInfo} info */
-  function connectionText(info) {
-    if (!info.lastUpdate) return info.connection;
-    const age = Math.max(0, Math.round((now() - info.lastUpdate) / 1000));
-    return `${info.connection} · updated ${age} s ago`;
-  }
-
   function render() {
     const info = state.info;
     const snapshot = info ? info.snapshot : null;
@@ -343,19 +280,11 @@ export function createView(el, options) {
     jobIdLabel.textContent = info ? info.jobId : "";
     status.textContent = jobStatus || "loading…";
     status.className = `bw-status bw-status-${jobStatus || "unknown"}`;
-    badge.textContent = info ? connectionText(info) : "connecting";
+    badge.textContent = info ? connectionText(info, now()) : "connecting";
     badge.className = `bw-connection bw-connection-${connection}`;
     badge.setAttribute("title", info && info.error ? `last poll failed: ${info.error}` : "");
 
-    const total = snapshot ? snapshot.total : 0;
-    const done = snapshot ? snapshot.done : 0;
-    const failed = snapshot ? snapshot.failed : 0;
-    bar.setAttribute("aria-valuemax", String(total));
-    bar.setAttribute("aria-valuenow", String(done + failed));
-    bar.setAttribute("aria-label", `${snapshot ? snapshot.name : "job"}: ${done + failed} of ${total} items`);
-    const percent = (/** @type {number} */ n) => (total > 0 ? `${((100 * n) / total).toFixed(2)}%` : "0%");
-    barDone.style.width = percent(done);
-    barFailed.style.width = percent(failed);
+    fillBar(bar, snapshot);
 
     counts.textContent = snapshot ? countsText(snapshot) : "";
     const active = isActive(jobStatus);
@@ -408,10 +337,6 @@ export function createView(el, options) {
       schedule();
     },
     /** Render now (tests; the terminal state before a snapshot is taken). */
-    flush() {
-      if (cancelFrame) cancelFrame();
-      cancelFrame = null;
-      render();
-    },
+    flush: loop.flush,
   };
 }

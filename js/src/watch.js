@@ -6,7 +6,7 @@
 // answer to an action.
 
 import { isNotFound } from "./api.js";
-import { childController, every } from "./lifetime.js";
+import { childController, retimable } from "./lifetime.js";
 import { DEFAULTS, isTerminal } from "./states.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
@@ -79,10 +79,8 @@ export class JobWatch {
     this.deleted = false;
     /** Aborting it stops the watchdog and any poll in flight. */
     this.controller = childController(parent);
-    /** @type {(() => void) | null} */
-    this.stopWatchdog = null;
-    /** @type {number | null} */
-    this.watchdogInterval = null;
+    /** (Re)starts the watchdog at an interval. */
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
   }
 
   get terminal() {
@@ -100,12 +98,7 @@ export class JobWatch {
 
   /** (Re)start the watchdog at the subscribers' strictest interval. */
   retime() {
-    const interval = this.setting("watchdogInterval");
-    if (this.stopWatchdog && this.watchdogInterval === interval) return;
-    if (this.stopWatchdog) this.stopWatchdog();
-    this.watchdogInterval = interval;
-    this.stopWatchdog = every(this.context.timers, interval, () => this.context.tick(this),
-      this.controller.signal);
+    this.watchdogAt(this.setting("watchdogInterval"));
   }
 
   close() {

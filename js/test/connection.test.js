@@ -5,25 +5,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { DEFAULTS, hubStats, REGISTRY_KEY, subscribe } from "../src/connection.js";
-import { FakeClock, fakeEventSourceClass, fakeServer, flush, snap } from "./helpers.js";
+import { flush, pageEnvironment, snap } from "./helpers.js";
 
-function environment() {
-  const clock = new FakeClock();
-  const ES = fakeEventSourceClass();
-  const server = fakeServer();
-  const registry = {};
-  const logs = [];
-  const options = {
-    baseUrl: "/base/",
-    EventSource: ES,
-    fetch: server.fetch,
-    now: clock.now,
-    timers: clock.timers,
-    registry,
-    log: (...args) => logs.push(args.map(String).join(" ")),
-  };
-  return { clock, ES, server, registry, logs, options };
-}
+const environment = () => pageEnvironment();
 
 /** A fresh page with one widget following `jobId` (at v1) on an open stream. */
 async function liveWidget(jobId) {

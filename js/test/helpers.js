@@ -209,3 +209,26 @@ export function fakeServer() {
   };
   return server;
 }
+
+/**
+ * A page for the connection layer: a virtual clock, a fresh EventSource class,
+ * a fake server and a private hub registry; `options` for `subscribe`.
+ */
+export function pageEnvironment(extra = {}) {
+  const clock = new FakeClock();
+  const ES = fakeEventSourceClass();
+  const server = fakeServer();
+  const registry = {};
+  const logs = [];
+  const options = {
+    baseUrl: "/base/",
+    EventSource: ES,
+    fetch: server.fetch,
+    now: clock.now,
+    timers: clock.timers,
+    registry,
+    log: (...args) => logs.push(args.map(String).join(" ")),
+    ...extra,
+  };
+  return { clock, ES, server, registry, logs, options };
+}

@@ -9,26 +9,10 @@ import { createJobsView, rangeText } from "../src/jobsview.js";
 import { followListThroughKernel, KERNEL_ACTIVE_REFRESH_MS } from "../src/jobswidget.js";
 import { Notifier, notifyControl, OPT_IN_KEY, pageNotifier } from "../src/notify.js";
 import { fakeDocument } from "./fakedom.js";
-import { FakeClock, fakeEventSourceClass, fakeServer, flush, snap } from "./helpers.js";
+import { FakeClock, flush, pageEnvironment, snap } from "./helpers.js";
 
-function environment() {
-  const clock = new FakeClock();
-  const ES = fakeEventSourceClass();
-  const server = fakeServer();
-  const registry = {};
-  const options = {
-    baseUrl: "/base/",
-    EventSource: ES,
-    fetch: server.fetch,
-    now: clock.now,
-    timers: clock.timers,
-    registry,
-    watchdogInterval: 1000,
-    watchdogTimeout: 3000,
-    reconnectDelay: 500,
-  };
-  return { clock, ES, server, registry, options };
-}
+const environment = () =>
+  pageEnvironment({ watchdogInterval: 1000, watchdogTimeout: 3000, reconnectDelay: 500 });
 
 const at = (minute) => `2024-01-01T00:${String(minute).padStart(2, "0")}:00Z`;
 
