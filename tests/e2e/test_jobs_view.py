@@ -36,6 +36,8 @@ SLACK = 2.0  # s: two busy shared cores
 # once the stream has been quiet for watchdog_timeout (checked every interval).
 SHOWN_WITHIN = (WATCHDOG_TIMEOUT + WATCHDOG_INTERVAL) / 1000 + SLACK
 FIELDS = ("status", "done", "failed", "total", "version")
+# A new job may wait, queued, for jobs an earlier test left ending (max_concurrent_jobs 2).
+STARTED_WITHIN = 60.0
 
 # Headless Chromium keeps every page visible (no CDP call hides one), so the
 # page's visibility is put under the test's control; and every notification
@@ -134,7 +136,7 @@ def test_jobs_view_lists_an_old_job_and_a_new_one_moves_live(
     mark = log_position(page)
     gate.release(2)
     new = lab.create_job(range(8), seconds=0.05, max_workers=1, name="new job", gate=gate)
-    shown = wait_row(page, new["id"], "processing", timeout=SHOWN_WITHIN)
+    shown = wait_row(page, new["id"], "processing", timeout=STARTED_WITHIN)
     assert shown["total"] == 8
     ids = row(page, new["id"]).locator("xpath=..").evaluate(
         "list => [...list.querySelectorAll('.bw-job-row')].map((r) => r.dataset.jobId)"
@@ -188,7 +190,7 @@ def test_cancel_from_a_row_stops_the_job(
     gate.release(2)
     job = lab.create_job(range(30), seconds=0.05, max_workers=1, name="cancel me", gate=gate)
     show_cells(page, [jobs_cell()])
-    wait_row(page, job["id"], "processing", timeout=SHOWN_WITHIN)
+    wait_row(page, job["id"], "processing", timeout=STARTED_WITHIN)
     cancel = row(page, job["id"]).locator("button.bw-cancel")
     retry = row(page, job["id"]).locator("button.bw-retry")
     assert cancel.is_visible() and retry.is_hidden()
