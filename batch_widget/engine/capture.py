@@ -129,7 +129,8 @@ class _Handler(logging.Handler):
 
 def install() -> None:
     """Put the per-thread proxies in front of ``sys.stdout``/``sys.stderr`` and the root
-    logger (once per process; a no-op afterwards)."""
+    logger (a no-op while they are there). Every chunk calls it, since something may
+    have put another stream in ``sys.stdout`` since (pytest's capture does)."""
     with _install_lock:
         if not isinstance(sys.stdout, _Stream):
             sys.stdout = _Stream(sys.stdout)

@@ -77,9 +77,12 @@ class KernelFeed:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Follow the job until it ends (again: a Retry makes it active)."""
+    def start(self, *, resume: bool = False) -> None:
+        """Follow the job until it ends (again: a Retry makes it active); ``resume``
+        undoes :meth:`close` (the browser takes its updates from the kernel after all)."""
         with self._lock:
+            if resume:
+                self.closed = False
             if self.closed or (self._thread is not None and self._thread.is_alive()):
                 return
             self._thread = threading.Thread(target=self._follow, daemon=True,
@@ -105,9 +108,8 @@ class KernelFeed:
     def _follow(self) -> None:
         _adopt(self._parent)
         job = Job(self.widget.job_id, self.client)
-        job.observer = self._push
+        job.observer = self._push  # every snapshot wait() fetches or hears, its first fetch too
         try:
-            self._push(job.snapshot())
             job.wait()
         except JobNotFound:
             self._gone(job.last_snapshot)

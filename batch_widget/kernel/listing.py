@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from batch_widget.protocol import Snapshot
+from batch_widget.protocol import JobStatus, Snapshot
 
 if TYPE_CHECKING:
     from batch_widget.kernel.jobsview import JobsView
@@ -45,8 +45,8 @@ def snapshot_html(snap: Snapshot) -> str:
     """A job's state as static HTML: what a saved notebook shows where no widget runs
     (a code host, a viewer, a broken widget manager), instead of a model reference."""
     name, job_id, status = (html.escape(str(snap[key])) for key in ("name", "id", "status"))
-    counts = (f"{snap['done']} done · {snap['failed']} failed · {snap['pending']} "
-              f"{'pending' if status in {'queued', 'processing'} else 'not run'} of "
+    rest = "not run" if JobStatus(snap["status"]).terminal else "pending"
+    counts = (f"{snap['done']} done · {snap['failed']} failed · {snap['pending']} {rest} of "
               f"{snap['total']}")
     error = snap.get("error")
     error_html = f'<div class="bw-static-error">{html.escape(error)}</div>' if error else ""

@@ -146,10 +146,11 @@ class BatchProgress(anywidget.AnyWidget, LiveTraits):
             self._follow()
         return super()._repr_mimebundle_(**kwargs)
 
-    def _follow(self) -> None:
+    def _follow(self, *, resume: bool = False) -> KernelFeed:
         if self._feed is None:
             self._feed = KernelFeed(self, self._client or default_client())
-        self._feed.start()
+        self._feed.start(resume=resume)
+        return self._feed
 
     def _on_browser_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         """Cancel, Retry and refresh asked by the browser over the kernel transport
@@ -163,14 +164,11 @@ class BatchProgress(anywidget.AnyWidget, LiveTraits):
             return
         if kind not in {"cancel", "retry", "refresh"}:
             return
-        if self._feed is not None:
-            self._feed.closed = False  # the browser takes its updates from the kernel now
-        self._follow()
-        assert self._feed is not None
+        feed = self._follow(resume=True)  # the browser takes its updates from the kernel now
         if kind == "refresh":
-            self._feed.refresh()
+            feed.refresh()
         else:
-            self._feed.act(kind)
+            feed.act(kind)
 
     def close(self) -> None:
         """Close the widget and stop the kernel's updates for it."""

@@ -308,6 +308,13 @@ function newerFirst(a, b) {
   const y = b.created_at || "";
   return x === y ? 0 : x > y ? -1 : 1;
 }
+function newestOf(shown, fetched) {
+  const known = new Map(shown.map((row) => [row.id, row]));
+  return fetched.map((row) => {
+    const current = known.get(row.id);
+    return current && Number(current.version) > Number(row.version) ? current : row;
+  });
+}
 var ListWatch = class {
   /**
    * @param {Subscriber} sub the jobs view it serves
@@ -413,12 +420,9 @@ var ListWatch = class {
    * @param {JobsPage} answer
    */
   load(answer) {
-    const known = new Map(this.rows.map((row) => [row.id, row]));
-    this.rows = (answer.jobs || []).map((fetched) => {
-      this.context.share(fetched);
-      const shown = known.get(fetched.id);
-      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
-    });
+    const fetched = answer.jobs || [];
+    for (const snapshot of fetched) this.context.share(snapshot);
+    this.rows = newestOf(this.rows, fetched);
     this.total = Number(answer.total) || 0;
     const wasLoaded = this.loaded;
     this.loaded = true;
@@ -1159,6 +1163,14 @@ function connectionText(info, now) {
   const age = Math.max(0, Math.round((now - info.lastUpdate) / 1e3));
   return `${info.connection} \xB7 updated ${age} s ago`;
 }
+function viewContext(el, options) {
+  return {
+    frame: options.frame || defaultFrame,
+    now: options.now || Date.now,
+    timers: options.timers || defaultTimers(),
+    doc: el.ownerDocument || globalThis.document
+  };
+}
 
 // src/format.js
 function formatDuration(seconds) {
@@ -1213,10 +1225,7 @@ function rangeText(info) {
 }
 function createJobsView(el, options) {
   const { actions, signal } = options;
-  const frame = options.frame || defaultFrame;
-  const now = options.now || Date.now;
-  const timers = options.timers || defaultTimers();
-  const doc = el.ownerDocument || globalThis.document;
+  const { frame, now, timers, doc } = viewContext(el, options);
   const root = element(doc, "div", "bw-jobs");
   const header = element(doc, "div", "bw-jobs-header");
   const title = element(doc, "span", "bw-jobs-title", "Jobs");
@@ -1257,7 +1266,7 @@ function createJobsView(el, options) {
   };
   newer.addEventListener("click", () => pageBy(-1), { signal });
   older.addEventListener("click", () => pageBy(1), { signal });
-  async function act(kind, jobId) {
+  async function act2(kind, jobId) {
     if (state.busy.has(jobId)) return;
     state.busy.add(jobId);
     state.messages.delete(jobId);
@@ -1296,8 +1305,8 @@ function createJobsView(el, options) {
     const error = element(doc, "div", "bw-job-error", "");
     const message = element(doc, "div", "bw-message", "");
     message.setAttribute("role", "status");
-    cancel.addEventListener("click", () => act("cancel", jobId), { signal });
-    retry.addEventListener("click", () => act("retry", jobId), { signal });
+    cancel.addEventListener("click", () => act2("cancel", jobId), { signal });
+    retry.addEventListener("click", () => act2("retry", jobId), { signal });
     row.append(head, bar.bar, stats, error, message);
     return { row, name, id, status, bar, counts, rate, executor, error, cancel, retry, message };
   }
@@ -1366,8 +1375,9 @@ function createJobsView(el, options) {
       order = ids;
     }
     const loaded = Boolean(info && info.loaded);
-    empty.hidden = !loaded || shown.length > 0;
-    empty.textContent = info && info.error && !loaded ? `Could not list the jobs: ${info.error}` : "No jobs yet: bw.submit(...) starts one, and it shows here at once.";
+    const failed = Boolean(info && info.error && !loaded);
+    empty.hidden = shown.length > 0 || !(loaded || failed);
+    empty.textContent = failed ? `Could not list the jobs: ${info && info.error}` : "No jobs yet: bw.submit(...) starts one, and it shows here at once.";
     diagnostics.hidden = !state.debug;
     diagnostics.textContent = info ? `reconnects ${info.reconnects} \xB7 polls ${info.polls}` : "";
   }
@@ -1391,6 +1401,115 @@ function createJobsView(el, options) {
       note.hidden = !text;
     },
     flush: loop.flush
+  };
+}
+
+// src/page.js
+function readPageConfig(doc = globalThis.document) {
+  try {
+    const element2 = doc && doc.getElementById("jupyter-config-data");
+    if (element2) {
+      const data = JSON.parse(element2.textContent || "{}");
+      return { baseUrl: data.baseUrl || "/", token: data.token || "" };
+    }
+  } catch {
+  }
+  return { baseUrl: "/", token: "" };
+}
+function readCookie(name, doc = globalThis.document) {
+  const cookies = doc && doc.cookie || "";
+  const match = cookies.match(new RegExp(`(?:^|;\\s*)${name}=([^;]*)`));
+  return match ? match[1] : "";
+}
+
+// src/modelsync.js
+var SETTING_TRAITS = Object.freeze(
+  /** @type {const} */
+  ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"]
+);
+var SAVE_INTERVAL_MS = 250;
+function pageApi() {
+  const page = readPageConfig();
+  const api = createApi({
+    baseUrl: page.baseUrl,
+    token: page.token,
+    getXsrf: () => readCookie("_xsrf")
+  });
+  return { page, api };
+}
+function settingsOf(model) {
+  return {
+    reconnectDelay: model.get("reconnect_delay"),
+    watchdogInterval: model.get("watchdog_interval"),
+    watchdogTimeout: model.get("watchdog_timeout"),
+    debug: model.get("debug")
+  };
+}
+function onTraits(model, names, fn, signal) {
+  for (const name of names) model.on(`change:${name}`, fn);
+  signal.addEventListener("abort", () => {
+    for (const name of names) model.off(`change:${name}`, fn);
+  }, { once: true });
+}
+function tellKernel(model, content) {
+  try {
+    model.send(content);
+  } catch (error) {
+    console.debug("batch_widget: could not send a message to the kernel", content, error);
+  }
+}
+async function act(call, jobId, signal, handle) {
+  let snapshot;
+  try {
+    snapshot = await call(jobId, signal);
+  } catch (error) {
+    if (handle) handle.poll();
+    throw error;
+  }
+  if (handle) handle.offer(snapshot);
+}
+function createMirror(model, signal, names, { urgent = () => false, timers = defaultTimers() } = {}) {
+  let pending = null;
+  let timer = null;
+  let lastSave = -Infinity;
+  function save() {
+    timer = null;
+    if (!pending) return;
+    const changes = pending;
+    pending = null;
+    lastSave = Date.now();
+    try {
+      for (const name of names) {
+        if (name in changes) model.set(
+          name,
+          /** @type {Pick<ModelState, N>} */
+          changes[name]
+        );
+      }
+      model.save_changes();
+    } catch (error) {
+      console.debug("batch_widget: could not save widget state", error);
+    }
+  }
+  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
+  return {
+    /** @param {Pick<ModelState, N>} values */
+    push(values) {
+      const changed = {};
+      for (const name of names) {
+        const current = pending && name in pending ? pending[name] : model.get(name);
+        if (current !== values[name]) changed[name] = values[name];
+      }
+      if (Object.keys(changed).length === 0) return;
+      pending = { ...pending, ...changed };
+      if (urgent(values) || signal.aborted) {
+        if (timer !== null) timers.clearTimeout(timer);
+        save();
+      } else if (timer === null) {
+        const wait = Math.max(0, SAVE_INTERVAL_MS - (Date.now() - lastSave));
+        timer = timers.setTimeout(save, wait);
+      }
+    }
   };
 }
 
@@ -1464,17 +1583,10 @@ function followThroughKernel(jobId, listener, options) {
     }
     emit();
   }
-  function send(type) {
-    try {
-      model.send({ type });
-    } catch (error) {
-      console.debug(`batch_widget: could not send ${type} to the kernel`, error);
-    }
-  }
   function refresh() {
     if (deleted) return;
     polls += 1;
-    send("refresh");
+    tellKernel(model, { type: "refresh" });
     emit();
   }
   let stopWatchdog = () => {
@@ -1731,24 +1843,6 @@ function notifyControl(doc, notifier, signal) {
   return button;
 }
 
-// src/page.js
-function readPageConfig(doc = globalThis.document) {
-  try {
-    const element2 = doc && doc.getElementById("jupyter-config-data");
-    if (element2) {
-      const data = JSON.parse(element2.textContent || "{}");
-      return { baseUrl: data.baseUrl || "/", token: data.token || "" };
-    }
-  } catch {
-  }
-  return { baseUrl: "/", token: "" };
-}
-function readCookie(name, doc = globalThis.document) {
-  const cookies = doc && doc.cookie || "";
-  const match = cookies.match(new RegExp(`(?:^|;\\s*)${name}=([^;]*)`));
-  return match ? match[1] : "";
-}
-
 // src/jobswidget.js
 var JOBS_VIEW = "jobs";
 var JOBS_SETTING_TRAITS = Object.freeze([
@@ -1763,9 +1857,11 @@ var JOBS_SETTING_TRAITS = Object.freeze([
   "transport",
   "kernel_jobs"
 ]);
-var JOBS_MIRRORED_TRAITS = Object.freeze(["total", "shown", "connection", "reconnects", "polls"]);
+var JOBS_MIRRORED_TRAITS = Object.freeze(
+  /** @type {const} */
+  ["total", "shown", "connection", "reconnects", "polls"]
+);
 var KERNEL_ACTIVE_REFRESH_MS = 1e3;
-var SAVE_INTERVAL_MS = 250;
 function queryOf(model) {
   return listQuery({
     status: model.get("status_filter") || "",
@@ -1801,11 +1897,7 @@ function followListThroughKernel(listener, options) {
   const refresh = () => {
     if (lifetime.aborted) return;
     polls += 1;
-    try {
-      model.send({ type: "refresh" });
-    } catch (caught) {
-      error = String(caught);
-    }
+    tellKernel(model, { type: "refresh" });
     schedule();
   };
   const schedule = () => {
@@ -1815,11 +1907,7 @@ function followListThroughKernel(listener, options) {
   };
   const onJobs = () => {
     const answer = model.get("kernel_jobs") || {};
-    const known = new Map(rows.map((row) => [row.id, row]));
-    rows = (answer.jobs || []).map((fetched) => {
-      const shown = known.get(fetched.id);
-      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
-    });
+    rows = newestOf(rows, answer.jobs || []);
     total = Number(answer.total) || 0;
     error = answer.error || null;
     loaded = loaded || Array.isArray(answer.jobs);
@@ -1827,8 +1915,7 @@ function followListThroughKernel(listener, options) {
     schedule();
     tell();
   };
-  model.on("change:kernel_jobs", onJobs);
-  lifetime.addEventListener("abort", () => model.off("change:kernel_jobs", onJobs), { once: true });
+  onTraits(model, ["kernel_jobs"], onJobs, lifetime);
   if (model.get("kernel_jobs") && Array.isArray((model.get("kernel_jobs") || {}).jobs)) onJobs();
   refresh();
   tell();
@@ -1841,74 +1928,19 @@ function followListThroughKernel(listener, options) {
     offer: () => refresh()
   });
 }
-function createListMirror(model, signal, timers) {
-  let pending = {};
-  let timer = null;
-  const save = () => {
-    timer = null;
-    const changes = pending;
-    pending = {};
-    try {
-      for (const [name, value] of Object.entries(changes)) {
-        model.set(
-          /** @type {any} */
-          name,
-          /** @type {any} */
-          value
-        );
-      }
-      model.save_changes();
-    } catch (error) {
-      console.debug("batch_widget: could not save the jobs view's state", error);
-    }
-  };
-  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
-  return (info) => {
-    const values = {
-      total: info.total,
-      shown: info.rows.length,
-      connection: info.connection,
-      reconnects: info.reconnects,
-      polls: info.polls
-    };
-    for (const name of JOBS_MIRRORED_TRAITS) {
-      const value = values[name];
-      if (model.get(
-        /** @type {any} */
-        name
-      ) !== value) pending[name] = value;
-    }
-    if (Object.keys(pending).length > 0 && timer === null && !signal.aborted) {
-      timer = timers.setTimeout(save, SAVE_INTERVAL_MS);
-    }
-  };
-}
 function renderJobs({ model, el }) {
   const controller = new AbortController();
   const lifetime = controller.signal;
-  const page = readPageConfig();
-  const api = createApi({ baseUrl: page.baseUrl, token: page.token, getXsrf: () => readCookie("_xsrf") });
+  const { page, api } = pageApi();
   const timers = defaultTimers();
   const notifier = pageNotifier();
   let mode = null;
   let handle = null;
-  async function act(call, jobId) {
-    let snapshot;
-    try {
-      snapshot = await call(jobId, lifetime);
-    } catch (error) {
-      if (handle) handle.poll();
-      throw error;
-    }
-    if (handle) handle.offer(snapshot);
-  }
-  const viaKernel = (type) => async (jobId) => {
-    model.send({ type, job_id: jobId });
-  };
+  const action = async (type, jobId) => mode === "kernel" ? tellKernel(model, { type, job_id: jobId }) : act(api[type], jobId, lifetime, handle);
   const view = createJobsView(el, {
     actions: {
-      cancel: (jobId) => mode === "kernel" ? viaKernel("cancel")(jobId) : act(api.cancel, jobId),
-      retry: (jobId) => mode === "kernel" ? viaKernel("retry")(jobId) : act(api.retry, jobId),
+      cancel: (jobId) => action("cancel", jobId),
+      retry: (jobId) => action("retry", jobId),
       page: (offset) => {
         model.set("offset", offset);
         model.save_changes();
@@ -1919,44 +1951,36 @@ function renderJobs({ model, el }) {
   });
   view.setNote("");
   view.setDebug(model.get("debug"));
-  const mirror = createListMirror(model, lifetime, timers);
+  const mirror = createMirror(model, lifetime, JOBS_MIRRORED_TRAITS, {
+    urgent: (values) => values.connection === "closed"
+  });
   const listener = (info) => {
     view.update(info);
-    mirror(info);
+    mirror.push({
+      total: info.total,
+      shown: info.rows.length,
+      connection: info.connection,
+      reconnects: info.reconnects,
+      polls: info.polls
+    });
     for (const row of info.rows) notifier.observe(row);
   };
-  const settings = () => ({
-    reconnectDelay: model.get("reconnect_delay"),
-    watchdogInterval: model.get("watchdog_interval"),
-    watchdogTimeout: model.get("watchdog_timeout"),
-    debug: model.get("debug")
-  });
   const onQuery = () => {
     if (handle) handle.query(queryOf(model));
   };
   const onSettings = () => {
     view.setDebug(model.get("debug"));
-    if (handle) handle.update(settings());
+    if (handle) handle.update(settingsOf(model));
   };
-  const queryNames = ["status_filter", "limit", "offset"];
-  const settingNames = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
-  for (const name of queryNames) model.on(`change:${name}`, onQuery);
-  for (const name of settingNames) model.on(`change:${name}`, onSettings);
-  lifetime.addEventListener(
-    "abort",
-    () => {
-      for (const name of queryNames) model.off(`change:${name}`, onQuery);
-      for (const name of settingNames) model.off(`change:${name}`, onSettings);
-    },
-    { once: true }
-  );
+  onTraits(model, ["status_filter", "limit", "offset"], onQuery, lifetime);
+  onTraits(model, SETTING_TRAITS, onSettings, lifetime);
   const probe = (signal) => api.listJobs({ status: "", limit: 1, offset: 0 }, signal);
   chooseTransport(model.get("transport"), probe, { timers, signal: lifetime }).then((chosen) => {
     if (lifetime.aborted) return;
     mode = chosen;
     if (chosen === "kernel") {
       view.setNote("Through the kernel: the page cannot reach the server's job API.");
-      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settings() });
+      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settingsOf(model) });
       return;
     }
     handle = subscribeList(listener, {
@@ -1964,7 +1988,7 @@ function renderJobs({ model, el }) {
       token: page.token,
       api,
       signal: lifetime,
-      ...settings(),
+      ...settingsOf(model),
       ...queryOf(model)
     });
   });
@@ -1976,10 +2000,7 @@ var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
 function createView(el, options) {
   const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
-  const frame = options.frame || defaultFrame;
-  const now = options.now || Date.now;
-  const timers = options.timers || defaultTimers();
-  const doc = el.ownerDocument || globalThis.document;
+  const { frame, now, timers, doc } = viewContext(el, options);
   const root = element(doc, "div", "bw-progress");
   const header = element(doc, "div", "bw-header");
   const name = element(doc, "span", "bw-name", "");
@@ -2032,7 +2053,7 @@ function createView(el, options) {
   };
   const loop = renderLoop(() => render2(), { frame, timers, signal, tick: () => refreshDetails() });
   const schedule = loop.schedule;
-  async function act(kind) {
+  async function act2(kind) {
     const info = state.info;
     if (!info || state.busy) return;
     state.busy = true;
@@ -2048,8 +2069,8 @@ function createView(el, options) {
       schedule();
     }
   }
-  cancel.addEventListener("click", () => act("cancel"), { signal });
-  retry.addEventListener("click", () => act("retry"), { signal });
+  cancel.addEventListener("click", () => act2("cancel"), { signal });
+  retry.addEventListener("click", () => act2("retry"), { signal });
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
@@ -2237,7 +2258,6 @@ var MIRRORED_TRAITS = Object.freeze(
     "polls"
   ]
 );
-var SAVE_INTERVAL_MS2 = 250;
 function mirroredValues(info) {
   const snapshot = info.snapshot;
   return {
@@ -2251,53 +2271,6 @@ function mirroredValues(info) {
     polls: info.polls
   };
 }
-function createMirror(model, signal, timers = defaultTimers()) {
-  let pending = null;
-  let timer = null;
-  let lastSave = -Infinity;
-  function save() {
-    timer = null;
-    if (!pending) return;
-    const changes = pending;
-    pending = null;
-    lastSave = Date.now();
-    try {
-      for (const name of MIRRORED_TRAITS) {
-        if (name in changes) model.set(
-          name,
-          /** @type {Mirrored} */
-          changes[name]
-        );
-      }
-      model.save_changes();
-    } catch (error) {
-      console.debug("batch_widget: could not save widget state", error);
-    }
-  }
-  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
-  return {
-    /** @param {ConnectionInfo} info */
-    push(info) {
-      const values = mirroredValues(info);
-      const changed = {};
-      for (const name of MIRRORED_TRAITS) {
-        const current = pending && name in pending ? pending[name] : model.get(name);
-        if (current !== values[name]) changed[name] = values[name];
-      }
-      if (Object.keys(changed).length === 0) return;
-      pending = { ...pending, .../** @type {Partial<Mirrored>} */
-      changed };
-      const urgent = isTerminal(values.status) || values.connection === "closed";
-      if (urgent || signal.aborted) {
-        if (timer !== null) timers.clearTimeout(timer);
-        save();
-      } else if (timer === null) {
-        const wait = Math.max(0, SAVE_INTERVAL_MS2 - (Date.now() - lastSave));
-        timer = timers.setTimeout(save, wait);
-      }
-    }
-  };
-}
 function initialize() {
   return () => {
   };
@@ -2308,30 +2281,14 @@ function render(props) {
 function renderProgress({ model, el }) {
   const controller = new AbortController();
   const lifetime = controller.signal;
-  const page = readPageConfig();
-  const api = createApi({
-    baseUrl: page.baseUrl,
-    token: page.token,
-    getXsrf: () => readCookie("_xsrf")
-  });
+  const { page, api } = pageApi();
   let handle = null;
   const timers = defaultTimers();
   let mode = null;
-  const tellKernel = (type) => model.send({ type });
   const extras = () => model.get("kernel_extras") || {};
-  async function act(call, jobId) {
-    let snapshot;
-    try {
-      snapshot = await call(jobId, lifetime);
-    } catch (error) {
-      if (handle) handle.poll();
-      throw error;
-    }
-    if (handle) handle.offer(snapshot);
-  }
   const actions = {
-    cancel: async (jobId) => mode === "kernel" ? tellKernel("cancel") : act(api.cancel, jobId),
-    retry: async (jobId) => mode === "kernel" ? tellKernel("retry") : act(api.retry, jobId),
+    cancel: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "cancel" }) : act(api.cancel, jobId, lifetime, handle),
+    retry: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "retry" }) : act(api.retry, jobId, lifetime, handle),
     failedItems: async (jobId, limit) => mode === "kernel" ? extras().failed_items || { items: [], total: 0 } : api.getFailedItems(jobId, limit, lifetime),
     outputs: async (jobId) => mode === "kernel" ? { outputs: extras().outputs || [] } : api.getOutputs(jobId, lifetime),
     gone: () => {
@@ -2346,16 +2303,10 @@ function renderProgress({ model, el }) {
     downloadHref: api.downloadHref,
     signal: lifetime
   });
-  const mirror = createMirror(model, lifetime);
+  const mirror = createMirror(model, lifetime, MIRRORED_TRAITS, {
+    urgent: (values) => isTerminal(values.status) || values.connection === "closed"
+  });
   view.setDebug(model.get("debug"));
-  function settings() {
-    return {
-      reconnectDelay: model.get("reconnect_delay"),
-      watchdogInterval: model.get("watchdog_interval"),
-      watchdogTimeout: model.get("watchdog_timeout"),
-      debug: model.get("debug")
-    };
-  }
   let generation = 0;
   function follow() {
     const previous = handle;
@@ -2365,51 +2316,36 @@ function renderProgress({ model, el }) {
     const listener = (info) => {
       if (mine !== generation) return;
       view.update(info);
-      mirror.push(info);
+      mirror.push(mirroredValues(info));
       notifier.observe(info.snapshot);
     };
     if (!jobId || mode === null) handle = null;
     else if (mode === "kernel") {
-      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settings() });
+      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settingsOf(model) });
     } else {
       handle = subscribe(jobId, listener, {
         baseUrl: page.baseUrl,
         token: page.token,
         api,
         signal: lifetime,
-        ...settings()
+        ...settingsOf(model)
       });
     }
     if (previous) previous();
   }
   const onSettings = () => {
     view.setDebug(model.get("debug"));
-    if (handle) handle.update(settings());
+    if (handle) handle.update(settingsOf(model));
   };
-  const names = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
-  model.on("change:job_id", follow);
-  for (const name of names) model.on(`change:${name}`, onSettings);
-  lifetime.addEventListener(
-    "abort",
-    () => {
-      model.off("change:job_id", follow);
-      for (const name of names) model.off(`change:${name}`, onSettings);
-    },
-    { once: true }
-  );
+  onTraits(model, ["job_id"], follow, lifetime);
+  onTraits(model, SETTING_TRAITS, onSettings, lifetime);
   chooseTransport(model.get("transport"), (signal) => api.getJob(model.get("job_id"), signal), {
     timers,
     signal: lifetime
   }).then((chosen) => {
     if (lifetime.aborted) return;
     mode = chosen;
-    if (chosen === "server") {
-      try {
-        model.send({ type: "transport", value: "server" });
-      } catch (error) {
-        console.debug("batch_widget: could not tell the kernel", error);
-      }
-    }
+    if (chosen === "server") tellKernel(model, { type: "transport", value: "server" });
     follow();
   });
   return () => controller.abort();
@@ -2417,6 +2353,5 @@ function renderProgress({ model, el }) {
 var widget_default = { initialize, render };
 export {
   MIRRORED_TRAITS,
-  createMirror,
   widget_default as default
 };

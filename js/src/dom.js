@@ -1,6 +1,8 @@
 // DOM helpers the views share: making elements, scheduling a render per
 // animation frame, filling a progress bar, and wording a refused action.
 
+import { defaultTimers } from "./lifetime.js";
+
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 
 /**
@@ -126,4 +128,19 @@ export function connectionText(info, now) {
   if (!info.lastUpdate) return info.connection;
   const age = Math.max(0, Math.round((now - info.lastUpdate) / 1000));
   return `${info.connection} · updated ${age} s ago`;
+}
+
+/**
+ * What a view takes from its options, with the browser's defaults.
+ * @param {HTMLElement} el the element the view mounts in
+ * @param {{frame?: (fn: () => void) => () => void, now?: () => number,
+ *   timers?: Pick<import("./types.js").Timers, "setInterval" | "clearInterval">}} options
+ */
+export function viewContext(el, options) {
+  return {
+    frame: options.frame || defaultFrame,
+    now: options.now || Date.now,
+    timers: options.timers || defaultTimers(),
+    doc: el.ownerDocument || globalThis.document,
+  };
 }

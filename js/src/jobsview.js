@@ -4,10 +4,9 @@
 // row's elements across renders (a click never lands on a replaced button).
 
 import {
-  actionMessage, connectionText, defaultFrame, element, fillBar, makeBar, renderLoop,
+  actionMessage, connectionText, element, fillBar, makeBar, renderLoop, viewContext,
 } from "./dom.js";
 import { canRetry, countsText, formatRate, whereText } from "./format.js";
-import { defaultTimers } from "./lifetime.js";
 import { isActive } from "./states.js";
 
 /** @typedef {import("./types.js").ListInfo} ListInfo */
@@ -85,10 +84,7 @@ export function rangeText(info) {
  */
 export function createJobsView(el, options) {
   const { actions, signal } = options;
-  const frame = options.frame || defaultFrame;
-  const now = options.now || Date.now;
-  const timers = options.timers || defaultTimers();
-  const doc = el.ownerDocument || globalThis.document;
+  const { frame, now, timers, doc } = viewContext(el, options);
 
   const root = element(doc, "div", "bw-jobs");
   const header = element(doc, "div", "bw-jobs-header");
@@ -258,9 +254,10 @@ export function createJobsView(el, options) {
       order = ids;
     }
     const loaded = Boolean(info && info.loaded);
-    empty.hidden = !loaded || shown.length > 0;
-    empty.textContent = info && info.error && !loaded
-      ? `Could not list the jobs: ${info.error}`
+    const failed = Boolean(info && info.error && !loaded);
+    empty.hidden = shown.length > 0 || !(loaded || failed);
+    empty.textContent = failed
+      ? `Could not list the jobs: ${info && info.error}`
       : "No jobs yet: bw.submit(...) starts one, and it shows here at once.";
     diagnostics.hidden = !state.debug;
     diagnostics.textContent = info ? `reconnects ${info.reconnects} · polls ${info.polls}` : "";

@@ -7,14 +7,15 @@
 // and sets `kernel_jobs`; the view asks it again every second while a job on
 // it is moving, and every `watchdog_interval` otherwise.
 
-import { createApi } from "./api.js";
 import { subscribeList } from "./connection.js";
 import { createJobsView } from "./jobsview.js";
 import { chooseTransport } from "./kernel.js";
 import { after, defaultTimers } from "./lifetime.js";
-import { listQuery } from "./listwatch.js";
+import { listQuery, newestOf } from "./listwatch.js";
+import {
+  act, createMirror, onTraits, pageApi, SETTING_TRAITS, settingsOf, tellKernel,
+} from "./modelsync.js";
 import { notifyControl, pageNotifier } from "./notify.js";
-import { readCookie, readPageConfig } from "./page.js";
 import { isActive } from "./states.js";
 
 /** @typedef {import("./types.js").ListInfo} ListInfo */
@@ -33,11 +34,12 @@ export const JOBS_SETTING_TRAITS = Object.freeze([
   "watchdog_timeout", "debug", "transport", "kernel_jobs",
 ]);
 /** Traits the browser reports back (browser → Python). */
-export const JOBS_MIRRORED_TRAITS = Object.freeze(["total", "shown", "connection", "reconnects", "polls"]);
+export const JOBS_MIRRORED_TRAITS = Object.freeze(
+  /** @type {const} */ (["total", "shown", "connection", "reconnects", "polls"]),
+);
 
 /** How often the view asks the kernel for the page while a job on it moves. */
 export const KERNEL_ACTIVE_REFRESH_MS = 1000;
-const SAVE_INTERVAL_MS = 250;
 
 /** @param {WidgetModel} model */
 function queryOf(model) {
@@ -95,11 +97,7 @@ export function followListThroughKernel(listener, options) {
   const refresh = () => {
     if (lifetime.aborted) return;
     polls += 1;
-    try {
-      model.send({ type: "refresh" });
-    } catch (caught) {
-      error = String(caught);
-    }
+    tellKernel(model, { type: "refresh" });
     schedule();
   };
   const schedule = () => {
@@ -110,11 +108,7 @@ export function followListThroughKernel(listener, options) {
 
   const onJobs = () => {
     const answer = model.get("kernel_jobs") || {};
-    const known = new Map(rows.map((row) => [row.id, row]));
-    rows = (answer.jobs || []).map((fetched) => {
-      const shown = known.get(fetched.id);
-      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
-    });
+    rows = newestOf(rows, answer.jobs || []);
     total = Number(answer.total) || 0;
     error = answer.error || null;
     loaded = loaded || Array.isArray(answer.jobs);
@@ -122,8 +116,7 @@ export function followListThroughKernel(listener, options) {
     schedule();
     tell();
   };
-  model.on("change:kernel_jobs", onJobs);
-  lifetime.addEventListener("abort", () => model.off("change:kernel_jobs", onJobs), { once: true });
+  onTraits(model, ["kernel_jobs"], onJobs, lifetime);
   if (model.get("kernel_jobs") && Array.isArray((model.get("kernel_jobs") || {}).jobs)) onJobs();
   refresh();
   tell();
@@ -139,59 +132,13 @@ export function followListThroughKernel(listener, options) {
 }
 
 /**
- * Mirror the jobs view's state into the model, saving at most every 250 ms.
- * @param {WidgetModel} model
- * @param {AbortSignal} signal
- * @param {Pick<Timers, "setTimeout" | "clearTimeout">} timers
- */
-function createListMirror(model, signal, timers) {
-  /** @type {Record<string, unknown>} */
-  let pending = {};
-  /** @type {unknown} */
-  let timer = null;
-  const save = () => {
-    timer = null;
-    const changes = pending;
-    pending = {};
-    try {
-      for (const [name, value] of Object.entries(changes)) {
-        model.set(/** @type {any} */ (name), /** @type {any} */ (value));
-      }
-      model.save_changes();
-    } catch (error) {
-      console.debug("batch_widget: could not save the jobs view's state", error);
-    }
-  };
-  signal.addEventListener("abort", () => timer !== null && timers.clearTimeout(timer), { once: true });
-  /** @param {ListInfo} info */
-  return (info) => {
-    /** @type {Record<string, unknown>} */
-    const values = {
-      total: info.total,
-      shown: info.rows.length,
-      connection: info.connection,
-      reconnects: info.reconnects,
-      polls: info.polls,
-    };
-    for (const name of JOBS_MIRRORED_TRAITS) {
-      const value = values[name];
-      if (model.get(/** @type {any} */ (name)) !== value) pending[name] = value;
-    }
-    if (Object.keys(pending).length > 0 && timer === null && !signal.aborted) {
-      timer = timers.setTimeout(save, SAVE_INTERVAL_MS);
-    }
-  };
-}
-
-/**
  * Render one jobs view of the model.
  * @param {RenderProps} props
  */
 export function renderJobs({ model, el }) {
   const controller = new AbortController();
   const lifetime = controller.signal;
-  const page = readPageConfig();
-  const api = createApi({ baseUrl: page.baseUrl, token: page.token, getXsrf: () => readCookie("_xsrf") });
+  const { page, api } = pageApi();
   const timers = defaultTimers();
   const notifier = pageNotifier();
   /** @type {"server" | "kernel" | null} */
@@ -200,28 +147,16 @@ export function renderJobs({ model, el }) {
   let handle = null;
 
   /**
-   * @param {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} call
+   * @param {"cancel" | "retry"} type
    * @param {string} jobId
    */
-  async function act(call, jobId) {
-    /** @type {Snapshot} */
-    let snapshot;
-    try {
-      snapshot = await call(jobId, lifetime);
-    } catch (error) {
-      if (handle) handle.poll(); // a refusal means the row shows a stale state
-      throw error;
-    }
-    if (handle) handle.offer(snapshot);
-  }
-  /** @param {"cancel" | "retry"} type */
-  const viaKernel = (type) => async (/** @type {string} */ jobId) => {
-    model.send({ type, job_id: jobId });
-  };
+  const action = async (type, jobId) => mode === "kernel"
+    ? tellKernel(model, { type, job_id: jobId })
+    : act(api[type], jobId, lifetime, handle);
   const view = createJobsView(el, {
     actions: {
-      cancel: (jobId) => (mode === "kernel" ? viaKernel("cancel")(jobId) : act(api.cancel, jobId)),
-      retry: (jobId) => (mode === "kernel" ? viaKernel("retry")(jobId) : act(api.retry, jobId)),
+      cancel: (jobId) => action("cancel", jobId),
+      retry: (jobId) => action("retry", jobId),
       page: (offset) => {
         model.set("offset", offset);
         model.save_changes();
@@ -232,39 +167,31 @@ export function renderJobs({ model, el }) {
   });
   view.setNote("");
   view.setDebug(model.get("debug"));
-  const mirror = createListMirror(model, lifetime, timers);
+  const mirror = createMirror(model, lifetime, JOBS_MIRRORED_TRAITS, {
+    urgent: (values) => values.connection === "closed",
+  });
 
   /** @param {ListInfo} info */
   const listener = (info) => {
     view.update(info);
-    mirror(info);
+    mirror.push({
+      total: info.total,
+      shown: info.rows.length,
+      connection: info.connection,
+      reconnects: info.reconnects,
+      polls: info.polls,
+    });
     for (const row of info.rows) notifier.observe(row);
   };
-  const settings = () => ({
-    reconnectDelay: model.get("reconnect_delay"),
-    watchdogInterval: model.get("watchdog_interval"),
-    watchdogTimeout: model.get("watchdog_timeout"),
-    debug: model.get("debug"),
-  });
   const onQuery = () => {
     if (handle) handle.query(queryOf(model));
   };
   const onSettings = () => {
     view.setDebug(model.get("debug"));
-    if (handle) handle.update(settings());
+    if (handle) handle.update(settingsOf(model));
   };
-  const queryNames = ["status_filter", "limit", "offset"];
-  const settingNames = ["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"];
-  for (const name of queryNames) model.on(`change:${name}`, onQuery);
-  for (const name of settingNames) model.on(`change:${name}`, onSettings);
-  lifetime.addEventListener(
-    "abort",
-    () => {
-      for (const name of queryNames) model.off(`change:${name}`, onQuery);
-      for (const name of settingNames) model.off(`change:${name}`, onSettings);
-    },
-    { once: true },
-  );
+  onTraits(model, ["status_filter", "limit", "offset"], onQuery, lifetime);
+  onTraits(model, SETTING_TRAITS, onSettings, lifetime);
 
   const probe = (/** @type {AbortSignal} */ signal) =>
     api.listJobs({ status: "", limit: 1, offset: 0 }, signal);
@@ -273,7 +200,7 @@ export function renderJobs({ model, el }) {
     mode = chosen;
     if (chosen === "kernel") {
       view.setNote("Through the kernel: the page cannot reach the server's job API.");
-      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settings() });
+      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settingsOf(model) });
       return;
     }
     handle = subscribeList(listener, {
@@ -281,7 +208,7 @@ export function renderJobs({ model, el }) {
       token: page.token,
       api,
       signal: lifetime,
-      ...settings(),
+      ...settingsOf(model),
       ...queryOf(model),
     });
   });

@@ -12,6 +12,7 @@
 
 import { isNotFound } from "./api.js";
 import { every } from "./lifetime.js";
+import { tellKernel } from "./modelsync.js";
 import { DEFAULTS, DELETED, isTerminal } from "./states.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
@@ -112,19 +113,10 @@ export function followThroughKernel(jobId, listener, options) {
     emit();
   }
 
-  /** @param {string} type */
-  function send(type) {
-    try {
-      model.send({ type });
-    } catch (error) {
-      console.debug(`batch_widget: could not send ${type} to the kernel`, error);
-    }
-  }
-
   function refresh() {
     if (deleted) return;
     polls += 1;
-    send("refresh");
+    tellKernel(model, { type: "refresh" });
     emit();
   }
 

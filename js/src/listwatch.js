@@ -53,6 +53,20 @@ function newerFirst(a, b) {
   return x === y ? 0 : x > y ? -1 : 1;
 }
 
+/**
+ * A fetched page of jobs, each row kept at the newest version the page has shown.
+ * @param {Snapshot[]} shown the rows shown now
+ * @param {Snapshot[]} fetched the page as the server (or the kernel) answered it
+ * @returns {Snapshot[]}
+ */
+export function newestOf(shown, fetched) {
+  const known = new Map(shown.map((row) => [row.id, row]));
+  return fetched.map((row) => {
+    const current = known.get(row.id);
+    return current && Number(current.version) > Number(row.version) ? current : row;
+  });
+}
+
 export class ListWatch {
   /**
    * @param {Subscriber} sub the jobs view it serves
@@ -179,12 +193,9 @@ export class ListWatch {
    * @param {JobsPage} answer
    */
   load(answer) {
-    const known = new Map(this.rows.map((row) => [row.id, row]));
-    this.rows = (answer.jobs || []).map((fetched) => {
-      this.context.share(fetched);
-      const shown = known.get(fetched.id);
-      return shown && Number(shown.version) > Number(fetched.version) ? shown : fetched;
-    });
+    const fetched = answer.jobs || [];
+    for (const snapshot of fetched) this.context.share(snapshot);
+    this.rows = newestOf(this.rows, fetched);
     this.total = Number(answer.total) || 0;
     const wasLoaded = this.loaded;
     this.loaded = true;

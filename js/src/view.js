@@ -3,9 +3,8 @@
 // and renders at most once per animation frame.
 
 import { isNotFound } from "./api.js";
-import { defaultTimers } from "./lifetime.js";
 import {
-  actionMessage, connectionText, defaultFrame, element, fillBar, makeBar, renderLoop,
+  actionMessage, connectionText, element, fillBar, makeBar, renderLoop, viewContext,
 } from "./dom.js";
 import { canRetry, countsText, formatDuration, formatRate, parseTime, whereText } from "./format.js";
 import { DELETED, isActive, isTerminal } from "./states.js";
@@ -56,10 +55,7 @@ const FAILED_REFRESH_MS = 3000;
  */
 export function createView(el, options) {
   const { actions, fileHref, downloadHref, signal } = options;
-  const frame = options.frame || defaultFrame;
-  const now = options.now || Date.now;
-  const timers = options.timers || defaultTimers();
-  const doc = el.ownerDocument || globalThis.document;
+  const { frame, now, timers, doc } = viewContext(el, options);
 
   const root = element(doc, "div", "bw-progress");
   const header = element(doc, "div", "bw-header");

@@ -232,3 +232,15 @@ export function pageEnvironment(extra = {}) {
   };
   return { clock, ES, server, registry, logs, options };
 }
+
+/**
+ * Wait (in real time, for code that runs on the global timers) until `predicate()`
+ * holds, at most `ms`; throw naming `what` otherwise.
+ */
+export async function until(predicate, what, ms) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

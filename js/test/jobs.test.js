@@ -279,6 +279,11 @@ describe("the jobs view's DOM", () => {
     view.update(info([], { loaded: false, error: "Failed to fetch" }));
     view.flush();
     assert.equal(root.find("bw-jobs-range").textContent, "loading…");
+    assert.equal(root.find("bw-jobs-empty").hidden, false);
+    assert.equal(root.find("bw-jobs-empty").textContent, "Could not list the jobs: Failed to fetch");
+    view.update(info([], { loaded: false }));
+    view.flush();
+    assert.equal(root.find("bw-jobs-empty").hidden, true, "nothing to say while it loads");
     close();
   });
 

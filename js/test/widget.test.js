@@ -5,7 +5,12 @@ import { afterEach, beforeEach, test } from "node:test";
 import { REGISTRY_KEY } from "../src/connection.js";
 import widget from "../src/widget.js";
 import { fakeDocument } from "./fakedom.js";
-import { fakeEventSourceClass, flush, snap } from "./helpers.js";
+import { SAVE_INTERVAL_MS } from "../src/modelsync.js";
+import { fakeEventSourceClass, flush, snap, until } from "./helpers.js";
+
+// The mirror saves at most every SAVE_INTERVAL_MS, the view renders on the next
+// frame (16 ms in Node): what a widget shows reaches the model within this.
+const SAVED_WITHIN = SAVE_INTERVAL_MS * 8;
 
 function fakeModel(values) {
   const state = {
@@ -88,7 +93,8 @@ test("initialize returns at once; render mirrors state into the model and cleans
   await flush();
   es.emit("progress", snap("a", 2, { done: 4 }));
   es.emit("progress", snap("b", 9, { done: 9 })); // another widget's job
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await until(() => model.state.done === 4 && el.children[0].getAttribute("data-done") === "4",
+    "progress saved and shown", SAVED_WITHIN);
   assert.equal(model.state.connection, "live");
   assert.equal(model.state.done, 4);
   assert.equal(model.state.version, 2);
@@ -123,7 +129,8 @@ test("Cancel posts with the XSRF cookie and token header and applies the answer"
   await flush(); // the page server answers for the job: the stream transport
   globalThis.EventSource.last.open();
   await flush();
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await until(() => el.children[0].getAttribute("data-status") === "processing",
+    "the job shown", SAVED_WITHIN);
   el.children[0].find("bw-cancel").click();
   await flush();
   assert.equal(posts.length, 1);
@@ -161,10 +168,10 @@ test("a refused Cancel shows why and polls at once to show where the job is now"
   try {
     globalThis.EventSource.last.open();
     await flush();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(model.state.status, "processing");
+    await until(() => model.state.status === "processing", "the job shown", SAVED_WITHIN);
     el.children[0].find("bw-cancel").click();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until(() => model.state.status === "cancelled" &&
+      el.children[0].find("bw-message").textContent !== "", "the refusal shown", SAVED_WITHIN);
     assert.equal(polls, 2, "the refusal triggered a poll");
     assert.equal(model.state.status, "cancelled");
     assert.equal(model.state.version, 7);
@@ -206,7 +213,8 @@ test("transport 'kernel': updates come from the kernel, Cancel goes to it, no re
   try {
     assert.equal(globalThis.EventSource.last, undefined, "no EventSource at all");
     model.trigger("kernel_snapshot", snap("a", 3, { done: 2 }));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until(() => model.state.done === 2 && el.children[0].getAttribute("data-done") === "2",
+      "the kernel's snapshot saved and shown", SAVED_WITHIN);
     assert.equal(model.state.connection, "kernel");
     assert.equal(model.state.done, 2);
     assert.equal(el.children[0].getAttribute("data-connection"), "kernel");
@@ -221,7 +229,8 @@ test("transport 'kernel': updates come from the kernel, Cancel goes to it, no re
       outputs: [],
     });
     model.trigger("kernel_snapshot", snap("a", 9, { status: "completed", done: 9, failed: 1 }));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until(() => /ValueError: 4/.test(el.children[0].find("bw-failures").textContent),
+      "the failed items shown", SAVED_WITHIN);
     assert.equal(model.state.status, "completed");
     assert.match(el.children[0].find("bw-failures").textContent, /ValueError: 4/);
     assert.deepEqual(requests, [], "the page's server was never asked");
