@@ -20,7 +20,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batch_widget.kernel.client import ServerNotFound, ServerUnreachable
+from batch_widget.kernel.client import (
+    RedirectRefused,
+    ResultsIncomplete,
+    ServerNotFound,
+    ServerUnreachable,
+)
 from batch_widget.kernel.job import BatchFailed, Job, JobList, attach, connect, jobs, submit
 from batch_widget.kernel.job import map as map  # public as bw.map, kept out of __all__
 from batch_widget.protocol import (
@@ -48,6 +53,8 @@ __all__ = [
     "JobStateConflict",
     "JobsView",
     "PermissionDenied",
+    "RedirectRefused",
+    "ResultsIncomplete",
     "ServerNotFound",
     "ServerUnreachable",
     "__version__",

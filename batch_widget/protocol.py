@@ -90,6 +90,8 @@ class Snapshot(TypedDict):
     rate: float | None
     eta: float | None
     error: str | None
+    #: True once later items' logs were dropped: the job's logs reached max_job_log_bytes.
+    logs_cut: bool
 
 
 class ItemRecord(TypedDict):

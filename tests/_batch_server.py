@@ -25,6 +25,13 @@ STOP_TIMEOUT = 20.0
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+def is_serve_command(cmdline: list[str]) -> bool:
+    """True for ``python [-P] -m batch_widget serve ...`` and ``batch-widget serve ...``."""
+    return any(cmdline[i:i + 3] == ["-m", "batch_widget", "serve"]
+               or (Path(word).name == "batch-widget" and cmdline[i + 1:i + 2] == ["serve"])
+               for i, word in enumerate(cmdline))
+
+
 def runtime_record(env: dict[str, str]) -> dict[str, Any] | None:
     """The batch server's runtime file in ``env``'s runtime dir, or None."""
     path = Path(env["JUPYTER_RUNTIME_DIR"]) / RUNTIME_FILE
@@ -50,7 +57,7 @@ def stop_batch_servers(env: dict[str, str]) -> None:
     for process in psutil.process_iter(["cmdline"]):
         try:
             cmdline = process.info["cmdline"] or []
-            if cmdline[-3:] != ["-m", "batch_widget", "serve"]:
+            if not is_serve_command(cmdline):
                 continue
             if process.environ().get("JUPYTER_RUNTIME_DIR") == runtime:
                 found.append(process)

@@ -86,9 +86,14 @@ def hang(
     return item
 
 
-def once(item: Any, marker_dir: str, seconds: float = 0.0) -> Any:
-    """Leave one marker file per run of an item: a test counts how often each item ran."""
+def once(item: Any, marker_dir: str, seconds: float = 0.0, gate: str | None = None) -> Any:
+    """Leave one marker file per run of an item: a test counts how often each item ran.
+
+    With a ``gate`` (see :func:`gated`), item ``i`` ends only once the gate lets it.
+    """
     time.sleep(seconds)
+    if gate is not None:
+        gated(item, gate)
     Path(marker_dir, f"{item}.{os.getpid()}.{uuid.uuid4().hex}").touch()
     return item
 
@@ -140,6 +145,15 @@ def unprintable(item: int) -> int:
 def relative_output(item: str) -> dict[str, list[str]]:
     """Name an output by a path relative to the server's root dir."""
     return {"outputs": [f"out/{item}.txt"]}
+
+
+def some_outputs(item: int) -> Any:
+    """``item % 3`` outputs for an int (none for multiples of 3); odd results for the rest."""
+    if item == -1:
+        return "outputs"  # a string result that merely mentions the word
+    if item == -2:
+        return {"outputs": "not a list"}
+    return {"outputs": [f"m/{item}/{k}.txt" for k in range(item % 3)]}
 def released(gate: str) -> int:
     """How many items the gate file at ``gate`` lets finish (0 while it does not exist)."""
     try:

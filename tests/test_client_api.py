@@ -277,6 +277,26 @@ def test_callables_refused_when_disabled(tmp_path: Path) -> None:
         assert bw.map(SLEEP, [1, 2], params={"seconds": 0}) == [1, 2]  # import paths still work
 
 
+def test_a_rejected_token_says_what_to_do_without_the_servers_jargon(
+    server: ServerHandle,
+) -> None:
+    """Jupyter answers a write with a wrong token (or none) "'_xsrf' argument missing from
+    POST": the user sees what to pass instead."""
+    bw.connect(server.url, "not-the-token")
+    for call in (lambda: bw.submit(SLEEP, [1], params={"seconds": 0}),
+                 lambda: _client.Client(server.url, "").cancel("0123456789ab"),
+                 bw.jobs):
+        with pytest.raises(PermissionDenied) as denied:
+            call()
+        text = str(denied.value)
+        assert "_xsrf" not in text and "argument missing" not in text, text
+        sent = "no token was sent" if "no token" in text else "the token sent was rejected"
+        assert f"the Jupyter server at {server.url} refused the request: {sent} (HTTP 403)." \
+            in text
+        assert "Use the token Jupyter printed at start" in text
+        assert "bw.connect(url, token=...)" in text
+
+
 # --------------------------------------------------------------------------- discovery
 
 

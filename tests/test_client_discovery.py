@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from _batch_server import stop_batch_servers
+from _recorder import Recorder, other_user
 
 from batch_widget.kernel import client as _client
 from batch_widget.kernel.client import (
@@ -170,7 +172,6 @@ def test_explicit_connect_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None
 def test_jupyterhub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ann/")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token")
-    assert discover().url == "http://127.0.0.1:8888/user/ann/"
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:45678/user/ann/")
     info = discover()
     assert (info.url, info.token, info.source) == (
@@ -178,6 +179,27 @@ def test_jupyterhub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "hub-token",
         "jupyterhub",
     )
+
+
+def test_without_the_service_url_the_hub_token_goes_to_no_guessed_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another user's server listens on 127.0.0.1:8888, the port discovery used to guess
+    when ``JUPYTERHUB_SERVICE_URL`` is missing: it gets no request; the batch server is
+    used, and the log says why the Hub's server was not."""
+    squatter = Recorder(other_user().pw_name, port=8888)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ann/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token")
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    caplog.set_level(logging.INFO, logger="batch_widget")
+    try:
+        info = discover()
+    finally:
+        stop_batch_servers({"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
+        squatter.stop()
+    assert squatter.requests() == []
+    assert info.source == "batch server"
+    assert "JUPYTERHUB_SERVICE_URL is not set" in caplog.text
 
 
 def test_parent_server_wins_over_jupyterhub(

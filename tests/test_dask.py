@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +24,13 @@ from typing import Any
 
 import psutil
 import pytest
-from _dask import TESTS_DIR, DaskProcesses
+from _dask import START_TIMEOUT, TESTS_DIR, DaskProcesses
 from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 from _server import ServerHandle, build_server, free_port
+from distributed import Client
 
 import batch_widget.kernel.job as bw
+from batch_widget.engine.cluster import DaskPool
 from batch_widget.engine.manager import JobManager
 from batch_widget.kernel import client as _client
 
@@ -120,6 +123,44 @@ async def test_a_worker_killed_mid_job_costs_only_time(
     ran_in = [row["result"]["pid"] for row in rows]
     assert pids["w1"] in ran_in, "the killed worker had run items before it died"
     assert ran_in[-1] == pids["w2"], "the survivor ran the rest"
+
+
+def poll(condition: Any, what: str, timeout: float = START_TIMEOUT) -> None:
+    """Wait until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.02)
+
+
+def test_a_result_lost_with_its_worker_before_it_was_fetched_is_computed_again(
+    dask_cluster: DaskProcesses,
+) -> None:
+    """A chunk's outcome stays on its worker until the pool fetches it, on Dask's one
+    callback thread. Here that thread is held (another future's callback waits on a
+    gate) while the chunk finishes on w1, w1 is SIGKILLed with the outcome (the
+    client's future reads "lost": Dask will run it again) and w2 starts; then the gate
+    opens. The pool waits for the run again instead of failing the chunk."""
+    dask_cluster.start_scheduler()
+    dask_cluster.start_worker("w1", nthreads=1)
+    dask_cluster.wait_for_workers(1)
+    with Client(dask_cluster.address, timeout=START_TIMEOUT,  # type: ignore[no-untyped-call]
+                set_as_default=False) as client:
+        pool = DaskPool(client, "the test's cluster")
+        entered, gate = threading.Event(), threading.Event()
+        blocker = client.submit(int, 1, pure=False)
+        blocker.add_done_callback(lambda _: (entered.set(), gate.wait(START_TIMEOUT)))
+        assert entered.wait(START_TIMEOUT), "the callback thread is held"
+        try:
+            settled = pool.submit(os.getpid)
+            [key] = set(client.futures) - {blocker.key}
+            poll(lambda: client.futures[key].status == "finished", "the chunk ran on w1")
+            dask_cluster.kill_worker("w1")
+            poll(lambda: client.futures[key].status != "finished", "the outcome was lost")
+            w2 = dask_cluster.start_worker("w2", nthreads=1)
+        finally:
+            gate.set()
+        assert settled.result(timeout=START_TIMEOUT) == w2, "w2 ran the chunk again"
 
 
 async def test_an_item_that_kills_its_workers_fails_alone(

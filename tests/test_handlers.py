@@ -482,6 +482,7 @@ async def eventually_processing(api: Api, job_id: str) -> None:
         ("cancel_timeout", 0.0),
         ("store_write_timeout", -1.0),
         ("max_result_bytes", 0),
+        ("max_job_log_bytes", 0),
         ("malloc_mmap_threshold", -1),
         ("malloc_mmap_threshold", 64 * 1024 * 1024),
         ("process_idle_timeout", -1.0),
@@ -516,6 +517,7 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "cancel_timeout": 10.0,
         "store_write_timeout": 60.0,
         "max_result_bytes": 16 * 1024 * 1024,
+        "max_job_log_bytes": 64 * 1024 * 1024,
         "process_idle_timeout": 60.0,  # SPEC §11
         "dask_address": "",  # SPEC §11
         "dask_connect_timeout": 10.0,

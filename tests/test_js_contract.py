@@ -7,6 +7,7 @@ connection states, default timings and mirrored traits to Python's.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import pytest
 
 from batch_widget.engine import DEFAULTS
+from batch_widget.kernel.feed import OUTPUTS_SHOWN
 from batch_widget.kernel.jobsview import JobsView
 from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
-from batch_widget.protocol import ACTIVE_STATES, DELETED, TERMINAL_STATES, JobStatus
+from batch_widget.protocol import ACTIVE_STATES, DELETED, TERMINAL_STATES, JobStatus, Snapshot
 from batch_widget.server.events import COMPLETE, PROGRESS, event_name
 
 JS_SRC = Path(__file__).resolve().parent.parent / "js" / "src"
@@ -26,6 +28,7 @@ _READ = """
 const states = await import(process.argv[1] + "/states.js");
 const widget = await import(process.argv[1] + "/widget.js");
 const jobs = await import(process.argv[1] + "/jobswidget.js");
+const view = await import(process.argv[1] + "/view.js");
 console.log(JSON.stringify({
   active: states.ACTIVE_STATUSES,
   terminal: states.TERMINAL_STATUSES,
@@ -37,6 +40,7 @@ console.log(JSON.stringify({
   jobsView: jobs.JOBS_VIEW,
   jobsSettings: jobs.JOBS_SETTING_TRAITS,
   jobsMirrored: jobs.JOBS_MIRRORED_TRAITS,
+  outputsShown: view.OUTPUTS_SHOWN,
 }));
 """
 
@@ -96,3 +100,15 @@ def test_the_jobs_view_reads_and_reports_synced_traits_of_jobsview(js: dict[str,
     assert used <= set(traits), used - set(traits)
     assert traits["_batch_view"].default_value == js["jobsView"]
     assert "_batch_view" not in BatchProgress.class_traits(), "a progress model renders as progress"
+
+
+def test_the_kernel_sends_as_many_outputs_as_the_widget_shows(js: dict[str, Any]) -> None:
+    assert js["outputsShown"] == OUTPUTS_SHOWN
+
+
+def test_every_snapshot_field_is_in_the_front_end_s_snapshot_type() -> None:
+    types = (JS_SRC / "types.js").read_text(encoding="utf-8")
+    block = re.search(r"@typedef \{object\} Snapshot\n(.*?)\*/", types, re.S)
+    assert block is not None, "types.js has no Snapshot typedef"
+    fields = set(re.findall(r"@property \{[^}]*\} \[?(\w+)", block.group(1)))
+    assert set(Snapshot.__annotations__) <= fields, set(Snapshot.__annotations__) - fields

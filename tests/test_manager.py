@@ -16,7 +16,6 @@ import cloudpickle
 import pytest
 from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 
-from batch_widget.engine import worker as _worker
 from batch_widget.engine.control import ChunkSizer
 from batch_widget.engine.manager import JobManager
 from batch_widget.engine.store import Store
@@ -261,7 +260,6 @@ async def test_a_processor_that_vanishes_fails_the_job_not_the_server(
     job = create(manager, [1, 2], processor="vanishing_mod:run")
     (module_dir / "vanishing_mod.py").unlink()
     sys.modules.pop("vanishing_mod", None)
-    _worker.import_processor.cache_clear()
     manager.start()
     final = await wait(manager, job["id"])
     assert final["status"] == "failed"

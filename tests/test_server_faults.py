@@ -61,10 +61,13 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
     shared = f"sqlite:///{tmp_path / 'shared.sqlite'}"
     markers = tmp_path / "markers"
     markers.mkdir()
+    gate = tmp_path / "gate"  # the first 10 items end at once; the rest once the test says
+    gate.write_text("10", encoding="utf-8")
     with server_at(tmp_path / "a", db_url=shared) as first:
         code, job = first.call("POST", "api/batch/jobs", {
             "processor": "sample_processors:once", "items": list(range(300)),
-            "params": {"marker_dir": str(markers), "seconds": 0.02}, "max_workers": 2})
+            "params": {"marker_dir": str(markers), "seconds": 0.02, "gate": str(gate)},
+            "max_workers": 2})
         assert code == 201, job
         first.wait_for_job(job["id"], lambda s: s["done"] >= 10)
 
@@ -81,6 +84,7 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
             assert "in use by another Jupyter server" in second.log()
 
             assert first.api("GET", f"api/batch/jobs/{job['id']}")["status"] == "processing"
+            gate.write_text("300", encoding="utf-8")
             final = first.wait_for_job(job["id"], lambda s: s["status"] in TERMINAL)
             assert (final["status"], final["done"], final["failed"]) == ("completed", 300, 0)
             assert ledger(first, job["id"]) == {"done": 300}

@@ -20,7 +20,7 @@ import pytest
 from batch_widget import processors
 from batch_widget.engine.ledger import Position
 from batch_widget.engine.manager import JobManager
-from batch_widget.engine.store import SCHEMA_VERSION, JobRow, Store, path_from_url
+from batch_widget.engine.store import LOG_DROPPED, SCHEMA_VERSION, JobRow, Store, path_from_url
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus
 
 
@@ -235,3 +235,34 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     assert failed["items"][0]["log"] == "oops\n"
     told = json.loads(store.items_page(row.key, None, Position(after=3), 100, total=5))
     assert [i["index"] for i in told["items"]] == [4] and told["total"] == 5
+
+
+def test_a_jobs_log_bytes_are_capped_counted_across_restarts_and_given_back_by_retry(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.sqlite"
+    store = Store(path, max_job_log_bytes=1000)
+    store.insert_job(_row(total=4), range(4))
+    (row,) = store.load_jobs()
+    talk = "é" * 300  # 600 bytes of UTF-8
+
+    def outcome(index: int, status: str = "done") -> tuple[Any, ...]:
+        return (status, "1", None, None, 0.1, talk, row.key, index)
+
+    store.commit_progress(row, [], [outcome(0, "failed")])
+    store.close()
+    store = Store(path, max_job_log_bytes=1000)  # a restart: the count is in the store
+    (row,) = store.load_jobs()
+    assert (row.log_bytes, row.logs_cut) == (600, False)
+    store.commit_progress(row, [], [outcome(1), outcome(2)])  # 600 < 1000: kept; then cut
+    logs = [r["log"] for r in store.items(row.key, None, 0, 10)[0]]
+    assert logs == [talk, talk, LOG_DROPPED, None]
+    assert (row.log_bytes, row.logs_cut) == (1200, True)
+    (stored,) = store.load_jobs()
+    assert (stored.log_bytes, stored.logs_cut) == (1200, True)
+
+    store.reset_for_retry(row)  # item 0's log is cleared; item 2 (done) keeps its note
+    assert (row.log_bytes, row.logs_cut) == (600, True)
+    store.close()
+    (stored,) = Store(path).load_jobs()
+    assert (stored.log_bytes, stored.logs_cut) == (600, True)

@@ -20,6 +20,17 @@ Cancel is cooperative: ``Client.run`` puts the run's token in a set in every
 worker process (:func:`batch_widget.engine.worker.cancel_remote`), which each
 chunk checks before each item (:class:`~batch_widget.engine.worker.RemoteStop`).
 
+Who may use the cluster (SPEC §20): the ``LocalCluster`` the server starts binds
+every socket (scheduler, nannies, workers, their HTTP servers) to 127.0.0.1, and
+speaks only mutual TLS with credentials made for it in memory
+(``Security.temporary()``), which only the server's own client holds: a Dask
+scheduler runs whatever code its clients send, and another local user must not
+be one of them. It serves no dashboard and no HTTP routes (Dask's HTTP servers
+answer anyone who reaches the port). A cluster named by ``dask_address`` is the
+user's own: the client takes its TLS settings from Dask's configuration, and the
+server unpickles what those workers send back, so only a trusted cluster may be
+named (README, "On a Dask cluster").
+
 ``distributed`` is imported only here, and only when a Dask job runs.
 """
 
@@ -41,6 +52,13 @@ from batch_widget.engine import worker as _worker
 INSTALL_HINT = "pip install 'batch_widget[dask]'"
 _MISSING = (f"executor 'dask' needs Dask's distributed scheduler, which is not installed in "
             f"the server's environment: {INSTALL_HINT}")
+#: Where every socket of the server's own cluster listens, and nowhere else.
+LOOPBACK = "127.0.0.1"
+#: Dask's HTTP routes (health, Prometheus metrics, the cluster's state as JSON and
+#: HTML, a proxy to other ports) answer anyone who reaches the port, without
+#: authentication, and the HTTP servers cannot be turned off: they serve nothing.
+_NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [],
+                                          "distributed.worker.http.routes": []}
 
 
 class ClusterError(Exception):
@@ -125,30 +143,49 @@ class DaskCluster:
     def _connect(self) -> Any:
         if not dask_installed():
             raise ClusterError(_MISSING)
-        from distributed import Client, LocalCluster  # optional extra
-
         if not self.address:
-            self.log.info("batch_widget: starting a Dask LocalCluster for executor='dask' jobs "
-                          "(set BatchWidgetApp.dask_address to use a cluster of your own)")
-            try:
-                self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                    processes=True, dashboard_address=":0")
-                return Client(  # type: ignore[no-untyped-call]
-                    self._cluster, set_as_default=False)
-            except Exception as exc:
-                self._drop()
-                raise ClusterError(f"the server could not start a Dask LocalCluster: "
-                                   f"{_worker.describe(exc)}") from exc
-        try:
+            return self._start_local()
+        from distributed import Client  # optional extra
+
+        if not self.address.startswith("tls://"):
+            self.log.warning(
+                "batch_widget: dask_address %s is not a tls:// address: whoever can reach "
+                "that scheduler runs code as its workers' user, and this server unpickles "
+                "what the workers send back. Name only a cluster you trust", self.address)
+        try:  # the Security comes from Dask's config (distributed.comm.tls.*)
             client = Client(  # type: ignore[no-untyped-call]
                 self.address, timeout=self.connect_timeout, set_as_default=False)
         except Exception as exc:  # OSError and TimeoutError mostly; a bad address ValueError
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {self.address} within "
                 f"{self.connect_timeout:g} s ({_worker.describe(exc)}). Start it (or correct "
-                "BatchWidgetApp.dask_address), then retry the job") from exc
+                f"BatchWidgetApp.dask_address{self._tls_hint()}), then retry the job") from exc
         self.log.info("batch_widget: connected to the Dask scheduler at %s", self.address)
         return client
+
+    def _tls_hint(self) -> str:
+        if not self.address.startswith("tls://"):
+            return ""
+        return (", and give the server the cluster's TLS files in Dask's config: "
+                "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+                "distributed.comm.tls.client.key")
+
+    def _start_local(self) -> Any:
+        """Start the server's own cluster, on loopback and mutual TLS, and a client of it."""
+        from distributed import Client  # optional extra
+
+        self.log.info("batch_widget: starting a Dask LocalCluster on %s, TLS only, for "
+                      "executor='dask' jobs (set BatchWidgetApp.dask_address to use a "
+                      "cluster of your own)", LOOPBACK)
+        security = _temporary_security()
+        try:
+            self._cluster = _local_cluster(security)
+            return Client(  # type: ignore[no-untyped-call]
+                self._cluster, security=security, set_as_default=False)
+        except Exception as exc:
+            self._drop()
+            raise ClusterError(f"the server could not start a Dask LocalCluster: "
+                               f"{_worker.describe(exc)}") from exc
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -160,6 +197,36 @@ class DaskCluster:
                 closing.close()
             except Exception as exc:  # closing after a lost scheduler may complain
                 self.log.debug("batch_widget: closing %r: %s", closing, exc)
+
+
+def _temporary_security() -> Any:
+    """Credentials for the server's own cluster: a key and a self-signed certificate made
+    in memory, which every connection must present (Dask's TLS is mutual)."""
+    from distributed.security import Security  # optional extra
+
+    try:
+        return Security.temporary()  # type: ignore[no-untyped-call]
+    except ImportError as exc:  # cryptography makes the certificate
+        raise ClusterError(
+            f"the server's Dask LocalCluster runs on TLS, which needs the 'cryptography' "
+            f"package in the server's environment: {INSTALL_HINT}") from exc
+
+
+def _local_cluster(security: Any) -> Any:
+    """Worker processes, their nannies and a scheduler, on loopback and TLS only.
+
+    No dashboard (it has no authentication; a cluster of your own can have one), and
+    the HTTP servers Dask always starts get no routes. The nannies copy the config
+    they are made with, so a worker they start again serves no routes either.
+    """
+    import dask  # optional extra
+    from distributed import LocalCluster
+
+    with dask.config.set(_NO_HTTP_ROUTES):
+        return LocalCluster(  # type: ignore[no-untyped-call]
+            processes=True, host=LOOPBACK, protocol="tls://", security=security,
+            dashboard_address=None, worker_dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"})
 
 
 def check_versions(client: Any, pickled: bool, where: str) -> None:
@@ -209,6 +276,10 @@ def _comparable(what: str, version: str) -> str:
     return ".".join(version.split(".")[:2]) if what == "Python" else version
 
 
+#: A Dask future's states that are not an outcome: Dask runs the task (again).
+_RUNS_AGAIN = frozenset({"lost", "pending"})
+
+
 class DaskPool(Executor):
     """A ``concurrent.futures`` executor over the server's Dask client, for one run.
 
@@ -236,8 +307,15 @@ class DaskPool(Executor):
         return settled
 
     def _settle(self, task: Any, settled: Future[Any]) -> None:
-        """Pass a finished task's outcome on (on one of the client's callback threads)."""
+        """Pass a finished task's outcome on (on one of the client's callback threads).
+
+        A task can be done no more by the time this runs: its result lived only on a
+        worker that died since ("lost"), and Dask runs it again. Its next end settles it.
+        """
         if settled.done():  # cancelled by the run
+            return
+        if task.status in _RUNS_AGAIN:
+            task.add_done_callback(lambda t: self._settle(t, settled))
             return
         try:
             if task.status == "finished":

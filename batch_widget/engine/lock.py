@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
+
+from batch_widget.engine.store import open_private
 
 
 class StoreLock:
@@ -19,12 +22,18 @@ class StoreLock:
     holds it, for the message the other server shows.
     """
 
-    def __init__(self, store_path: str | Path) -> None:
+    def __init__(self, store_path: str | Path, log: logging.Logger | None = None) -> None:
         self.path = Path(f"{store_path}.lock")
         self._fd: int | None = None
+        self._log = log or logging.getLogger("batch_widget")
 
     def acquire(self, owner: dict[str, Any]) -> bool:
-        """Take the store if no other process holds it; record ``owner``. Never blocks."""
+        """Take the store if no other process holds it; record ``owner``. Never blocks.
+
+        The file is opened 0600 and never through a symbolic link (one planted
+        there would make the server truncate and write its target): that raises
+        ``StoreUnavailable`` naming the file, and nothing is written.
+        """
         if self._fd is not None:
             return True
         try:
@@ -32,8 +41,9 @@ class StoreLock:
         except ImportError:  # Windows: no flock; one server per store is up to the user
             self._fd = -1
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # Store tightens it
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT, self._log,
+                          what="the job store's lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -47,7 +57,9 @@ class StoreLock:
     def owner(self) -> dict[str, Any]:
         """What the current holder recorded (empty if unreadable)."""
         try:
-            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, encoding="utf-8") as file:
+                recorded = json.loads(file.read())
         except (OSError, ValueError):
             return {}
         return recorded if isinstance(recorded, dict) else {}

@@ -22,13 +22,14 @@ from batch_widget.engine.cluster import ClusterError, DaskCluster
 from batch_widget.engine.control import RunEnd, batch_niceness
 from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.pools import WarmProcessPools
+from batch_widget.engine.processor_rules import ProcessorError
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
 from batch_widget.engine.records import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
-from batch_widget.engine.store import Store
+from batch_widget.engine.store import OutputsPage, Store
 from batch_widget.engine.validation import JobRequest
-from batch_widget.engine.worker import Outcome, ProcessorError, init_process
+from batch_widget.engine.worker import Outcome, init_process
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -209,11 +210,17 @@ class JobManager:
             key = self._entry(job_id).row.key
         return self.store.results_chunk(key, wanted, after, RESULTS_CHUNK)
 
-    def outputs(self, job_id: str) -> list[str]:
-        """Files named under ``"outputs"`` by the job's results, as the processors wrote them."""
+    def outputs(self, job_id: str, after: int = -1, limit: int = 1000) -> OutputsPage:
+        """A page of the files named under ``"outputs"`` by the job's results. Blocking.
+
+        The outputs of up to ``limit`` items after index ``after``, as the processors
+        wrote them, with the job's total and where the next page starts.
+        """
+        validation.after_index(after)
+        validation.page(limit, 0)
         with self._lock:
             key = self._entry(job_id).row.key
-        return self.store.outputs(key)
+        return self.store.outputs(key, after, limit)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Snapshot:
         """Block until the job is terminal; raise ``TimeoutError`` after ``timeout`` seconds."""

@@ -105,6 +105,7 @@ def snapshot_of(entry: Entry) -> Snapshot:
         "failed": row.failed, "pending": pending, "version": row.version,
         "created_at": row.created_at, "started_at": row.started_at,
         "finished_at": row.finished_at, "rate": rate, "eta": eta, "error": row.error,
+        "logs_cut": row.logs_cut,
     }
 
 

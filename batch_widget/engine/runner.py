@@ -41,6 +41,7 @@ from batch_widget.engine.pools import (
     WarmProcessPools,
     terminate_workers,
 )
+from batch_widget.engine.processor_rules import Grant, ProcessorRules
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import StoreIOError
@@ -126,6 +127,7 @@ class JobRun:
         self.job_id = job_id
         self.job_key = job_key
         self.max_result_bytes = settings.max_result_bytes
+        self.processor_rules = ProcessorRules.of(settings)
         self.ref = ref
         self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
         self.params = params
@@ -170,7 +172,8 @@ class JobRun:
     def _connect_dask(self) -> None:
         if self.dask is None:
             raise ClusterError("this engine has no Dask cluster configured")
-        pool = self.dask.pool(pickled=isinstance(self.task_ref, bytes), log_job=self.job_id)
+        pickled = isinstance(self.task_ref, Grant) and self.task_ref.pickled
+        pool = self.dask.pool(pickled=pickled, log_job=self.job_id)
         self.flag.process_event = pool.cancel_remote()
         if self.flag.is_set():
             self.flag.process_event.set()
@@ -204,16 +207,17 @@ class JobRun:
     # -- the run -----------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Load the processor; raise ``ProcessorError`` when it cannot be.
+        """Check the processor against the rules now in force; raise ``ProcessorError`` if refused.
 
-        Thread workers share the one function; each process gets the reference
-        (import path or pickle) with its chunks and loads it once. A Dask run
-        connects to its cluster here and checks its workers' versions: raise
+        Thread workers share the one function, loaded here. Each process gets the
+        grant (import path or pickle) with its chunks and loads it once, checking it
+        again: a pickled function is never loaded in the server for those. A Dask
+        run connects to its cluster here and checks its workers' versions: raise
         ``ClusterError`` when that fails.
         """
         ref = self.ref if isinstance(self.ref, str) else self.ref()
-        func = _worker.resolve(ref)
-        self.task_ref = func if self.executor == "thread" else ref
+        grant = self.processor_rules.grant(ref)
+        self.task_ref = grant.load() if self.executor == "thread" else grant
         if self.executor == "dask":
             self._connect_dask()
 

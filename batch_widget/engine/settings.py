@@ -34,6 +34,9 @@ class Settings:
     dask_connect_timeout: float = 10.0
     #: Seconds without a finished chunk before a WARNING names the running items.
     stall_warning_after: float = 60.0
+    #: Bytes of item logs the store keeps per job (64 MiB: a thousand items at the
+    #: per-item 64 KiB cap, or a million items of 64 bytes); later items' logs are dropped.
+    max_job_log_bytes: int = 64 * 1024 * 1024
 
     # -- publishing: from the engine to the event stream ---------------------
     completion_broadcast_retries: int = 3

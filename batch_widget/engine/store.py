@@ -7,18 +7,23 @@ The store knows nothing of HTTP, threads pools or widgets.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
+import logging
 import os
+import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batch_widget.engine import jsontext, ledger
+from batch_widget.engine.settings import DEFAULTS
 from batch_widget.protocol import (
     InvalidRequest,
     ItemRecord,
@@ -26,9 +31,14 @@ from batch_widget.protocol import (
     JobStatus,
     StoreIOError,
     StoreLost,
+    StoreUnavailable,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: What an item's log becomes once its job's logs reached ``max_job_log_bytes``.
+LOG_DROPPED = ("[log dropped: this job's item logs reached max_job_log_bytes; "
+               "the first items' logs are kept]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,7 +58,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at   TEXT,
     started_at   TEXT,
     finished_at  TEXT,
-    error        TEXT
+    error        TEXT,
+    log_bytes    INTEGER NOT NULL DEFAULT 0,
+    logs_cut     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS items (
     job          INTEGER NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
@@ -67,7 +79,7 @@ CREATE TABLE IF NOT EXISTS items (
 _JOB_COLUMNS = (
     "key", "id", "name", "processor", "callable_size", "params", "max_workers", "executor",
     "status", "total", "done", "failed", "version", "created_at", "started_at",
-    "finished_at", "error",
+    "finished_at", "error", "log_bytes", "logs_cut",
 )
 #: What ``load_jobs`` selects: the size of a pickled function, never the pickle itself.
 _JOB_SELECT = ", ".join(
@@ -76,11 +88,29 @@ _JOB_SELECT = ", ".join(
 )
 _MUTABLE_JOB_COLUMNS = (
     "status", "done", "failed", "version", "started_at", "finished_at", "error",
+    "log_bytes", "logs_cut",
 )
 _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
+#: Where an outcome tuple (see ``worker.Outcome``) holds the item's log, and the status
+#: of an outcome that sends its item back to pending (``worker.SKIPPED``).
+_LOG_FIELD = 5
+_PENDING = "pending"
+#: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
+#: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
+_LOG_BYTES_OF_JOB = ("SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
+                     "WHERE items.job = jobs.key AND log IS NOT ?")
+_LOG = logging.getLogger("batch_widget")
+_POSIX = os.name == "posix"
+_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+_PRIVATE_FILE = 0o600
+_PRIVATE_DIR = 0o700
+#: The files SQLite keeps beside a WAL store.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+_STORE_FILE_SUFFIX = re.compile(r"\.(sqlite3?|db)(-wal|-shm|-journal|\.lock)?$")
 
 
 @dataclass
@@ -105,11 +135,15 @@ class JobRow:
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
+    #: UTF-8 bytes of the item logs the store holds for the job (what max_job_log_bytes caps).
+    log_bytes: int = 0
+    #: True once an item's log was dropped because the job's logs reached the cap.
+    logs_cut: bool = False
 
     def mutable_values(self) -> tuple[Any, ...]:
         """The columns a job changes over its life, in ``_MUTABLE_JOB_COLUMNS`` order."""
         return (self.status.value, self.done, self.failed, self.version, self.started_at,
-                self.finished_at, self.error)
+                self.finished_at, self.error, self.log_bytes, int(self.logs_cut))
 
 
 def path_from_url(db_url: str) -> Path:
@@ -123,9 +157,15 @@ def path_from_url(db_url: str) -> Path:
 class Store:
     """SQLite persistence for jobs and their item ledgers."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: The most bytes of item logs the store keeps per job; later items' logs are dropped.
+        self.max_job_log_bytes = max_job_log_bytes
+        private_dir(self.path.parent, log or _LOG)
+        private_file(self.path, log or _LOG)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -134,13 +174,19 @@ class Store:
         self._shrinks = False
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._writer = self._connect(create=True, new_file=new)
+        if self.path.is_symlink():  # planted between the check above and SQLite's open
+            self._writer.close()
+            raise _refused(self.path, "the job store", "is a symbolic link")
         self._identity = _file_identity(self.path)
         self._migrate()
 
     @classmethod
-    def from_url(cls, db_url: str) -> Store:
+    def from_url(
+        cls, db_url: str, *, max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
+        log: logging.Logger | None = None,
+    ) -> Store:
         """Open the store a ``sqlite:///...`` URL names, creating it if needed."""
-        return cls(path_from_url(db_url))
+        return cls(path_from_url(db_url), max_job_log_bytes=max_job_log_bytes, log=log)
 
     # -- connections -------------------------------------------------------
 
@@ -237,6 +283,12 @@ class Store:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
             if "log" not in columns:  # a store of schema 1: items gain their log
                 conn.execute("ALTER TABLE items ADD COLUMN log TEXT")
+            job_columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "log_bytes" not in job_columns:  # schema 2: jobs count their logs' bytes
+                conn.execute("ALTER TABLE jobs ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0")
+                conn.execute("ALTER TABLE jobs ADD COLUMN logs_cut INTEGER NOT NULL DEFAULT 0")
+                conn.execute(f"UPDATE jobs SET log_bytes = ({_LOG_BYTES_OF_JOB})",
+                             (LOG_DROPPED,))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def release_reader(self) -> None:
@@ -383,6 +435,7 @@ class Store:
         ``started`` holds ``(job_key, first_index, last_index)`` of dispatched
         chunks; ``outcomes`` are worker outcome tuples.
         """
+        outcomes = self._within_log_budget(job, outcomes)
         with self._transaction() as conn:
             conn.executemany(
                 "UPDATE items SET status = 'running' WHERE job = ? AND idx BETWEEN ? AND ? "
@@ -391,6 +444,32 @@ class Store:
                 "UPDATE items SET status = ?, result = ?, error = ?, traceback = ?, "
                 "duration = ?, log = ? WHERE job = ? AND idx = ?", outcomes)
             _update_job(conn, job)
+
+    def _within_log_budget(
+        self, job: JobRow, outcomes: Sequence[Sequence[Any]]
+    ) -> Sequence[Sequence[Any]]:
+        """``outcomes`` with the logs past the job's ``max_job_log_bytes`` dropped.
+
+        Counted here, where outcomes are committed, in the job's row (``log_bytes``,
+        ``logs_cut``: updated on ``job``, saved with it), so the count holds across
+        runs, retries and restarts. Logs are kept while the job's total is under
+        the cap, so the store holds at most the cap plus one item's log; each
+        later log becomes :data:`LOG_DROPPED`, which is not counted (it is as
+        small as an item's status). A log the store never saves (an item sent
+        back to pending) is not counted either.
+        """
+        capped: list[Sequence[Any]] = []
+        for outcome in outcomes:
+            log = outcome[_LOG_FIELD]
+            if log is None or outcome[0] == _PENDING:
+                capped.append(outcome)
+            elif job.log_bytes < self.max_job_log_bytes:
+                job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
+                capped.append(outcome)
+            else:
+                job.logs_cut = True
+                capped.append((*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1:]))
+        return capped
 
     def finish_items(self, job: JobRow, status: ItemStatus) -> int:
         """Set every pending or running item to ``status`` and save the job; return the count."""
@@ -408,6 +487,13 @@ class Store:
                 "UPDATE items SET status = 'pending', result = NULL, error = NULL, "
                 "traceback = NULL, duration = NULL, log = NULL WHERE job = ? AND status != 'done'",
                 (job.key,))
+            # The cleared logs leave the job's count; a note left on a done item keeps it cut.
+            (job.log_bytes,) = conn.execute(
+                f"SELECT ({_LOG_BYTES_OF_JOB}) FROM jobs WHERE key = ?",
+                (LOG_DROPPED, job.key)).fetchone()
+            (cut,) = conn.execute("SELECT EXISTS (SELECT 1 FROM items WHERE job = ? AND log = ?)",
+                                  (job.key, LOG_DROPPED)).fetchone()
+            job.logs_cut = bool(cut)
             _update_job(conn, job)
 
     def items(
@@ -442,19 +528,53 @@ class Store:
         """The next lines of the results stream after index ``after`` (see ``ledger``)."""
         return ledger.results_chunk(self._reader(), job_key, status, after, limit)
 
-    def outputs(self, job_key: int) -> list[str]:
-        """Paths listed under ``"outputs"`` in the job's results, in item order."""
-        rows = self._reader().execute(
-            "SELECT result FROM items WHERE job = ? AND status = 'done' "
-            "AND result LIKE '%\"outputs\"%' ORDER BY idx", (job_key,),
-        )
+    def outputs(self, job_key: int, after: int = -1, limit: int = 1000) -> OutputsPage:
+        """The paths listed under ``"outputs"`` by the done items after index ``after``.
+
+        A page holds the outputs of up to ``limit`` items (each item's outputs whole),
+        in item order. SQLite reads each result's ``"outputs"`` itself (JSON1), so
+        ``total`` (every output of the job) is counted without loading the results
+        into Python, and the page parses only the lists it returns.
+        """
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for the page and its total
+        try:
+            rows = conn.execute(
+                f"SELECT idx, json_extract(result, '$.outputs') FROM items "
+                f"WHERE job = ? AND idx > ? AND {_HAS_OUTPUTS} ORDER BY idx LIMIT ?",
+                (job_key, after, limit + 1),
+            ).fetchall()
+            (total,) = conn.execute(
+                f"SELECT COALESCE(SUM(json_array_length(result, '$.outputs')), 0) FROM items "
+                f"WHERE job = ? AND {_HAS_OUTPUTS}", (job_key,),
+            ).fetchone()
+        finally:
+            conn.execute("COMMIT")
         paths: list[str] = []
-        for (raw,) in rows:
-            result = json.loads(raw)
-            listed = result.get("outputs") if isinstance(result, dict) else None
-            if isinstance(listed, list):
-                paths.extend(str(p) for p in listed)
-        return paths
+        for _, listed in rows[:limit]:
+            paths.extend(str(path) for path in json.loads(listed))
+        next_after = rows[limit - 1][0] if len(rows) > limit else None
+        return OutputsPage(paths, int(total), next_after)
+
+
+#: The done items whose result is an object with a non-empty ``"outputs"`` list
+#: (json_array_length is 0 for anything else at that path). The LIKE skips most
+#: results before SQLite parses any; CASE keeps the JSON functions off text that
+#: is not JSON (they would raise).
+_HAS_OUTPUTS = (
+    "status = 'done' AND result LIKE '%\"outputs\"%' "
+    "AND CASE WHEN json_valid(result) THEN json_array_length(result, '$.outputs') END > 0"
+)
+
+
+class OutputsPage(NamedTuple):
+    """A page of ``GET .../outputs``: paths as the processors wrote them."""
+
+    paths: list[str]
+    #: Outputs of the whole job (every page).
+    total: int
+    #: The index to pass as ``after`` for the next page; None on the last page.
+    next_after: int | None
 
 
 def _is_disk_error(exc: BaseException) -> bool:
@@ -464,8 +584,9 @@ def _is_disk_error(exc: BaseException) -> bool:
 
 
 def _file_identity(path: Path) -> tuple[int, int]:
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
+    """The file at ``path`` itself: a symbolic link put in its place is another file."""
+    info = os.lstat(path)
+    return info.st_dev, info.st_ino
 
 
 def _item_rows(job_key: int, items: Iterable[Any]) -> Iterator[list[tuple[int, int, str]]]:
@@ -500,4 +621,104 @@ def _update_job(conn: sqlite3.Connection, job: JobRow) -> None:
 def _job_from_row(row: Sequence[Any]) -> JobRow:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["status"] = JobStatus(values["status"])
+    values["logs_cut"] = bool(values["logs_cut"])
     return JobRow(**values)
+
+
+# -- who may read the store (SPEC §20) ------------------------------------------
+
+def private_dir(path: Path, log: logging.Logger) -> None:
+    """Make the store's directory, 0700; tighten one of ours that only holds job stores.
+
+    A directory of the user's that holds other files too (a home or project
+    folder named in ``db_url``) is left as it is: its mode is the user's
+    choice, and the store files in it are 0600 whatever it is. So is a
+    directory of another user (a team's shared folder): only its owner may
+    change its mode, and closing it would lock its other users out. Either way
+    an INFO line says so.
+    """
+    try:
+        path.mkdir(mode=_PRIVATE_DIR, parents=True)
+        return
+    except FileExistsError:
+        pass
+    if not _POSIX:  # Windows: no POSIX modes (SPEC §18); the profile's ACLs apply
+        return
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & 0o077:
+        return
+    if info.st_uid != os.getuid():
+        log.info("batch_widget: the job store's directory %s (mode %o) belongs to another "
+                 "user (uid %d): left as it is; the store's files in it are readable by their "
+                 "owner only", path, mode, info.st_uid)
+    elif not _holds_only_stores(path):
+        log.info("batch_widget: the job store's directory %s (mode %o) holds other files: "
+                 "left as it is; the store's files in it are readable by their owner only",
+                 path, mode)
+    else:
+        os.chmod(path, _PRIVATE_DIR)
+        log.info("batch_widget: the job store's directory %s was open to other users "
+                 "(mode %o): made it %o (owner only)", path, mode, _PRIVATE_DIR)
+
+
+def _holds_only_stores(path: Path) -> bool:
+    """True when every entry of ``path`` is a job store's file (db, -wal, -shm, .lock)."""
+    with os.scandir(path) as entries:
+        return all(_STORE_FILE_SUFFIX.search(entry.name) for entry in entries)
+
+
+def private_file(path: Path, log: logging.Logger, *, suffixes: Sequence[str] = _SIDE_FILES
+                 ) -> None:
+    """Create the store file 0600 before SQLite opens it, never through a symbolic link.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file,
+    so they are 0600 too. An existing file of the user's that others may read
+    (made by an earlier release, or a ``-wal`` left by a killed server) is made
+    0600, with an INFO line. A symbolic link at any of those paths is refused
+    (another user may have planted it to make the server write elsewhere).
+    """
+    fd = open_private(path, os.O_RDWR | os.O_CREAT, log, what="the job store")
+    os.close(fd)
+    for suffix in suffixes:
+        side = Path(f"{path}{suffix}")
+        if side.is_symlink() or side.exists():
+            os.close(open_private(side, os.O_RDWR, log, what="the job store"))
+
+
+def open_private(path: Path, flags: int, log: logging.Logger, *, what: str) -> int:
+    """Open ``path`` (mode 0600 if created) without following a symbolic link; return the fd.
+
+    An existing regular file of the user's that group or others may read is
+    made 0600 (INFO line). Raise ``StoreUnavailable`` for a symbolic link or
+    anything but a regular file, naming it and what to do; nothing is written.
+    """
+    if not _NOFOLLOW and path.is_symlink():  # Windows: no O_NOFOLLOW; check first
+        raise _refused(path, what, "is a symbolic link")
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC, _PRIVATE_FILE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise _refused(path, what, "is a symbolic link") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _refused(path, what, "is not a regular file")
+        mode = stat.S_IMODE(info.st_mode)
+        if _POSIX and mode & 0o077 and info.st_uid == os.getuid():
+            os.fchmod(fd, _PRIVATE_FILE)
+            log.info("batch_widget: %s file %s was readable by other users (mode %o): made "
+                     "it %o (owner only)", what, path, mode, _PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refused(path: Path, what: str, why: str) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{what} {path} {why}; batch_widget does not follow it, since another user may "
+        "have put it there to make this server write elsewhere. Nothing was written. Remove "
+        "it (check who made it), or point BatchWidgetApp.db_url at a real file in a "
+        "directory of your own")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
-import fnmatch
+import difflib
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+import pickletools
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from batch_widget.engine import ledger
+from batch_widget.engine import jsontext, ledger
 from batch_widget.engine.cluster import dask_installed, missing_message
+from batch_widget.engine.processor_rules import ProcessorError, ProcessorRefused, ProcessorRules
 from batch_widget.engine.settings import EXECUTORS, Settings
-from batch_widget.engine.worker import ProcessorError, check_import_path, resolve
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
 
 _MAX_WORKERS_CAP = 256
@@ -61,12 +63,34 @@ class JobRequest:
             _check_name(self.name)
 
     @classmethod
+    def body_fields(cls) -> tuple[str, ...]:
+        """The keys a job's body may carry: this class's fields, as the body spells them."""
+        return tuple(_BODY_NAME.get(f.name, f.name) for f in dataclasses.fields(cls))
+
+    @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> JobRequest:
-        """The request a ``POST api/batch/jobs`` body makes (SPEC §3); unknown keys are ignored."""
-        return cls(items=body.get("items"),  # type: ignore[arg-type]  # checked in __post_init__
-                   processor=body.get("processor"), callable_b64=body.get("callable"),
-                   name=body.get("name"), params=body.get("params"),
-                   max_workers=body.get("max_workers"), executor=body.get("executor"))
+        """The request a ``POST api/batch/jobs`` body makes (SPEC §3).
+
+        A key that is none of :meth:`body_fields` is refused: a misspelt
+        ``max_worker`` silently ignored would run the job otherwise than asked.
+        """
+        known = cls.body_fields()
+        for key in body:
+            if key not in known:
+                raise InvalidRequest(_unknown_field(key, known))
+        values = {f.name: body.get(_BODY_NAME.get(f.name, f.name)) for f in dataclasses.fields(cls)}
+        return cls(**values)  # type: ignore[arg-type]  # each is checked in __post_init__
+
+
+#: Fields whose body key differs from the attribute (``callable`` is a builtin).
+_BODY_NAME = {"callable_b64": "callable"}
+
+
+def _unknown_field(key: str, known: Sequence[str]) -> str:
+    guess = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return (f"unknown field {key!r} in the job's body{hint}. The known fields are: "
+            f"{', '.join(sorted(known))}; nothing was created")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,72 +112,87 @@ class Rules:
 
     settings: Settings
 
+    @property
+    def processors(self) -> ProcessorRules:
+        """Which processors may run: the one place that resolves and authorizes them."""
+        return ProcessorRules.of(self.settings)
+
     def job_spec(self, request: JobRequest) -> JobSpec:
         """Check a request against the server's rules; return it ready to store or raise."""
         if len(request.items) > self.settings.max_items:
             raise InvalidRequest(f"too many items: {len(request.items)} is more than "
                                  f"BatchWidgetApp.max_items ({self.settings.max_items})")
         params = dict(request.params or {})
+        executor = request.executor or self.settings.executor
         if request.processor is not None:
-            processor = request.processor
-            func = self._processor(processor)
-            label, pickled, default_name = processor, None, processor.rpartition(":")[2]
+            label, pickled = request.processor, None
+            default_name = label.rpartition(":")[2]
+            with _as_request_error():
+                func = self.processors.grant(label).load()
+            _check_signature(func, label, params)
         else:
             assert request.callable_b64 is not None  # JobRequest holds exactly one
-            pickled, func = self._callable(request.callable_b64)
-            default_name = callable_name(func)
+            pickled = _decoded(request.callable_b64)
+            default_name = self._admit_pickle(pickled, executor, params)
             label = f"<{default_name}>"
-        _check_signature(func, label, params)
-        executor = request.executor or self.settings.executor
         if executor == "dask" and not dask_installed():
             raise InvalidRequest(missing_message())
         return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
                        params_json=json.dumps(params), max_workers=request.max_workers,
                        executor=executor)
 
+    def _admit_pickle(self, pickled: bytes, executor: str, params: dict[str, Any]) -> str:
+        """Check a pickled function; return its name.
+
+        A thread job runs it in this process anyway, so it is loaded here and its
+        signature checked. A process or Dask job's function is never loaded in the
+        server (a crash while unpickling would end the server, a captured model or
+        DataFrame would be allocated in it): the stream is only read for its shape
+        and name, and the kernel checks the signature before it sends.
+        """
+        with _as_request_error():
+            grant = self.processors.grant(pickled)
+            if executor != "thread":
+                return pickle_name(pickled)
+            func = grant.load()
+        name = callable_name(func)
+        _check_signature(func, f"<{name}>", params)
+        return name
+
     def check_stored_processor(self, label: str, pickled: bool) -> None:
         """Refuse re-running a stored job the current configuration no longer allows.
 
-        ``pickled`` tells whether the job runs a stored pickled function.
+        ``pickled`` tells whether the job runs a stored pickled function. The run
+        checks again, with the rules in force when it starts.
         """
-        if pickled:
-            self._require_callables()
-        else:
-            self._require_allowed(label)
+        with _as_request_error():
+            if pickled:
+                self.processors.require_callables()
+            else:
+                self.processors.check(label)
 
-    def _processor(self, processor: str) -> Any:
-        try:
-            check_import_path(processor)
-        except ProcessorError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        self._require_allowed(processor)
-        try:
-            return resolve(processor)
-        except ProcessorError as exc:
-            raise InvalidRequest(str(exc)) from exc
 
-    def _callable(self, callable_b64: str) -> tuple[bytes, Any]:
-        self._require_callables()
-        try:
-            pickled = base64.b64decode(callable_b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidRequest(f"'callable' is not valid base64: {exc}") from exc
-        try:
-            return pickled, resolve(pickled)
-        except ProcessorError as exc:
-            raise InvalidRequest(str(exc)) from exc
+@contextlib.contextmanager
+def _as_request_error() -> Iterator[None]:
+    """Raise the processor rules' errors as the request errors they are: 403 or 400.
 
-    def _require_allowed(self, processor: str) -> None:
-        if not any(fnmatch.fnmatchcase(processor, p) for p in self.settings.allowed_processors):
-            raise PermissionDenied(
-                f"processor {processor!r} is not allowed: it matches none of "
-                f"BatchWidgetApp.allowed_processors {list(self.settings.allowed_processors)}")
+    A refused processor is a 403 (``PermissionDenied``), as ``allowed_processors``
+    has always been: the request is well formed and names something that exists,
+    but the server's rules do not let it run; sending it again unchanged cannot help.
+    """
+    try:
+        yield
+    except ProcessorRefused as exc:
+        raise PermissionDenied(str(exc)) from None
+    except ProcessorError as exc:
+        raise InvalidRequest(str(exc)) from None
 
-    def _require_callables(self) -> None:
-        if not self.settings.allow_callables:
-            raise PermissionDenied("notebook-defined functions are disabled on this server "
-                                   "(BatchWidgetApp.allow_callables is False); use an "
-                                   "importable processor 'package.module:function'")
+
+def _decoded(callable_b64: str) -> bytes:
+    try:
+        return base64.b64decode(callable_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"'callable' is not valid base64: {exc}") from exc
 
 
 def _check_items(items: Any) -> None:
@@ -168,10 +207,17 @@ def _check_params(params: Any) -> None:
         return
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise InvalidRequest("'params' must be an object of keyword arguments")
-    try:
-        json.dumps(params)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"'params' must be JSON-serialisable: {exc}") from exc
+    for key, value in params.items():
+        try:
+            jsontext.dumps(value)  # strict: NaN and the infinities have no JSON text
+        except ValueError as exc:
+            if not str(exc).startswith(jsontext.OUT_OF_RANGE):
+                raise InvalidRequest(f"param {key!r} must be JSON-serialisable: {exc}") from exc
+            raise InvalidRequest(
+                f"param {key!r} holds a number out of a float's range (NaN or infinity: a "
+                "literal such as 1e999 reads as infinity); send a finite number") from None
+        except (TypeError, RecursionError) as exc:
+            raise InvalidRequest(f"param {key!r} must be JSON-serialisable: {exc}") from exc
 
 
 def _check_max_workers(max_workers: Any) -> None:
@@ -247,10 +293,90 @@ def callable_name(func: Any) -> str:
     qualname = getattr(func, "__qualname__", None)
     if not isinstance(qualname, str) or not qualname:
         qualname = type(func).__qualname__
+    return _readable(qualname)
+
+
+def _readable(qualname: str) -> str:
+    if qualname.rpartition(".")[2] == "<lambda>":
+        return "lambda"
     parts = [part for part in qualname.split(".") if not part.startswith("<")]
     name = ".".join(parts).replace("<", "").replace(">", "") or "function"
     # Storable text, and well inside the 200 characters a name may have.
     return name.encode("utf-8", "backslashreplace").decode("utf-8")[:100]
+
+
+#: The first global of a function cloudpickle wrote from its code (not by reference).
+_MAKE_FUNCTION = "_make_function"
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def pickle_name(pickled: bytes) -> str:
+    """The name of a pickled function, read from the pickle's opcodes: nothing runs.
+
+    ``pickletools.genops`` decodes the stream without executing any of it, so a
+    stream that is not one whole pickle is refused here. The name is the
+    ``__qualname__`` cloudpickle wrote for a function it pickled from its code,
+    else the name the stream first imports (``partial``, a function pickled by
+    reference), else ``function`` (an instance of a notebook-defined class, say);
+    shaped as :func:`callable_name` shapes names.
+
+    Raises
+    ------
+    ProcessorError
+        If ``pickled`` is not a complete pickle stream.
+    """
+    reader = _PickleNames()
+    try:
+        for opcode, arg, _ in pickletools.genops(pickled):
+            reader.step(opcode.name, arg)
+    except ValueError as exc:
+        raise ProcessorError(f"'callable' is not a pickle of a function: {exc}") from None
+    first, qualname = reader.first_global, reader.qualname
+    if first is None or not first[1] or first[0] == "copyreg":
+        return "function"
+    if first[0].startswith("cloudpickle"):  # its own helpers: a function from its code...
+        made_from_code = first[1] == _MAKE_FUNCTION and qualname is not None
+        return _readable(qualname) if made_from_code and qualname else "function"  # or not
+    return _readable(first[1])
+
+
+class _PickleNames:
+    """Follows the strings a pickle pushes (memo included): its first global, a ``__qualname__``.
+
+    Only what sits on top of the stack is tracked: the two strings just pushed, or
+    None where something else was.
+    """
+
+    def __init__(self) -> None:
+        self.first_global: tuple[str, str] | None = None
+        self.qualname: str | None = None
+        self._last: tuple[str | None, str | None] = (None, None)
+        self._memo: dict[int, str] = {}
+        self._memoized = 0  # MEMOIZE numbers every object it stores, strings or not
+
+    def step(self, opcode: str, arg: Any) -> None:
+        """Take one opcode of ``pickletools.genops``."""
+        if isinstance(arg, str) and ("UNICODE" in opcode or "STRING" in opcode):
+            self._push(arg)
+        elif opcode in _GETS and isinstance(arg, int):
+            self._push(self._memo.get(arg))
+        elif opcode == "MEMOIZE" or opcode in _PUTS:  # the stack stays as it is
+            index = self._memoized if opcode == "MEMOIZE" else arg
+            self._memoized += opcode == "MEMOIZE"
+            if isinstance(index, int) and self._last[1] is not None:
+                self._memo[index] = self._last[1]
+        else:
+            if self.first_global is None and opcode in ("STACK_GLOBAL", "GLOBAL"):
+                module, name = (self._last if opcode == "STACK_GLOBAL"
+                                else str(arg).partition(" ")[::2])
+                self.first_global = (module or "", name or "")
+            self._last = (None, None)
+
+    def _push(self, text: str | None) -> None:
+        if self.qualname is None and text is not None and self._last[1] == "__qualname__":
+            self.qualname = text
+        self._last = (self._last[1], text)
 
 
 def after_index(after: int) -> int:

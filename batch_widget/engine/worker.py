@@ -8,26 +8,20 @@ the driver hands it to SQLite without rebuilding it.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib
-import inspect
 import logging
 import math
 import os
-import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import cloudpickle
-
 from batch_widget.engine import capture, jsontext
+from batch_widget.engine.processor_rules import Grant, Processor, ProcessorError, checked
 
-Processor = Callable[..., Any]
-#: A processor as a worker receives it: import path, cloudpickle, or (threads) the function.
-Ref = str | bytes | Processor
+#: A processor as a worker receives it: a grant (path or pickle), or (threads) the function.
+Ref = Grant | Processor
 #: ``(status, result_json, error, traceback, duration, log, job_key, index)``
 Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", "str | None",
                 int, int]
@@ -35,103 +29,48 @@ Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", "
 SKIPPED = "pending"
 _MiB = 1024 * 1024
 
-#: ``package.module:function``: a dotted module, then ONE public name defined in it.
-_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 _process_cancel: Any = None
 #: The tokens of the Dask runs cancelled while this worker process lived (see RemoteStop).
 _remote_cancelled: set[str] = set()
 
 
-class ProcessorError(Exception):
-    """The processor cannot be resolved to a callable."""
-
-
-def check_import_path(path: str) -> None:
-    """Raise ``ProcessorError`` unless ``path`` reads ``package.module:function``."""
-    if not _IMPORT_PATH.fullmatch(path):
-        raise ProcessorError(
-            f"processor {path!r} is not an import path of the form 'package.module:function' "
-            "(one public name after the colon: no dots, no leading underscore)"
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def import_processor(path: str) -> Processor:
-    """Import the function an import path names (cached: a module stays imported anyway).
-
-    Only what the module itself offers may run, so that ``allowed_processors``
-    (patterns over these paths) means what it says: a function *defined* in the
-    module, or any callable the module deliberately exports in its ``__all__``.
-    A name the module merely imported (``os``, ``system``, ``partial(...)``), a
-    class, or anything reached through attributes is refused.
-    """
-    check_import_path(path)
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        func: Any = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise ProcessorError(f"processor {path!r} cannot be imported: {exc}") from exc
-    if not _offered_by(module, attr, func):
-        raise ProcessorError(
-            f"processor {path!r} is not a function defined in {module_name} nor listed in its "
-            "__all__; name the module that defines it")
-    return _checked(func, repr(path))
-
-
-def _offered_by(module: Any, name: str, obj: Any) -> bool:
-    """True if ``module`` defines function ``obj``, or exports ``name`` in its ``__all__``."""
-    exported = getattr(module, "__all__", None)
-    if isinstance(exported, (list, tuple)) and name in exported:
-        return True
-    is_function = inspect.isfunction(obj) or inspect.isbuiltin(obj)
-    return is_function and getattr(obj, "__module__", None) == module.__name__
-
-
-def unpickle_processor(pickled: bytes) -> Processor:
-    """Load a cloudpickled function. Never cached: it may carry megabytes of captured data."""
-    try:
-        func = cloudpickle.loads(pickled)
-    except Exception as exc:
-        raise ProcessorError(f"the pickled function cannot be loaded: {exc}") from exc
-    return _checked(func, "the pickled function")
-
-
 def resolve(ref: Ref) -> Processor:
-    """Turn an import path, a cloudpickled function or a function into a callable."""
-    if isinstance(ref, str):
-        return import_processor(ref)
-    if isinstance(ref, bytes):
-        return unpickle_processor(ref)
-    return _checked(ref, repr(ref))
+    """The function a chunk runs: a granted reference, loaded (and checked again) here.
 
-
-def _checked(func: Any, label: str) -> Processor:
-    if not callable(func):
-        raise ProcessorError(f"processor {label} is not callable")
-    return func  # type: ignore[no-any-return]  # checked callable just above
+    A thread job's chunks get the function itself, loaded once by the server. A
+    bare import path or pickle is refused: only a grant of the server's rules
+    (:mod:`~batch_widget.engine.processor_rules`) loads, so a processor that
+    calls ``run_chunk`` with a path of its choosing runs nothing.
+    """
+    if isinstance(ref, Grant):
+        return ref.load()
+    if isinstance(ref, (str, bytes)):
+        raise ProcessorError("a worker loads only a processor the server's rules granted "
+                             "(processor_rules.ProcessorRules.grant), not a bare import path "
+                             "or pickle")
+    return checked(ref, repr(ref))
 
 
 class _LastPickle:
-    """A worker process's one unpickled function, so a job's chunks load it once.
+    """A worker process's one loaded processor, so a job's chunks load it once.
 
-    One slot, not a cache: a process holds at most the function it runs now.
-    The slot is one tuple, read and replaced whole, so the threads of a Dask
-    worker running chunks of two jobs never pair one job's pickle with the
-    other's function.
+    One slot, not a cache: a process holds at most the function it runs now (a
+    pickled one may hold a lot). The slot is one tuple, read and replaced whole,
+    so the threads of a Dask worker running chunks of two jobs never pair one
+    job's grant with the other's function.
     """
 
     def __init__(self) -> None:
-        self.slot: tuple[bytes, Processor] | None = None
+        self.slot: tuple[Grant, Processor] | None = None
 
     def resolve(self, ref: Ref) -> Processor:
-        if not isinstance(ref, bytes):
+        if not isinstance(ref, Grant):
             return resolve(ref)
         slot = self.slot
         if slot is not None and slot[0] == ref:
             return slot[1]
         self.slot = None  # let the previous function go before loading the next
-        func = unpickle_processor(ref)
+        func = resolve(ref)
         self.slot = (ref, func)
         return func
 

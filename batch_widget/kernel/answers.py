@@ -14,13 +14,43 @@ from batch_widget.kernel.discovery import ServerNotFound
 from batch_widget.protocol import BatchError, PermissionDenied
 
 __all__ = [
-    "GATEWAY_STATUSES", "NOT_JSON", "ServerUnreachable", "error_message", "gateway_error",
-    "is_auth_refusal", "is_ours", "json_payload", "not_batch_widget", "token_rejected",
+    "GATEWAY_STATUSES", "NOT_JSON", "RedirectRefused", "ResultsIncomplete", "ServerUnreachable",
+    "error_message", "gateway_error", "is_auth_refusal", "is_ours", "json_payload",
+    "not_batch_widget", "redirect_refused", "results_incomplete", "token_rejected",
 ]
 
 
 class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
     """The server was found but did not answer (refused, reset, timed out)."""
+
+
+class RedirectRefused(ServerNotFound):
+    """The URL answered with a redirect the kernel does not follow (SPEC §20).
+
+    A :class:`ServerNotFound`: the URL in use is not the server's API. The
+    message names the status and the ``Location``.
+    """
+
+
+class ResultsIncomplete(BatchError):
+    """A job's results stream ended before it gave a line for every item (SPEC §20).
+
+    Nothing partial is returned: the message says how many lines came and why
+    the stream ended (the job was deleted, the connection broke off).
+
+    Attributes
+    ----------
+    job_id : str
+        The job whose results were read.
+    received, expected : int
+        Result lines read, and lines the job's items called for.
+    """
+
+    def __init__(self, message: str, job_id: str, received: int, expected: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.received = received
+        self.expected = expected
 
 
 def json_payload(body: bytes) -> Any:
@@ -85,10 +115,52 @@ def gateway_error(url: str, endpoint: str, status: int, reason: str) -> ServerUn
 
 
 def token_rejected(url: str, token: str, message: str) -> PermissionDenied:
+    """The 403 of a server that did not take the token: what to pass, without its jargon.
+
+    Jupyter's own texts (``Forbidden``, ``'_xsrf' argument missing from POST``:
+    a write without a valid token is checked as a browser's would be) say
+    nothing a user can act on, so only another 403's text (a proxy's) is quoted.
+    """
     sent = "the token sent was rejected" if token else "no token was sent"
+    quoted = "" if is_auth_refusal(message) else f": {message}"
     return PermissionDenied(
-        f"the Jupyter server at {url} refused the request: {sent} (HTTP 403: {message}). "
+        f"the Jupyter server at {url} refused the request: {sent} (HTTP 403{quoted}). "
         "Use the token Jupyter printed at start (the ?token=... part of its URL; "
         "`jupyter server list` shows it again): bw.connect(url, token=...), or set "
         "BATCH_WIDGET_TOKEN (or pass the printed URL, token included, as BATCH_WIDGET_URL)."
+    )
+
+
+def redirect_refused(
+    url: str, endpoint: str, status: int, location: str, *, method: str, same_origin: bool
+) -> RedirectRefused:
+    """The error for a 3xx that was not followed: what answered, and how to go there on purpose.
+
+    ``location`` is the absolute URL the answer named ("" if none); ``same_origin``
+    whether it is on the server of ``url`` (then only a write or a loop stops it).
+    """
+    if method.upper() not in {"GET", "HEAD"}:
+        why = f"a {method.upper()} is never re-sent nor turned into a GET by a redirect"
+    elif same_origin:
+        why = "the server kept redirecting (a loop?)"
+    else:
+        why = ("it leads to another server (scheme, host or port), and the token is only "
+               "sent to the server it was given for")
+    base = location.split("api/batch/", 1)[0] if "api/batch/" in location else location
+    return RedirectRefused(
+        f"{url}: {endpoint} answered {status}, a redirect to {location or '(no Location)'}. "
+        f"It was not followed ({why}); nothing was sent there. If {base or 'that URL'} is "
+        f"your Jupyter server and you trust it, connect to it explicitly: "
+        f"bw.connect({base!r}, token=...); otherwise check the URL you connected to."
+    )
+
+
+def results_incomplete(
+    job_id: str, received: int, expected: int, why: str, advice: str
+) -> ResultsIncomplete:
+    """The error for a results stream that ended early: ``why`` it ended, and what to do."""
+    return ResultsIncomplete(
+        f"the results of job {job_id} ended early: {received} of {expected} lines came, "
+        f"because {why}. Nothing partial is returned; {advice}.",
+        job_id, received, expected,
     )

@@ -3,7 +3,9 @@
 A kernel must not load the server, so this module uses only the standard
 library: ``urllib.request`` for the REST API and ``http.client`` for the SSE
 stream. Finding the server is :mod:`batch_widget.kernel.discovery`; parsing the
-stream is :mod:`batch_widget.kernel.sse`.
+stream is :mod:`batch_widget.kernel.sse`. Neither follows a redirect that would
+carry the token to another server, nor any redirect of a write
+(:mod:`batch_widget.kernel.redirects`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any, cast
 from batch_widget.kernel.answers import (
     GATEWAY_STATUSES,
     NOT_JSON,
+    RedirectRefused,
+    ResultsIncomplete,
     ServerUnreachable,
     error_message,
     gateway_error,
@@ -29,6 +33,7 @@ from batch_widget.kernel.answers import (
     is_ours,
     json_payload,
     not_batch_widget,
+    redirect_refused,
     token_rejected,
 )
 from batch_widget.kernel.discovery import (
@@ -38,8 +43,9 @@ from batch_widget.kernel.discovery import (
     server_url,
     with_slash,
 )
+from batch_widget.kernel.redirects import REDIRECT_STATUSES, may_follow, open_url, target_of
 from batch_widget.kernel.sse import SSEEvent, SSEParser
-from batch_widget.kernel.streams import ndjson_records, open_connection, read_events, start_stream
+from batch_widget.kernel.streams import ndjson_records, open_stream, read_events
 from batch_widget.protocol import (
     BatchError,
     ItemRecord,
@@ -49,6 +55,8 @@ from batch_widget.protocol import (
 
 __all__ = [
     "Client",
+    "RedirectRefused",
+    "ResultsIncomplete",
     "SSEEvent",
     "SSEParser",
     "ServerInfo",
@@ -194,6 +202,8 @@ class Client:
         ------
         BatchError
             The subclass matching the error status, with the server's message.
+        RedirectRefused
+            If the answer is a redirect to another server, or any redirect of a write.
         ServerUnreachable
             If the server cannot be reached.
         """
@@ -207,12 +217,17 @@ class Client:
         )
         endpoint = f"{method} {API}{path}"
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with open_url(req, timeout=self.timeout) as resp:
                 raw = resp.read()
                 content_type = resp.headers.get("Content-Type", "")
                 status = resp.status
                 final_url = resp.geturl()
         except urllib.error.HTTPError as exc:
+            if exc.code in REDIRECT_STATUSES:
+                exc.close()
+                raise self._redirect_error(exc.code, exc.url or req.full_url,
+                                           exc.headers.get("Location") if exc.headers else None,
+                                           method=method, endpoint=endpoint) from None
             content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
             raise self._error_from(exc.code, str(exc.reason), content_type, exc.read(),
                                    endpoint=endpoint, job_id=job_id) from None
@@ -251,6 +266,16 @@ class Client:
                 return gateway_error(self.url, endpoint, status, reason)
             return not_batch_widget(self.url, endpoint, status, content_type)
         return error_for(status, message, job_id)
+
+    def _redirect_error(
+        self, status: int, answered_url: str, location: str | None, *, method: str,
+        endpoint: str,
+    ) -> RedirectRefused:
+        """The error for a 3xx the kernel did not follow, naming where it pointed."""
+        target = target_of(answered_url, location) if location else ""
+        same_origin = bool(target) and may_follow("GET", answered_url, target)
+        return redirect_refused(self.url, endpoint, status, target, method=method,
+                                same_origin=same_origin)
 
     @staticmethod
     def _job_path(job_id: str, action: str = "") -> str:
@@ -341,10 +366,16 @@ class Client:
         self, url: str, headers: Mapping[str, str], timeout: float, *, endpoint: str,
         job_id: str | None = None,
     ) -> Iterator[http.client.HTTPResponse]:
-        """An open streamed answer of ``GET url`` (the error it means unless 200); closed after."""
-        conn = open_connection(url, timeout)
+        """An open streamed answer of ``GET url`` (the error it means unless 200); closed after.
+
+        A redirect is followed only to the same server, as :meth:`request` does.
+        """
+        conn, resp, answered_url = open_stream(url, headers, timeout)
         try:
-            resp = start_stream(conn, url, headers)
+            if resp.status in REDIRECT_STATUSES:
+                raise self._redirect_error(resp.status, answered_url,
+                                           resp.getheader("Location"), method="GET",
+                                           endpoint=endpoint)
             if resp.status != 200:
                 raise self._error_from(resp.status, resp.reason,
                                        resp.getheader("Content-Type") or "", resp.read(),
@@ -353,10 +384,18 @@ class Client:
         finally:
             conn.close()
 
-    def outputs(self, job_id: str) -> builtins.list[str]:
-        """``GET api/batch/jobs/{id}/outputs``: the files the job's results name."""
-        answer = self.request("GET", self._job_path(job_id, "outputs"), job_id=job_id)
-        return [str(path) for path in answer.get("outputs", [])]
+    def outputs(
+        self, job_id: str, after: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """``GET api/batch/jobs/{id}/outputs``: one page of the files the results name.
+
+        ``{"outputs": [path, ...], "total": int, "next_after": int | None}``: the
+        outputs of up to ``limit`` items after index ``after``; ``next_after`` is
+        where the next page starts (None on the last page).
+        """
+        query = [("after", after), ("limit", limit)]
+        path = self._job_path(job_id, "outputs")
+        return cast(dict[str, Any], self.request("GET", path, query=query, job_id=job_id))
 
     def cancel(self, job_id: str) -> Snapshot:
         """``POST api/batch/jobs/{id}/cancel``: stop starting items; 409 if terminal."""

@@ -151,16 +151,31 @@ def _from_parent_server() -> ServerInfo | None:
 
 
 def _from_jupyterhub() -> ServerInfo | None:
+    """The single-user server JupyterHub started, at ``JUPYTERHUB_SERVICE_URL``.
+
+    Without that URL nothing is guessed: a server at a default port such as
+    ``127.0.0.1:8888`` may be another user's, and would get the Hub token.
+    """
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     token = os.environ.get("JUPYTERHUB_API_TOKEN")
     if not prefix or not token:
         return None
-    service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
-    scheme = service.scheme or "http"
+    service_url = os.environ.get("JUPYTERHUB_SERVICE_URL", "")
+    service = urllib.parse.urlsplit(service_url)
+    try:
+        port = service.port or {"http": 80, "https": 443}.get(service.scheme)
+    except ValueError:
+        port = None
+    if not service.hostname or not port:
+        _log.info("batch_widget: JUPYTERHUB_SERVICE_URL is %s, so the JupyterHub server is not "
+                  "used: its token goes to no guessed address. Set BATCH_WIDGET_URL (and "
+                  "BATCH_WIDGET_TOKEN) or call bw.connect(url, token) to use it",
+                  repr(service_url) if service_url else "not set")
+        return None
+    scheme = service.scheme
     host = service.hostname
     if not host or host in {"0.0.0.0", "::", "*"}:  # a bind-all address: talk to loopback
         host = "127.0.0.1"
-    port = service.port or 8888
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     path = "/" + prefix.strip("/") + "/"
     return ServerInfo(f"{scheme}://{netloc}{path}", token, "jupyterhub")
@@ -187,8 +202,9 @@ def discover() -> ServerInfo:
 
     The order is ``BATCH_WIDGET_URL`` (+ ``BATCH_WIDGET_TOKEN``), the Jupyter
     server that launched this kernel (``JPY_PARENT_PID`` against the runtime
-    ``jpserver-*.json`` files), JupyterHub's ``JUPYTERHUB_SERVICE_PREFIX`` and
-    ``JUPYTERHUB_API_TOKEN``, then this user's batch server, started if none runs
+    ``jpserver-*.json`` files), JupyterHub's ``JUPYTERHUB_SERVICE_URL``,
+    ``JUPYTERHUB_SERVICE_PREFIX`` and ``JUPYTERHUB_API_TOKEN`` (all three: no address is
+    guessed), then this user's batch server, started if none runs
     (VS Code, Colab, a plain ``python``). A Jupyter server that answers 404 for the
     batch API (the extension is not enabled there) is skipped. An explicit
     :func:`connect` overrides all of them.

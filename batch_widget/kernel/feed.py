@@ -30,6 +30,10 @@ __all__ = ["KernelFeed"]
 
 #: Failed items the kernel sends along with a finished job (the widget lists these).
 FAILED_ITEMS_SHOWN = 50
+#: Items whose outputs the kernel sends along with a finished job: the widget shows
+#: the first ``OUTPUTS_SHOWN`` (``view.js``) and the count of the rest. The trait is
+#: saved in the notebook, so it never carries every output of a big job.
+OUTPUTS_SHOWN = 20
 _log = logging.getLogger("batch_widget")
 
 
@@ -168,5 +172,8 @@ class KernelFeed:
             if snapshot["failed"]:
                 extras["failed_items"] = self.client.items(
                     snapshot["id"], status="failed", limit=FAILED_ITEMS_SHOWN)
-            extras["outputs"] = self.client.outputs(snapshot["id"])
+            page = self.client.outputs(snapshot["id"], limit=OUTPUTS_SHOWN)
+            outputs = [str(path) for path in page.get("outputs", [])][:OUTPUTS_SHOWN]
+            extras["outputs"] = outputs
+            extras["outputs_total"] = int(page.get("total", len(outputs)))
         return extras

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import base64
 import importlib
+import inspect
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cloudpickle
 
-__all__ = ["LARGE_PICKLE_BYTES", "Processor", "pickled", "processor_fields"]
+from batch_widget.protocol import InvalidRequest
+
+__all__ = ["LARGE_PICKLE_BYTES", "Processor", "check_call", "pickled", "processor_fields"]
 
 Processor = str | Callable[..., Any]
 #: A pickled function bigger than this draws a warning: it likely captured data.
@@ -74,7 +77,29 @@ def _warn_large_pickle(func: Callable[..., Any], size: int) -> None:
     )
 
 
-def processor_fields(processor: Processor) -> dict[str, str]:
+def check_call(func: Callable[..., Any], params: Mapping[str, Any] | None) -> None:
+    """Raise ``InvalidRequest`` unless ``func`` can be called as ``func(item, **params)``.
+
+    Checked here, before anything is sent: the server loads a pickled function
+    only where it runs (in a worker process for ``"process"`` and ``"dask"``
+    jobs), so it cannot check the signature of one itself.
+    """
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature: let items tell
+        return
+    names = sorted(params or {})
+    try:
+        signature.bind(None, **dict.fromkeys(names))
+    except TypeError as exc:
+        label = getattr(func, "__qualname__", None) or type(func).__qualname__
+        raise InvalidRequest(f"processor {label} cannot be called as f(item, **params) with "
+                             f"params {names}: {exc}; nothing was sent") from None
+
+
+def processor_fields(
+    processor: Processor, params: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """Return the body fields naming ``processor``: ``{"processor": ...}`` or ``{"callable": ...}``.
 
     Parameters
@@ -83,10 +108,18 @@ def processor_fields(processor: Processor) -> dict[str, str]:
         An import path ``"package.module:function"``, or a function. A function
         importable by name travels as its import path; any other (defined in a
         notebook, a closure, a lambda) travels cloudpickled.
+    params : mapping, optional
+        The job's params: a function is checked to take ``(item, **params)``.
+
+    Raises
+    ------
+    InvalidRequest
+        If the function cannot be called as ``f(item, **params)``.
     """
     if isinstance(processor, str):
         return {"processor": processor}
     if not callable(processor):
         raise TypeError(f"processor must be an import path or a callable, not {processor!r}")
+    check_call(processor, params)
     path = _importable_path(processor)
     return {"processor": path} if path else {"callable": pickled(processor)}

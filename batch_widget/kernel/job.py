@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
+from batch_widget.kernel.answers import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
@@ -53,7 +54,7 @@ class BatchFailed(BatchError):  # public name fixed by the API brief
 
 def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snapshot:
     """Create the job; a function the server cannot import by name is sent pickled instead."""
-    fields = processor_fields(processor)
+    fields = processor_fields(processor, body.get("params"))  # checks f(item, **params) too
     try:
         return client.create({**fields, **body})
     except InvalidRequest as refused:
@@ -232,15 +233,22 @@ class Job:
     def results(self) -> list[Any]:
         """Return every item's result in item order, None where the item is not done.
 
-        The results come as one stream from the server (``GET .../results``).
+        The results come as one stream from the server (``GET .../results``), a
+        line for every item whatever its state, so a stream that stops early is
+        seen.
+
+        Raises
+        ------
+        ResultsIncomplete
+            If the stream ends (or breaks off) before the last item's line, e.g.
+            the job was deleted meanwhile: never a short or None-filled list.
         """
         total = self.snapshot()["total"]
         results: list[Any] = [None] * total
-        with contextlib.closing(self.client.results(self.id, status="done")) as lines:
+        with contextlib.closing(self._result_lines(0, total)) as lines:
             for line in lines:
-                index = line["index"]
-                if 0 <= index < total:
-                    results[index] = line["result"]
+                if line["status"] == "done":
+                    results[line["index"]] = line["result"]
         return results
 
     def iter_results(self, poll_interval: float = POLL_INTERVAL) -> Iterator[Any]:
@@ -250,6 +258,12 @@ class Job:
         failed item yields None, as in :meth:`results`; so does every item a
         finished job did not run (cancelled or interrupted). Waits between reads
         grow up to ``poll_interval`` seconds while nothing new has ended.
+
+        Raises
+        ------
+        ResultsIncomplete
+            If a read of the results ends before the line of an item it needs
+            (the job deleted meanwhile, the connection cut), as :meth:`results`.
         """
         snap = self.snapshot()
         total = snap["total"]
@@ -258,7 +272,7 @@ class Job:
         while position < total:
             terminal = JobStatus(snap["status"]).terminal  # read before the results
             before = position
-            for result in self._ended_results(position):
+            for result in self._ended_results(position, total):
                 yield result
                 position += 1
             if position >= total:
@@ -274,14 +288,60 @@ class Job:
                 pause = min(0.05, poll_interval)
             snap = self.snapshot()
 
-    def _ended_results(self, position: int) -> Iterator[Any]:
+    def _ended_results(self, position: int, total: int) -> Iterator[Any]:
         """Results from item ``position`` on, in order, up to the first item still to end."""
-        with contextlib.closing(self.client.results(self.id, after=position - 1)) as lines:
+        with contextlib.closing(self._result_lines(position, total)) as lines:
             for line in lines:
-                if line["index"] != position or line["status"] not in _ENDED:
+                if line["status"] not in _ENDED:
                     return
                 yield line["result"] if line["status"] == "done" else None
-                position += 1
+
+    def _result_lines(
+        self, position: int, total: int
+    ) -> Generator[dict[str, Any], None, None]:
+        """The results stream's line of every item from ``position`` to ``total``, in order.
+
+        The ledger has a line for every item of a job from its creation on, so a
+        stream that breaks off, skips an index or ends before ``total`` lies
+        about the job (SPEC §20).
+
+        Raises
+        ------
+        ResultsIncomplete
+            Then, saying why (the job deleted meanwhile, the connection cut).
+        """
+        try:
+            with contextlib.closing(self.client.results(self.id, after=position - 1)) as lines:
+                for line in lines:
+                    if position >= total:
+                        return
+                    if line["index"] != position:
+                        raise self._incomplete(position, total, f"the stream skipped item "
+                                               f"{position} (its next line was {line['index']})")
+                    yield line
+                    position += 1
+        except ServerUnreachable as cut:
+            words = cut.__cause__ or cut  # the socket's own words where there are some
+            raise self._incomplete(position, total,
+                                   f"the connection broke off ({words!r})") from cut
+        if position < total:
+            raise self._incomplete(position, total, "the stream ended")
+
+    def _incomplete(self, received: int, total: int, how: str) -> ResultsIncomplete:
+        """The error for results that stopped at item ``received`` (``how``): asks the
+        server whether the job is still there, which says why."""
+        try:
+            self.client.get(self.id)
+        except JobNotFound:
+            return results_incomplete(
+                self.id, received, total, "the job was deleted on the server while they were "
+                f"read ({how})", "its results are gone with it")
+        except BatchError as exc:
+            return results_incomplete(
+                self.id, received, total, f"{how}, and the server does not answer now ({exc})",
+                "call job.results() again once the server is back")
+        return results_incomplete(self.id, received, total, f"{how} before the last item",
+                                  "call job.results() again")
 
     def errors(self) -> list[ItemError]:
         """Return the failed items: ``[{"index", "input", "error", "traceback", "log"}]``,
@@ -302,8 +362,18 @@ class Job:
         """Return the files the job's results name under ``"outputs"``.
 
         Paths are relative to the server's root dir when inside it, absolute otherwise.
+        The server answers a page at a time (it never builds one answer of every
+        output); this reads every page, each after the last one's ``next_after``.
         """
-        return self.client.outputs(self.id)
+        paths: list[str] = []
+        after: int | None = None
+        while True:
+            page = self.client.outputs(self.id, after=after, limit=10_000)  # the server's most
+            paths.extend(str(path) for path in page.get("outputs", []))
+            following = page.get("next_after")
+            if not isinstance(following, int) or (after is not None and following <= after):
+                return paths  # the last page (or a server that does not page)
+            after = following
 
     # -- actions
 

@@ -1,4 +1,9 @@
-"""Kernel side: streamed answers read as they arrive (the SSE stream, the NDJSON results)."""
+"""Kernel side: streamed answers read as they arrive (the SSE stream, the NDJSON results).
+
+``http.client`` never follows a redirect by itself; :func:`open_stream` follows
+the ones :mod:`batch_widget.kernel.redirects` allows (a GET on the same
+server), as the REST requests do, and hands any other 3xx back to the caller.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from batch_widget.kernel.answers import ServerUnreachable
+from batch_widget.kernel.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, may_follow, target_of
 from batch_widget.kernel.sse import SSEEvent, SSEParser
 
-__all__ = ["ndjson_records", "open_connection", "read_events", "start_stream"]
+__all__ = ["ndjson_records", "open_connection", "open_stream", "read_events", "start_stream"]
 
 
 def open_connection(url: str, timeout: float) -> http.client.HTTPConnection:
@@ -33,6 +39,32 @@ def start_stream(
     except (OSError, http.client.HTTPException) as exc:
         raise ServerUnreachable(f"cannot open the stream at {url}: {exc}") from exc
     return resp
+
+
+def open_stream(
+    url: str, headers: Mapping[str, str], timeout: float
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, str]:
+    """``GET url`` with its answer open: ``(connection, answer, the URL that answered)``.
+
+    A redirect to the same scheme, host and port is followed (at most
+    ``MAX_REDIRECTS`` hops); any other 3xx is the answer returned, so the
+    token never travels to another server.
+    """
+    hops = 0
+    while True:
+        conn = open_connection(url, timeout)
+        try:
+            resp = start_stream(conn, url, headers)
+        except BaseException:
+            conn.close()
+            raise
+        location = resp.getheader("Location")
+        target = target_of(url, location)
+        if (resp.status not in REDIRECT_STATUSES or not location or hops >= MAX_REDIRECTS
+                or not may_follow("GET", url, target)):
+            return conn, resp, url  # a 3xx among these is the caller's to name
+        conn.close()
+        url, hops = target, hops + 1
 
 
 def ndjson_records(resp: http.client.HTTPResponse, block: int = 1 << 20) -> Iterator[Any]:

@@ -121,7 +121,8 @@ class BatchProgress(anywidget.AnyWidget, LiveTraits):
         help="The job's snapshot as the kernel follows it (the kernel transport)."
     ).tag(sync=True)
     kernel_extras = traitlets.Dict(
-        help="A finished job's failed items and outputs, for the kernel transport."
+        help="A finished job's failed items and its first outputs with their total "
+        "(outputs_total), for the kernel transport; saved in the notebook, so never all."
     ).tag(sync=True)
 
     # Browser → Python: a mirror of what the widget shows.

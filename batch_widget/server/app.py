@@ -90,9 +90,12 @@ class BatchWidgetApp(ExtensionApp):
         default_value=list(DEFAULTS.allowed_processors),
         help="Glob patterns over the import paths a job may name. A path is "
         "package.module:function with one public name after the colon; it runs only a "
-        "function defined in that module, or a callable the module lists in its __all__. "
-        "Names the module merely imports (os, system), classes, functools.partial objects "
-        "and dotted or dunder paths are refused, at creation and again when a stored job runs.",
+        "function defined in that module, or a callable other than a class that the module "
+        "lists in its __all__. Names the module merely imports (os, system), classes (in "
+        "__all__ or not), functools.partial objects it does not export, dotted or dunder "
+        "paths, and every module of batch_widget itself but batch_widget.processors "
+        "(whatever the patterns say) are refused: at creation, when a stored job runs, and "
+        "in each worker process.",
     ).tag(config=True)
     allow_callables = _setting(Bool, "allow_callables",
         "Accept notebook-defined functions (cloudpickled) as processors.")
@@ -107,15 +110,26 @@ class BatchWidgetApp(ExtensionApp):
         "The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
         "under \"outputs\". Results live in the job store and are read back whole.")
+    max_job_log_bytes = _setting(Int, "max_job_log_bytes",
+        "The most bytes of item logs (what items print and log) the store keeps for one job, "
+        "its retries included; once reached, later items' logs are dropped (each says so) and "
+        "the job's snapshot has logs_cut: true. Each item's log keeps its first 64 KiB.")
     process_idle_timeout = _setting(Float, "process_idle_timeout",
         "Seconds the worker processes of executor=\"process\" jobs are kept after a job, "
         "so the next process job starts at once instead of paying for starting Python. "
         "0 ends them with each job.")
     dask_address = _setting(Unicode, "dask_address",
-        "The Dask scheduler executor=\"dask\" jobs run on, e.g. tcp://10.0.0.5:8786. Empty: "
-        "the server starts a LocalCluster of worker processes on the first Dask job and "
-        "stops it when it stops. The workers need this server's batch_widget (and, for "
-        "notebook-defined functions, its Python and cloudpickle versions).")
+        "The Dask scheduler executor=\"dask\" jobs run on, e.g. tls://10.0.0.5:8786. Empty: "
+        "the server starts a LocalCluster of worker processes on the first Dask job, on "
+        "127.0.0.1 only, speaking TLS with credentials only the server holds, without a "
+        "dashboard, and stops it when it stops. For a cluster of your own, use tls:// and "
+        "give the server its TLS files in Dask's config: distributed.comm.tls.ca-file, "
+        "distributed.comm.tls.client.cert and distributed.comm.tls.client.key (or their "
+        "environment variables, e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE). Name only a "
+        "cluster you trust: whoever can reach its scheduler "
+        "runs code as its workers' user, and the server unpickles what the workers send "
+        "back. The workers need this server's batch_widget (and, for notebook-defined "
+        "functions, its Python and cloudpickle versions).")
     dask_connect_timeout = _setting(Float, "dask_connect_timeout",
         "Seconds a Dask job waits to reach the scheduler at dask_address before it fails "
         "with an error naming the address (retry it once the scheduler is up).")
@@ -158,6 +172,7 @@ class BatchWidgetApp(ExtensionApp):
         "max_items",
         "reconnect_delay",
         "max_result_bytes",
+        "max_job_log_bytes",
     )
     def _validate_positive_int(self, proposal: dict[str, Any]) -> int:
         return int(_positive(proposal))
@@ -241,8 +256,13 @@ class BatchWidgetApp(ExtensionApp):
             sse_timeout=settings.sse_timeout,
             log=self.server_log,
         )
-        self.store_lock = StoreLock(path_from_url(self.db_url))
-        if not self._take_store():
+        self.store_lock = StoreLock(path_from_url(self.db_url), log=self.server_log)
+        try:
+            taken = self._take_store()
+        except StoreUnavailable:  # a store refused (a symbolic link): the extension fails
+            self.broadcaster = None  # to load, and nothing starts or retries it every 5 s
+            raise
+        if not taken:
             self.server_log.warning("batch_widget: %s", self._in_use_message())
 
     def _take_store(self) -> bool:
@@ -251,7 +271,8 @@ class BatchWidgetApp(ExtensionApp):
             return True
         if self.store_lock is None or not self.store_lock.acquire(self._owner_record()):
             return False
-        self.store = Store.from_url(self.db_url)
+        self.store = Store.from_url(self.db_url, log=self.server_log,
+                                    max_job_log_bytes=self.batch_settings.max_job_log_bytes)
         self.manager = self.manager_class(self.store, self.broadcaster, self.batch_settings,
                                           log=self.server_log)
         return True

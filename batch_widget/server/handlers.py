@@ -29,7 +29,13 @@ from tornado.iostream import StreamClosedError
 
 from batch_widget.engine.manager import JobManager
 from batch_widget.engine.validation import JobRequest
-from batch_widget.protocol import BatchError, InvalidRequest, Snapshot, http_status
+from batch_widget.protocol import (
+    BatchError,
+    InvalidRequest,
+    JobNotFound,
+    Snapshot,
+    http_status,
+)
 from batch_widget.server.events import (
     Broadcaster,
     Event,
@@ -247,34 +253,101 @@ class ResultsHandler(BatchHandler):
         Each part is read off the IOLoop and flushed before the next is read, so
         the server holds one part (at most ``ledger.PAGE_BYTES``) at a time. A bad
         argument or an unknown job is answered (400, 404) before the stream starts.
+
+        Once the first part is sent, an error (the job deleted meanwhile, the
+        store gone) can no longer be a status: the connection is broken off
+        instead of ending the body, so no reader takes a short stream for the
+        whole ledger (SPEC §20). So is an unfiltered stream that has fewer lines
+        than the job has items after ``after`` (its rows went while it was read,
+        the job being deleted).
         """
         status = self.get_argument("status", None)
-        after = self.int_argument("after", -1)
+        start = after = self.int_argument("after", -1)
         chunk = await self.run_blocking(self.manager.results_chunk, job_id, status, after)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
-        while chunk.count:
-            self.write(chunk.body)
-            try:
+        sent = 0
+        try:
+            while chunk.count:
+                self.write(chunk.body)
                 await self.flush()
-            except StreamClosedError:
-                return  # the client went away
-            assert chunk.last is not None
-            chunk = await self.run_blocking(self.manager.results_chunk, job_id, status,
-                                            chunk.last)
+                assert chunk.last is not None
+                after, sent = chunk.last, sent + chunk.count
+                chunk = await self.run_blocking(self.manager.results_chunk, job_id, status,
+                                                after)
+            missing = await self.run_blocking(self.lines_missing, job_id, status, start, sent)
+        except StreamClosedError:
+            return  # the client went away
+        except Exception as error:  # whatever it is, the body must not end
+            domain = http_status(type(error)) is not None  # a deleted job is no crash
+            self.break_off(job_id, after, str(error), None if domain else error)
+            return
+        if missing and not sent:
+            raise JobNotFound(job_id)  # nothing sent yet: a status can still say it (404)
+        if missing:
+            self.break_off(job_id, after, f"{missing} lines of the job's items are gone (is it "
+                           "being deleted?)", None)
+            return
         self.finish()
+
+    def lines_missing(self, job_id: str, status: str | None, start: int, sent: int) -> int:
+        """How many lines an unfiltered stream after ``start`` lacks (0 for a filtered one).
+
+        The ledger holds a row for every item from the job's creation on.
+
+        Raises
+        ------
+        JobNotFound
+            If the job is gone.
+        """
+        total = self.manager.get(job_id)["total"]
+        return 0 if status is not None else max(0, total - 1 - start) - sent
+
+    def break_off(self, job_id: str, after: int, why: str, crash: Exception | None) -> None:
+        """Close the connection mid-body (the reader gets an incomplete answer), and log why."""
+        self.log.log(logging.INFO if crash is None else logging.ERROR,
+                     "batch_widget: the results stream of job %s broke off after index %s: %s",
+                     job_id, after, why, exc_info=crash)
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.close()
 
 
 class OutputsHandler(BatchHandler):
-    """``api/batch/jobs/{id}/outputs``: files named by the results."""
+    """``api/batch/jobs/{id}/outputs``: files named by the results, a page at a time."""
+
+    #: Items whose outputs one page holds unless ``?limit=`` says otherwise.
+    default_limit = 1000
+
+    def compute_etag(self) -> str | None:
+        """No ETag: hashing a big page would hold the IOLoop."""
+        return None
 
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        """Answer ``{"outputs": [...]}``, relative to the server root where inside it."""
-        paths = await self.run_blocking(self.manager.outputs, job_id)
+        """Answer ``{"outputs": [...], "total": n, "next_after": index or null}``.
+
+        A page holds the outputs of up to ``?limit=`` items (1000; at most 10000)
+        after the item index ``?after=``; ``next_after`` is the ``after`` of the next
+        page. The whole answer (the store read, the paths made relative to the root,
+        the JSON) is built off the IOLoop, so a job of many outputs stalls nothing.
+        """
+        manager = self.manager  # a server that does not own the store answers 503 first
+        after = self.int_argument("after", -1)
+        limit = self.int_argument("limit", self.default_limit)
         root = os.path.expanduser(str(self.settings.get("server_root_dir") or os.getcwd()))
-        self.write_json({"outputs": [relative_to_root(path, root) for path in paths]})
+        body = await self.run_blocking(self.answer, manager, job_id, after, limit, root)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(body)
+
+    @staticmethod
+    def answer(manager: JobManager, job_id: str, after: int, limit: int, root: str) -> bytes:
+        """The JSON body (blocking: the handler runs it off the IOLoop)."""
+        page = manager.outputs(job_id, after=after, limit=limit)
+        paths = [relative_to_root(path, root) for path in page.paths]
+        answer = {"outputs": paths, "total": page.total, "next_after": page.next_after}
+        return json.dumps(answer).encode()
 
 
 class CancelHandler(BatchHandler):
@@ -415,16 +488,17 @@ def relative_to_root(path: str, root: str) -> str:
     """Return ``path`` relative to ``root`` (``/``-separated) when inside it, else absolute.
 
     A relative ``path`` is taken as relative to ``root``, the server's root dir.
+    Both are normalised first, so a prefix test is exact (and cheap for a page
+    of thousands of paths).
     """
-    absolute = os.path.abspath(os.path.join(root, path))
     root = os.path.abspath(root)
-    try:
-        inside = os.path.commonpath([absolute, root]) == root
-    except ValueError:  # different drives on Windows
-        inside = False
-    if not inside:
-        return absolute
-    return os.path.relpath(absolute, root).replace(os.sep, "/")
+    absolute = os.path.abspath(os.path.join(root, path))
+    if absolute == root:
+        return "."
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if os.path.normcase(absolute).startswith(os.path.normcase(prefix)):
+        return absolute[len(prefix):].replace(os.sep, "/")
+    return absolute  # outside the root, or on another drive (Windows)
 
 
 def route_table() -> list[tuple[str, type[BatchHandler]]]:

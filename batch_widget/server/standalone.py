@@ -10,7 +10,12 @@ Its jobs live in their own store in the Jupyter data dir
 a batch server never contend for one store.
 
 Once listening it writes ``batch_widget-server.json`` (``url``, ``token``,
-``pid``; mode 0600) in the Jupyter runtime dir, and removes it when it stops.
+``pid``; mode 0600) in the Jupyter runtime dir, and removes it when it stops. It
+refuses a runtime dir that is not this user's or that other users can write in.
+Besides the extension's routes it serves one more, the only one that needs no
+token: ``api/batch/proof`` (:mod:`batch_widget.server.proof`), with which a
+kernel checks that the server at the file's URL knows the file's token before
+it sends it.
 It stops by itself after ``BatchWidgetApp.batch_server_idle_timeout`` seconds
 (``--idle-timeout``) with no job queued or running, no event-stream subscriber
 and no request.
@@ -23,6 +28,7 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -34,15 +40,38 @@ from jupyter_core.paths import jupyter_data_dir, jupyter_runtime_dir
 from tornado.ioloop import PeriodicCallback
 
 from batch_widget.protocol import RUNTIME_FILE
+from batch_widget.runtime import UnsafeRuntimeDir, private_dir_problem
 from batch_widget.server.app import BatchWidgetApp
+from batch_widget.server.proof import proof_route
 
-__all__ = ["IdleWatch", "main", "write_private"]
+__all__ = ["IdleWatch", "main", "private_runtime_dir", "write_private"]
+
+
+def private_runtime_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if needed and return it, if only this user can write there.
+
+    Raises
+    ------
+    UnsafeRuntimeDir
+        If the directory is another user's or others can write in it: a kernel
+        would then trust a file or follow a symlink another user planted.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    problem = private_dir_problem(path)
+    if problem is not None:
+        raise UnsafeRuntimeDir(
+            f"the Jupyter runtime dir {path} {problem}. Set JUPYTER_RUNTIME_DIR to a "
+            "private folder of yours (e.g. mkdir -m 700 ~/.batch-runtime)")
+    return path
 
 
 def write_private(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON readable by this user alone (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    """Write ``data`` as JSON readable by this user alone (0600), atomically, in a
+    directory only this user can write in (:func:`private_runtime_dir`)."""
+    private_runtime_dir(path.parent)
+    # mkstemp opens O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600, under a random name:
+    # nothing planted beforehand can be followed or written through.
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(dict(data), file, indent=1)
@@ -109,6 +138,11 @@ def _arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the batch server until it is stopped or idle; return the exit code."""
     options, rest = _arguments(argv)
+    try:
+        runtime_file = private_runtime_dir(Path(jupyter_runtime_dir())) / RUNTIME_FILE
+    except OSError as exc:  # UnsafeRuntimeDir says what to do; others name the path
+        sys.stderr.write(f"batch-widget serve: the batch server cannot start: {exc}\n")
+        return 2
     if options.idle_timeout is not None:
         rest = [f"--BatchWidgetApp.batch_server_idle_timeout={options.idle_timeout}", *rest]
     token = secrets.token_hex(24)
@@ -120,8 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     BatchWidgetApp.load_other_extensions = False  # this process serves batch_widget alone
     serverapp = BatchWidgetApp.initialize_server(argv=args)  # type: ignore[no-untyped-call]
     app = _extension(serverapp)
+    serverapp.web_app.add_handlers(".*$", [proof_route(
+        serverapp.base_url, token, lambda: str(serverapp.connection_url))])
     serverapp.start_app()
-    runtime_file = Path(jupyter_runtime_dir()) / RUNTIME_FILE
     write_private(runtime_file, {
         "url": serverapp.connection_url, "token": token, "pid": os.getpid(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -5,22 +5,22 @@ function normalizeBaseUrl(baseUrl) {
   const base = baseUrl || "/";
   return base.endsWith("/") ? base : `${base}/`;
 }
-function withToken(url, token) {
-  if (!token) return url;
-  const sep = url.includes("?") ? "&" : "?";
-  return `${url}${sep}token=${encodeURIComponent(token)}`;
+function streamUrl({ baseUrl } = {}) {
+  return `${normalizeBaseUrl(baseUrl)}api/batch/events`;
 }
-function streamUrl({ baseUrl, token } = {}) {
-  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/events`, token);
-}
-function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
+function jobUrl({ baseUrl }, jobId, suffix = "", query = "") {
   const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
-  return withToken(query ? `${path}?${query}` : path, token);
+  return query ? `${path}?${query}` : path;
 }
-function listUrl({ baseUrl, token }, { status, limit, offset }) {
+function listUrl({ baseUrl }, { status, limit, offset }) {
   const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
   if (status) params.set("status", status);
-  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`, token);
+  return `${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`;
+}
+function authHeaders(token) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `token ${token}`;
+  return headers;
 }
 function fileHref(baseUrl, path) {
   return `${normalizeBaseUrl(baseUrl)}lab/tree/${encodePath(path)}`;
@@ -63,13 +63,13 @@ async function readJson(response) {
 }
 function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetchFn } = {}) {
   const doFetch = fetchFn || ((input, init) => globalThis.fetch(input, init));
-  const auth = { baseUrl, token };
-  const get = (url, signal) => doFetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal }).then(readJson);
+  const auth = { baseUrl };
+  const get = (url, signal) => doFetch(url, { credentials: "same-origin", headers: authHeaders(token), signal }).then(readJson);
   const post = (url, signal) => {
-    const headers = { Accept: "application/json", "Content-Type": "application/json" };
+    const headers = authHeaders(token);
+    headers["Content-Type"] = "application/json";
     const xsrf = getXsrf();
     if (xsrf) headers["X-XSRFToken"] = xsrf;
-    if (token) headers.Authorization = `token ${token}`;
     return doFetch(url, { method: "POST", credentials: "same-origin", headers, body: "{}", signal }).then(readJson);
   };
   return {
@@ -77,10 +77,10 @@ function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetch
     getJob: (jobId, signal) => get(jobUrl(auth, jobId), signal),
     listJobs: (query, signal) => get(listUrl(auth, query), signal),
     getFailedItems: (jobId, limit = 20, signal) => get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
-    getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),
-    // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
-    cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
-    retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
+    getOutputs: (jobId, limit = 20, signal) => get(jobUrl(auth, jobId, "/outputs", `limit=${limit}`), signal),
+    // The header carries the token; XSRF guards the cookie path of writes.
+    cancel: (jobId, signal) => post(jobUrl(auth, jobId, "/cancel"), signal),
+    retry: (jobId, signal) => post(jobUrl(auth, jobId, "/retry"), signal),
     fileHref: (path) => fileHref(baseUrl, path),
     downloadHref: (path) => downloadHref(baseUrl, path)
   };
@@ -214,7 +214,7 @@ var Stream = class {
     const { signal } = this.listeners;
     const source = new this.options.EventSource(this.url);
     this.source = source;
-    this.options.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=\u2026")}`);
+    this.options.trace(`EventSource #${this.builds} ${this.url}`);
     source.addEventListener("open", () => this.onOpen(source), { signal });
     source.addEventListener("error", () => this.onError(source), { signal });
     for (const type of JOB_EVENTS) {
@@ -1998,6 +1998,8 @@ function renderJobs({ model, el }) {
 // src/view.js
 var FAILED_ITEMS_LIMIT = 20;
 var FAILED_REFRESH_MS = 3e3;
+var OUTPUTS_SHOWN = 20;
+var LOGS_CUT_TEXT = "item logs were cut: the job reached its log limit";
 function createView(el, options) {
   const { actions, fileHref: fileHref2, downloadHref: downloadHref2, signal } = options;
   const { frame, now, timers, doc } = viewContext(el, options);
@@ -2018,6 +2020,9 @@ function createView(el, options) {
   const where = element(doc, "span", "bw-where", "");
   stats.append(counts, rate, eta, elapsed, where);
   const jobError = element(doc, "div", "bw-job-error", "");
+  const logsCut = element(doc, "div", "bw-logs-cut", LOGS_CUT_TEXT);
+  logsCut.setAttribute("title", "later items' logs were not kept (max_job_log_bytes)");
+  logsCut.hidden = true;
   const controls = element(doc, "div", "bw-actions");
   const cancel = element(doc, "button", "bw-cancel", "Cancel");
   const retry = element(doc, "button", "bw-retry", "Retry");
@@ -2031,7 +2036,7 @@ function createView(el, options) {
   const diagnostics = element(doc, "div", "bw-debug", "");
   const failures = element(doc, "div", "bw-failures");
   const outputs = element(doc, "div", "bw-outputs");
-  root.append(header, bar.bar, stats, jobError, controls, diagnostics, failures, outputs);
+  root.append(header, bar.bar, stats, jobError, logsCut, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
   const state = {
     /** @type {ConnectionInfo | null} */
@@ -2045,7 +2050,7 @@ function createView(el, options) {
     failedFetchedFor: null,
     failedFetchedAt: -Infinity,
     failedInflight: false,
-    /** @type {string[] | null} */
+    /** @type {OutputsAnswer | null} the first page of outputs, with the total */
     outputs: null,
     /** @type {string | null} */
     outputsFetchedFor: null,
@@ -2108,9 +2113,9 @@ function createView(el, options) {
     if (terminal && state.outputsFetchedFor !== outputsKey && !state.outputsInflight) {
       state.outputsInflight = true;
       state.outputsFetchedFor = outputsKey;
-      Promise.resolve().then(() => actions.outputs(info.jobId)).then(
+      Promise.resolve().then(() => actions.outputs(info.jobId, OUTPUTS_SHOWN)).then(
         (answer) => {
-          state.outputs = answer && answer.outputs || [];
+          state.outputs = answer && Array.isArray(answer.outputs) ? answer : { outputs: [] };
         },
         (error) => {
           if (isNotFound(error)) actions.gone(info.jobId);
@@ -2153,14 +2158,16 @@ function createView(el, options) {
     failures.replaceChildren(title, list);
   }
   function renderOutputs() {
-    const paths = state.outputs;
-    if (!paths || paths.length === 0) {
+    const answer = state.outputs;
+    if (!answer || answer.outputs.length === 0) {
       outputs.hidden = true;
       outputs.replaceChildren();
       return;
     }
     outputs.hidden = false;
-    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    const paths = answer.outputs.slice(0, OUTPUTS_SHOWN);
+    const total = Math.max(Number(answer.total) || 0, answer.outputs.length);
+    const title = element(doc, "div", "bw-section-title", `Outputs (${countText(total)})`);
     const list = element(doc, "ul", "bw-output-list");
     for (const path of paths) {
       const link = element(doc, "a", "bw-output", path);
@@ -2178,7 +2185,14 @@ function createView(el, options) {
       }
       list.append(row);
     }
-    outputs.replaceChildren(title, list);
+    const rest = total - paths.length;
+    if (rest > 0) {
+      const more = element(doc, "div", "bw-outputs-more", `and ${countText(rest)} more`);
+      more.setAttribute("title", "job.outputs() in the kernel lists every one");
+      outputs.replaceChildren(title, list, more);
+    } else {
+      outputs.replaceChildren(title, list);
+    }
   }
   function render2() {
     const info = state.info;
@@ -2213,6 +2227,7 @@ function createView(el, options) {
     const errorText = deleted ? "This job is not on the server any more: it was deleted." + (snapshot ? " What is shown is its last known state." : "") : snapshot && snapshot.error ? snapshot.error : "";
     jobError.textContent = errorText;
     jobError.hidden = !errorText;
+    logsCut.hidden = !(snapshot && snapshot.logs_cut === true);
     cancel.hidden = deleted || !active;
     controlSlot.hidden = deleted || !active;
     retry.hidden = deleted || !canRetry(snapshot);
@@ -2242,6 +2257,9 @@ function createView(el, options) {
     /** Render now (tests; the terminal state before a snapshot is taken). */
     flush: loop.flush
   };
+}
+function countText(count) {
+  return String(Math.round(count)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 // src/widget.js
@@ -2290,7 +2308,11 @@ function renderProgress({ model, el }) {
     cancel: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "cancel" }) : act(api.cancel, jobId, lifetime, handle),
     retry: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "retry" }) : act(api.retry, jobId, lifetime, handle),
     failedItems: async (jobId, limit) => mode === "kernel" ? extras().failed_items || { items: [], total: 0 } : api.getFailedItems(jobId, limit, lifetime),
-    outputs: async (jobId) => mode === "kernel" ? { outputs: extras().outputs || [] } : api.getOutputs(jobId, lifetime),
+    outputs: async (jobId, limit) => {
+      if (mode !== "kernel") return api.getOutputs(jobId, limit, lifetime);
+      const outputs = extras().outputs || [];
+      return { outputs, total: extras().outputs_total ?? outputs.length };
+    },
     gone: () => {
       if (handle) handle.gone();
     }

@@ -1,6 +1,8 @@
 // URLs and HTTP calls of SPEC §3, shared by the connection layer and the widget.
 // Knows nothing of the DOM: the page's baseUrl, token and XSRF cookie come in
-// as plain options, so tests need no document.
+// as plain options, so tests need no document. The token never goes into a URL
+// (proxies log URLs): fetches carry it in `Authorization`, the EventSource has
+// the login cookie.
 
 /** @typedef {import("./types.js").Api} Api */
 /** @typedef {{baseUrl?: string, token?: string}} Auth */
@@ -15,32 +17,25 @@ export function normalizeBaseUrl(baseUrl) {
 }
 
 /**
- * Add `?token=` (or `&token=`) when the page has a token; else the cookie authenticates.
- * @param {string} url
- * @param {string | undefined} token
- */
-export function withToken(url, token) {
-  if (!token) return url;
-  const sep = url.includes("?") ? "&" : "?";
-  return `${url}${sep}token=${encodeURIComponent(token)}`;
-}
-
-/**
  * The unfiltered SSE stream: one per page, widgets filter by job id client side.
+ * No token in it, ever: an EventSource cannot send a header, and a URL is kept
+ * in proxies' access logs. The login cookie authenticates it (jupyter_server sets
+ * it on the page's `?token=` login, and again on any request the header
+ * authenticates); without one it is refused and the widget polls (hub.js).
  * @param {Auth} [auth]
  */
-export function streamUrl({ baseUrl, token } = {}) {
-  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/events`, token);
+export function streamUrl({ baseUrl } = {}) {
+  return `${normalizeBaseUrl(baseUrl)}api/batch/events`;
 }
 
 /**
- * `api/batch/jobs/{id}` plus an optional sub-path and query string.
+ * `api/batch/jobs/{id}` plus an optional sub-path and query string (never a token).
  * @param {Auth} auth
  * @param {string} jobId
  */
-export function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
+export function jobUrl({ baseUrl }, jobId, suffix = "", query = "") {
   const path = `${normalizeBaseUrl(baseUrl)}api/batch/jobs/${encodeURIComponent(jobId)}${suffix}`;
-  return withToken(query ? `${path}?${query}` : path, token);
+  return query ? `${path}?${query}` : path;
 }
 
 /**
@@ -48,10 +43,23 @@ export function jobUrl({ baseUrl, token }, jobId, suffix = "", query = "") {
  * @param {Auth} auth
  * @param {import("./types.js").ListQuery} query
  */
-export function listUrl({ baseUrl, token }, { status, limit, offset }) {
+export function listUrl({ baseUrl }, { status, limit, offset }) {
   const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
   if (status) params.set("status", status);
-  return withToken(`${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`, token);
+  return `${normalizeBaseUrl(baseUrl)}api/batch/jobs?${params}`;
+}
+
+/**
+ * The headers of a call: JSON, and the page's token in `Authorization` when it
+ * has one (a header stays out of URLs, history and access logs).
+ * @param {string} token
+ * @returns {Record<string, string>}
+ */
+export function authHeaders(token) {
+  /** @type {Record<string, string>} */
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `token ${token}`;
+  return headers;
 }
 
 /**
@@ -133,24 +141,23 @@ async function readJson(response) {
 export function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch: fetchFn } = {}) {
   /** @type {typeof fetch} */
   const doFetch = fetchFn || ((input, init) => globalThis.fetch(input, init));
-  const auth = { baseUrl, token };
+  const auth = { baseUrl };
   /**
    * @param {string} url
    * @param {AbortSignal} [signal]
    */
   const get = (url, signal) =>
-    doFetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal })
+    doFetch(url, { credentials: "same-origin", headers: authHeaders(token), signal })
       .then(readJson);
   /**
    * @param {string} url
    * @param {AbortSignal} [signal]
    */
   const post = (url, signal) => {
-    /** @type {Record<string, string>} */
-    const headers = { Accept: "application/json", "Content-Type": "application/json" };
+    const headers = authHeaders(token);
+    headers["Content-Type"] = "application/json";
     const xsrf = getXsrf();
     if (xsrf) headers["X-XSRFToken"] = xsrf;
-    if (token) headers.Authorization = `token ${token}`;
     return doFetch(url, { method: "POST", credentials: "same-origin", headers, body: "{}", signal })
       .then(readJson);
   };
@@ -160,10 +167,11 @@ export function createApi({ baseUrl = "/", token = "", getXsrf = () => "", fetch
     listJobs: (query, signal) => get(listUrl(auth, query), signal),
     getFailedItems: (jobId, limit = 20, signal) =>
       get(jobUrl(auth, jobId, "/items", `status=failed&limit=${limit}`), signal),
-    getOutputs: (jobId, signal) => get(jobUrl(auth, jobId, "/outputs"), signal),
-    // Writes go without ?token=: the header carries it, and XSRF guards the cookie path.
-    cancel: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/cancel"), signal),
-    retry: (jobId, signal) => post(jobUrl({ baseUrl }, jobId, "/retry"), signal),
+    getOutputs: (jobId, limit = 20, signal) =>
+      get(jobUrl(auth, jobId, "/outputs", `limit=${limit}`), signal),
+    // The header carries the token; XSRF guards the cookie path of writes.
+    cancel: (jobId, signal) => post(jobUrl(auth, jobId, "/cancel"), signal),
+    retry: (jobId, signal) => post(jobUrl(auth, jobId, "/retry"), signal),
     fileHref: (path) => fileHref(baseUrl, path),
     downloadHref: (path) => downloadHref(baseUrl, path),
   };

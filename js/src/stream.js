@@ -99,7 +99,7 @@ export class Stream {
     const { signal } = this.listeners;
     const source = new this.options.EventSource(this.url);
     this.source = source;
-    this.options.trace(`EventSource #${this.builds} ${this.url.replace(/token=[^&]*/, "token=…")}`);
+    this.options.trace(`EventSource #${this.builds} ${this.url}`); // no token in it (api.js)
     source.addEventListener("open", () => this.onOpen(source), { signal });
     source.addEventListener("error", () => this.onError(source), { signal });
     for (const type of JOB_EVENTS) {

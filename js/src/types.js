@@ -26,6 +26,8 @@
  * @property {number | null} rate items per second, while active
  * @property {number | null} eta seconds, while active
  * @property {string | null} error
+ * @property {boolean} [logs_cut] the job's item logs reached its log limit
+ *   (`max_job_log_bytes`) and later items' logs were dropped
  */
 
 /**
@@ -65,7 +67,13 @@
  * @property {number | null} lastUpdate when the rows last changed (ms, the hub's clock)
  * @property {string | null} error the last fetch's error, if it failed
  */
-/** @typedef {{outputs: string[]}} OutputsAnswer */
+/**
+ * A page of `GET api/batch/jobs/{id}/outputs` (the widget asks for the first one only).
+ * @typedef {object} OutputsAnswer
+ * @property {string[]} outputs paths, relative to the server's root where inside it
+ * @property {number} [total] outputs of the whole job (every page)
+ * @property {number | null} [next_after] `?after=` of the next page; null on the last
+ */
 
 /**
  * What a widget shows as its connection (SPEC §8 `connection`): a union, not booleans.
@@ -118,7 +126,7 @@
  * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} getJob
  * @property {(query: ListQuery, signal?: AbortSignal) => Promise<JobsPage>} listJobs
  * @property {(jobId: string, limit?: number, signal?: AbortSignal) => Promise<ItemsPage>} getFailedItems
- * @property {(jobId: string, signal?: AbortSignal) => Promise<OutputsAnswer>} getOutputs
+ * @property {(jobId: string, limit?: number, signal?: AbortSignal) => Promise<OutputsAnswer>} getOutputs
  * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} cancel
  * @property {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} retry
  * @property {(path: string) => string} fileHref
@@ -143,8 +151,9 @@
  * @property {number} polls
  * @property {string} transport "auto", "server" or "kernel" (SPEC §12)
  * @property {Record<string, unknown>} kernel_snapshot the job as the kernel follows it
- * @property {{ version?: number, failed_items?: ItemsPage, outputs?: string[] }} kernel_extras
- *   a finished job's failed items and outputs, sent by the kernel
+ * @property {{ version?: number, failed_items?: ItemsPage, outputs?: string[],
+ *   outputs_total?: number }} kernel_extras a finished job's failed items, its first
+ *   outputs and their total, sent by the kernel
  * @property {string} [_batch_view] "jobs" for a `bw.JobsView` model
  * @property {string} [status_filter] the jobs view's status ("" for all)
  * @property {number} [limit] the jobs view's rows per page

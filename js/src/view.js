@@ -22,7 +22,8 @@ export { canRetry, countsText, formatDuration, formatRate, whereText };
  * @property {(jobId: string) => Promise<void>} cancel
  * @property {(jobId: string) => Promise<void>} retry
  * @property {(jobId: string, limit?: number) => Promise<ItemsPage>} failedItems
- * @property {(jobId: string) => Promise<OutputsAnswer>} outputs
+ * @property {(jobId: string, limit?: number) => Promise<OutputsAnswer>} outputs the first
+ *   page of outputs (of up to `limit` items) and the job's total
  * @property {(jobId: string) => void} gone a fetch for the job answered 404: it was deleted
  */
 
@@ -36,6 +37,10 @@ export { canRetry, countsText, formatDuration, formatRate, whereText };
 
 const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
+/** Outputs listed; the rest is counted ("and 99,980 more"). The kernel sends as many. */
+export const OUTPUTS_SHOWN = 20;
+/** What the widget says once a job's item logs reached its log limit (SPEC §13). */
+export const LOGS_CUT_TEXT = "item logs were cut: the job reached its log limit";
 
 
 /**
@@ -77,6 +82,9 @@ export function createView(el, options) {
   stats.append(counts, rate, eta, elapsed, where);
 
   const jobError = element(doc, "div", "bw-job-error", "");
+  const logsCut = element(doc, "div", "bw-logs-cut", LOGS_CUT_TEXT);
+  logsCut.setAttribute("title", "later items' logs were not kept (max_job_log_bytes)");
+  logsCut.hidden = true;
   const controls = element(doc, "div", "bw-actions");
   const cancel = element(doc, "button", "bw-cancel", "Cancel");
   const retry = element(doc, "button", "bw-retry", "Retry");
@@ -91,7 +99,7 @@ export function createView(el, options) {
   const diagnostics = element(doc, "div", "bw-debug", "");
   const failures = element(doc, "div", "bw-failures");
   const outputs = element(doc, "div", "bw-outputs");
-  root.append(header, bar.bar, stats, jobError, controls, diagnostics, failures, outputs);
+  root.append(header, bar.bar, stats, jobError, logsCut, controls, diagnostics, failures, outputs);
   el.replaceChildren(root);
 
   const state = {
@@ -106,7 +114,7 @@ export function createView(el, options) {
     failedFetchedFor: null,
     failedFetchedAt: -Infinity,
     failedInflight: false,
-    /** @type {string[] | null} */
+    /** @type {OutputsAnswer | null} the first page of outputs, with the total */
     outputs: null,
     /** @type {string | null} */
     outputsFetchedFor: null,
@@ -179,10 +187,10 @@ export function createView(el, options) {
       state.outputsInflight = true;
       state.outputsFetchedFor = outputsKey;
       Promise.resolve()
-        .then(() => actions.outputs(info.jobId))
+        .then(() => actions.outputs(info.jobId, OUTPUTS_SHOWN))
         .then(
           (answer) => {
-            state.outputs = (answer && answer.outputs) || [];
+            state.outputs = answer && Array.isArray(answer.outputs) ? answer : { outputs: [] };
           },
           (error) => {
             if (isNotFound(error)) actions.gone(info.jobId);
@@ -229,14 +237,17 @@ export function createView(el, options) {
   }
 
   function renderOutputs() {
-    const paths = state.outputs;
-    if (!paths || paths.length === 0) {
+    const answer = state.outputs;
+    if (!answer || answer.outputs.length === 0) {
       outputs.hidden = true;
       outputs.replaceChildren();
       return;
     }
     outputs.hidden = false;
-    const title = element(doc, "div", "bw-section-title", `Outputs (${paths.length})`);
+    // The server answers a page (of items, each with its outputs): show the first few.
+    const paths = answer.outputs.slice(0, OUTPUTS_SHOWN);
+    const total = Math.max(Number(answer.total) || 0, answer.outputs.length);
+    const title = element(doc, "div", "bw-section-title", `Outputs (${countText(total)})`);
     const list = element(doc, "ul", "bw-output-list");
     for (const path of paths) {
       const link = element(doc, "a", "bw-output", path);
@@ -254,7 +265,14 @@ export function createView(el, options) {
       }
       list.append(row);
     }
-    outputs.replaceChildren(title, list);
+    const rest = total - paths.length;
+    if (rest > 0) {
+      const more = element(doc, "div", "bw-outputs-more", `and ${countText(rest)} more`);
+      more.setAttribute("title", "job.outputs() in the kernel lists every one");
+      outputs.replaceChildren(title, list, more);
+    } else {
+      outputs.replaceChildren(title, list);
+    }
   }
 
   function render() {
@@ -302,6 +320,7 @@ export function createView(el, options) {
         : "";
     jobError.textContent = errorText;
     jobError.hidden = !errorText;
+    logsCut.hidden = !(snapshot && snapshot.logs_cut === true);
     cancel.hidden = deleted || !active;
     controlSlot.hidden = deleted || !active;
     retry.hidden = deleted || !canRetry(snapshot);
@@ -335,4 +354,12 @@ export function createView(el, options) {
     /** Render now (tests; the terminal state before a snapshot is taken). */
     flush: loop.flush,
   };
+}
+
+/**
+ * A count with thousands separators, the same in every locale: "99,980".
+ * @param {number} count
+ */
+function countText(count) {
+  return String(Math.round(count)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }

@@ -97,8 +97,11 @@ function renderProgress({ model, el }) {
       mode === "kernel"
         ? extras().failed_items || { items: [], total: 0 }
         : api.getFailedItems(jobId, limit, lifetime),
-    outputs: async (jobId) =>
-      mode === "kernel" ? { outputs: extras().outputs || [] } : api.getOutputs(jobId, lifetime),
+    outputs: async (jobId, limit) => {
+      if (mode !== "kernel") return api.getOutputs(jobId, limit, lifetime);
+      const outputs = extras().outputs || []; // the kernel sends only the first ones
+      return { outputs, total: extras().outputs_total ?? outputs.length };
+    },
     gone: () => {
       if (handle) handle.gone();
     },

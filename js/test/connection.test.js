@@ -349,15 +349,41 @@ describe("diagnostics and options", () => {
     widget.unsubscribe();
   });
 
-  test("a page token goes into the stream and poll URLs, never elsewhere", async () => {
+  test("a page token goes in the Authorization header of polls, never into a URL", async () => {
     const env = environment();
     env.server.jobs.set("a b", snap("a b", 1));
     const widget = follow(env, "a b", { token: "s3cret", baseUrl: "/user/x" });
-    assert.equal(env.ES.last.url, "/user/x/api/batch/events?token=s3cret");
+    assert.equal(env.ES.last.url, "/user/x/api/batch/events", "the cookie authenticates it");
     env.ES.last.open();
     await flush();
-    assert.equal(env.server.calls[0].url, "/user/x/api/batch/jobs/a%20b?token=s3cret");
+    const [poll] = env.server.calls;
+    assert.equal(poll.url, "/user/x/api/batch/jobs/a%20b");
+    assert.equal(poll.init.headers.Authorization, "token s3cret");
+    assert.equal(poll.init.credentials, "same-origin");
     assert.ok(!JSON.stringify(widget.seen).includes("s3cret"));
+    widget.unsubscribe();
+  });
+
+  test("a stream refused (a token but no login cookie) falls back to polling with the header", async () => {
+    const env = environment();
+    env.ES.behaviour = "fail"; // the server answers 403: the EventSource closes for good
+    env.server.jobs.set("a", snap("a", 1));
+    const widget = follow(env, "a", { token: "s3cret" });
+    await flush();
+    assert.equal(widget.last.connection, "polling", "nothing shown yet: it polls at once");
+    env.server.jobs.set("a", snap("a", 2, { done: 4 }));
+    await env.clock.advance(60_000);
+    assert.equal(widget.version, 2, "kept current by polls while every stream is refused");
+    assert.ok(env.ES.instances.length > 2, "the stream is rebuilt every reconnect_delay");
+    // The header's answer sets the login cookie (jupyter_server does): the next stream opens.
+    env.ES.behaviour = "manual";
+    await env.clock.advance(DEFAULTS.reconnectDelay);
+    env.ES.last.open();
+    await flush();
+    assert.equal(widget.last.connection, "live");
+    const urls = [...env.ES.instances.map((es) => es.url), ...env.server.calls.map((c) => c.url)];
+    assert.ok(urls.every((url) => !url.includes("token")), urls.join(" "));
+    assert.ok(env.server.calls.every((c) => c.init.headers.Authorization === "token s3cret"));
     widget.unsubscribe();
   });
 

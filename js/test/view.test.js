@@ -31,10 +31,10 @@ function mount(overrides = {}) {
             total: 2,
           };
     },
-    outputs: async (id) => {
-      calls.push(["outputs", id]);
+    outputs: async (id, limit) => {
+      calls.push(["outputs", id, limit]);
       if (overrides.notFound) throw Object.assign(new Error(`no job ${id}`), { status: 404 });
-      return { outputs: ["out/a b.gz", "c.gz"] };
+      return overrides.outputs ? overrides.outputs() : { outputs: ["out/a b.gz", "c.gz"] };
     },
     gone: (id) => calls.push(["gone", id]),
   };
@@ -130,6 +130,49 @@ test("failed items and outputs are fetched and shown; Retry appears", async () =
   root.find("bw-retry").click();
   await flush();
   assert.deepEqual(calls.at(-1), ["retry", "a"]);
+});
+
+test("a job of many outputs lists the first 20 (its first page) and counts the rest", async () => {
+  const paths = Array.from({ length: 30 }, (_, i) => `out/${i}.txt`); // 20 items, some with two
+  const { view, root, calls, runFrames } = mount({
+    outputs: () => ({ outputs: paths, total: 100_000, next_after: 19 }),
+  });
+  view.update(info(snap("a", 9, { status: "completed", done: 10 })));
+  await flush();
+  runFrames();
+  assert.deepEqual(calls.filter(([kind]) => kind === "outputs"), [["outputs", "a", 20]],
+    "only the first page is asked for");
+  const links = root.findAll("bw-output");
+  assert.deepEqual(links.map((link) => link.textContent), paths.slice(0, 20));
+  assert.equal(root.find("bw-outputs").find("bw-section-title").textContent,
+    "Outputs (100,000)");
+  assert.equal(root.find("bw-outputs-more").textContent, "and 99,980 more");
+});
+
+test("a job with few outputs shows them all, with no 'more'", async () => {
+  const { view, root, runFrames } = mount({
+    outputs: () => ({ outputs: ["a.gz", "b.gz"], total: 2, next_after: null }),
+  });
+  view.update(info(snap("a", 9, { status: "completed", done: 10 })));
+  await flush();
+  runFrames();
+  assert.equal(root.findAll("bw-output").length, 2);
+  assert.equal(root.findAll("bw-outputs-more").length, 0);
+});
+
+test("a job whose item logs were cut says so; one whose logs were not, does not", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info(snap("a", 2)));
+  runFrames();
+  assert.equal(root.find("bw-logs-cut").hidden, true);
+  view.update(info({ ...snap("a", 3, { status: "completed", done: 10 }), logs_cut: true }));
+  runFrames();
+  const note = root.find("bw-logs-cut");
+  assert.equal(note.hidden, false);
+  assert.equal(note.textContent, "item logs were cut: the job reached its log limit");
+  view.update(info({ ...snap("a", 4, { status: "completed", done: 10 }), logs_cut: false }));
+  runFrames();
+  assert.equal(root.find("bw-logs-cut").hidden, true);
 });
 
 test("a refused Cancel shows a short message instead of throwing", async () => {

@@ -58,7 +58,10 @@ function fakeModel(values) {
 }
 
 const saved = {};
+/** The page's fetches of the current test: `{url, init}`. */
+let fetched = [];
 beforeEach(() => {
+  fetched = [];
   for (const name of ["document", "EventSource", "fetch", REGISTRY_KEY]) saved[name] = globalThis[name];
   globalThis.document = fakeDocument({
     config: { baseUrl: "/user/x/", token: "s3cret" },
@@ -66,6 +69,7 @@ beforeEach(() => {
   });
   globalThis.EventSource = fakeEventSourceClass();
   globalThis.fetch = async (url, init = {}) => {
+    fetched.push({ url: String(url), init });
     const id = /jobs\/([^/?]+)/.exec(url)[1];
     if (init.method === "POST") {
       return Response.json({ ...snap(id, 50, { status: "cancelled" }) });
@@ -88,7 +92,7 @@ test("initialize returns at once; render mirrors state into the model and cleans
   const dispose = widget.render({ model, el });
   await flush(); // the page server answers for the job: the stream transport
   const es = globalThis.EventSource.last;
-  assert.equal(es.url, "/user/x/api/batch/events?token=s3cret");
+  assert.equal(es.url, "/user/x/api/batch/events", "no token in the stream's URL");
   es.open();
   await flush();
   es.emit("progress", snap("a", 2, { done: 4 }));
@@ -108,6 +112,14 @@ test("initialize returns at once; render mirrors state into the model and cleans
   assert.equal(model.state.status, "completed", "the terminal state is saved at once");
   assert.equal(model.saves.at(-1).status, "completed");
   assert.ok(!JSON.stringify(model.saves).includes("s3cret"), "no credential in widget state");
+  await until(() => fetched.some((call) => call.url.includes("/outputs")), "outputs asked for",
+    SAVED_WITHIN);
+  assert.ok(fetched.length >= 2, "the job and its outputs");
+  for (const { url, init } of fetched) {
+    assert.ok(!url.includes("token"), `no token in ${url}`);
+    assert.equal(init.headers.Authorization, "token s3cret", `the header on ${url}`);
+  }
+  assert.ok(fetched.some((call) => call.url === "/user/x/api/batch/jobs/a/outputs?limit=20"));
 
   dispose();
   assert.equal(model.state.connection, "closed");
@@ -226,11 +238,15 @@ test("transport 'kernel': updates come from the kernel, Cancel goes to it, no re
     model.trigger("kernel_extras", {
       version: 9,
       failed_items: { items: [{ index: 4, input: 4, status: "failed", error: "ValueError: 4" }], total: 1 },
-      outputs: [],
+      outputs: ["out/1.txt"],
+      outputs_total: 5000, // the kernel sends the first outputs and the count
     });
     model.trigger("kernel_snapshot", snap("a", 9, { status: "completed", done: 9, failed: 1 }));
     await until(() => /ValueError: 4/.test(el.children[0].find("bw-failures").textContent),
       "the failed items shown", SAVED_WITHIN);
+    await until(() => el.children[0].findAll("bw-outputs-more").length === 1,
+      "the outputs shown", SAVED_WITHIN);
+    assert.equal(el.children[0].find("bw-outputs-more").textContent, "and 4,999 more");
     assert.equal(model.state.status, "completed");
     assert.match(el.children[0].find("bw-failures").textContent, /ValueError: 4/);
     assert.deepEqual(requests, [], "the page's server was never asked");

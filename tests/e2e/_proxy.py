@@ -9,6 +9,7 @@ server or the widget::
         proxy.cut(2)          # every connection closed, new ones refused, for 2 s
         proxy.kill_sse()      # SSE connections closed and refused until restore()
         proxy.silence_sse()   # SSE connections stay open but go mute
+        proxy.drop_sse_cookies()  # SSE requests lose their login cookie (a 403)
         proxy.restore()
 
 A connection counts as SSE once a request on it asks for ``api/batch/events``
@@ -34,6 +35,7 @@ __all__ = ["FaultProxy"]
 T = TypeVar("T")
 
 SSE_REQUEST = re.compile(rb"(?:^|\r\n)[A-Z]+ [^ \r\n]*api/batch/events")
+COOKIE_HEADER = re.compile(rb"\r\nCookie:[^\r\n]*", re.IGNORECASE)
 CHUNK = 65536
 
 
@@ -134,6 +136,7 @@ class FaultProxy:
         self._cut_until = 0.0  # monotonic; inf while cut without a duration
         self._sse_killed = False
         self._sse_silenced = ""  # "", "all" or "events"
+        self._sse_cookies_dropped = False
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(
@@ -208,6 +211,20 @@ class FaultProxy:
 
         self._call_sync(apply)
 
+    def drop_sse_cookies(self) -> None:
+        """Close SSE connections; SSE requests go without ``Cookie`` until :meth:`restore`.
+
+        The server then refuses the stream (403), as for a page that has a token but
+        no login cookie: an EventSource cannot send the token any other way.
+        Nothing else changes: the page's fetches still carry their cookies.
+        """
+
+        def apply() -> None:
+            self._sse_cookies_dropped = True
+            self._drop(lambda link: link.sse)
+
+        self._call_sync(apply)
+
     def restore(self) -> None:
         """End every fault: new connections pass through untouched."""
 
@@ -215,6 +232,7 @@ class FaultProxy:
             self._cut_until = 0.0
             self._sse_killed = False
             self._sse_silenced = ""
+            self._sse_cookies_dropped = False
             for link in self._links:
                 link.mute_events = False
 
@@ -294,6 +312,8 @@ class FaultProxy:
                     if self._sse_killed:
                         break
                     self._silence(link)
+                if self._sse_cookies_dropped and SSE_REQUEST.search(data):
+                    data = COOKIE_HEADER.sub(b"", data)  # a GET's head: no body length to fix
                 writer.write(data)
                 await writer.drain()
         link.abort()
