@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from filelock import lock_descriptor
+
 from batch_widget.engine.store import open_private
+
+#: Where the owner record starts. Windows enforces the lock on the byte it locks
+#: (byte 0, ``LockFileEx``): another server could not read a record that began there.
+_RECORD_OFFSET = 1
 
 
 class StoreLock:
@@ -16,10 +23,18 @@ class StoreLock:
 
     Two Jupyter servers of one user share the default ``db_url``. Without an
     owner, the second would mark the first one's running jobs interrupted and a
-    retry would run their items twice. The lock is an advisory ``flock`` on a
-    file beside the store, which the kernel drops when its process dies, even
-    by SIGKILL, so a crash never leaves a stale owner. The file also records who
-    holds it, for the message the other server shows.
+    retry would run their items twice. The lock is the operating system's lock
+    on a file beside the store (``flock`` on POSIX, ``LockFileEx`` on Windows,
+    through filelock's ``lock_descriptor``), which the OS drops when its process
+    dies, even by SIGKILL, so a crash never leaves a stale owner. The file also
+    records who holds it, for the message the other server shows.
+
+    Not ``filelock.FileLock``: the file is opened by the store's
+    :func:`~batch_widget.engine.store.open_private` (0600, a regular file, never
+    through a symbolic link, and a refusal that names the file and what to do),
+    and it holds the owner record, which a ``FileLock`` would not keep. Nor its
+    soft marker where the OS has no lock: a marker outlives a SIGKILLed server
+    on a store shared between hosts. There, as before, the store has no owner.
     """
 
     def __init__(self, store_path: str | Path, log: logging.Logger | None = None) -> None:
@@ -36,29 +51,40 @@ class StoreLock:
         """
         if self._fd is not None:
             return True
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; one server per store is up to the user
-            self._fd = -1
-            return True
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # Store tightens it
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT, self._log,
                           what="the job store's lock")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            taken = lock_descriptor(fd, blocking=False)
+        except OSError as exc:
+            os.close(fd)
+            return self._without_lock(exc)
+        if not taken:
             os.close(fd)
             return False
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(owner).encode())
+        os.write(fd, b"\n" + json.dumps(owner).encode())  # the record from _RECORD_OFFSET
         self._fd = fd
         return True
+
+    def _without_lock(self, exc: OSError) -> bool:
+        """No OS lock here (ENOSYS: no ``fcntl``, or a file system without ``flock``):
+        run unowned, one server per store being up to the user. Another error is
+        taken, as before, for a store this server cannot own (another holds it)."""
+        if exc.errno == errno.ENOSYS:
+            self._log.warning("%s cannot be locked here (%s): run one server per job store",
+                              self.path, exc)
+            self._fd = -1
+            return True
+        self._log.debug("%s cannot be locked (%s)", self.path, exc)  # asked every 5 s
+        return False
 
     def owner(self) -> dict[str, Any]:
         """What the current holder recorded (empty if unreadable)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, encoding="utf-8") as file:
+            with os.fdopen(fd, "rb") as file:
+                file.seek(_RECORD_OFFSET)
                 recorded = json.loads(file.read())
         except (OSError, ValueError):
             return {}
@@ -68,4 +94,4 @@ class StoreLock:
         """Give the store up (the file stays: deleting it would race a new owner)."""
         fd, self._fd = self._fd, None
         if fd is not None and fd >= 0:
-            os.close(fd)  # closing the only descriptor drops the flock
+            os.close(fd)  # closing the only descriptor drops the OS lock

@@ -4,8 +4,9 @@ Where the browser cannot reach the job's server (a batch server on another
 origin, a VS Code webview, a JupyterLab without the extension), the kernel
 follows the job and sets the widget's ``kernel_snapshot`` trait, which travels
 over the widget's own channel. A :class:`KernelFeed` does that in a daemon
-thread: it follows the job's event stream as ``Job.wait`` does (reconnecting,
-polling when the stream keeps failing), and sets each newer snapshot. The
+thread: it follows the job through the loop ``Job.wait`` runs too
+(:class:`~batch_widget.kernel.follow.JobFollower`: reconnecting, polling when the
+stream keeps failing), and sets each newer snapshot. The
 server already coalesces a job's events to ``progress_interval``.
 
 Setting a trait from a thread sends a comm message from that thread. ipykernel
@@ -23,7 +24,7 @@ import threading
 from typing import Any
 
 from batch_widget.kernel.client import Client
-from batch_widget.kernel.job import Job
+from batch_widget.kernel.follow import JobFollower
 from batch_widget.protocol import DELETED, BatchError, JobNotFound, JobStatus, Snapshot
 
 __all__ = ["KernelFeed"]
@@ -111,12 +112,12 @@ class KernelFeed:
 
     def _follow(self) -> None:
         _adopt(self._parent)
-        job = Job(self.widget.job_id, self.client)
-        job.observer = self._push  # every snapshot wait() fetches or hears, its first fetch too
+        # Every snapshot the follower fetches or hears, its first fetch too.
+        follower = JobFollower(self.client, self.widget.job_id, self._push)
         try:
-            job.wait()
+            follower.until_end()
         except JobNotFound:
-            self._gone(job.last_snapshot)
+            self._gone(follower.last)
         except (BatchError, OSError) as exc:
             _log.warning("batch_widget: the kernel stopped following job %s for its widget: %s",
                          self.widget.job_id, exc)

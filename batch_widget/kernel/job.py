@@ -1,7 +1,9 @@
 """Kernel side, API: submit jobs, follow them, read their results (``bw.submit``, ``bw.map``, ...).
 
-Nothing here imports the server side; the widget is imported lazily, only
-when a job is displayed.
+Nothing here imports the server side. The widgets are imported lazily, only when a job
+is displayed or the jobs view asked for: they sit above this module (the view lists
+jobs, the progress widget's feed follows one through :mod:`~batch_widget.kernel.follow`,
+as :meth:`Job.wait` does) and never import it.
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from batch_widget.kernel.answers import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.kernel.follow import POLL_INTERVAL, JobFollower, deadline_after
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
-from batch_widget.kernel.listing import JobList, jobs, snapshot_html
+from batch_widget.kernel.listing import JobList, snapshot_html
 from batch_widget.protocol import (
-    DELETED,
     BatchError,
     InvalidRequest,
     ItemError,
@@ -26,16 +28,17 @@ from batch_widget.protocol import (
     Snapshot,
 )
 
+if TYPE_CHECKING:
+    from batch_widget.kernel.jobsview import JobsView
+    from batch_widget.kernel.widget import BatchProgress
+
 __all__ = [
     "BatchFailed", "Job", "JobList", "Processor", "attach", "connect", "jobs", "map",
     "processor_fields", "submit",
 ]
 
-POLL_INTERVAL = 1.0  # seconds between polls once the event stream has failed
 #: Item states that will not change until a retry.
 _ENDED = frozenset({"done", "failed", "cancelled"})
-STREAM_READ_TIMEOUT = 40.0  # > the default 15 s heartbeat: silence this long means a dead stream
-STREAM_FAILURES_BEFORE_POLLING = 3
 
 
 class BatchFailed(BatchError):  # public name fixed by the API brief
@@ -88,26 +91,17 @@ class Job:
     ) -> None:
         self.id = job_id
         self.client = client if client is not None else default_client()
-        self._last = snapshot
-        #: Called with every snapshot this handle receives (the widget's kernel feed).
-        self.observer: Callable[[Snapshot], None] | None = None
+        self._snapshot = snapshot
 
     # -- state
 
     @property
-    def _snapshot(self) -> Snapshot | None:
-        return self._last
-
-    @_snapshot.setter
-    def _snapshot(self, snapshot: Snapshot | None) -> None:
-        self._last = snapshot
-        if snapshot is not None and self.observer is not None:
-            self.observer(snapshot)
-
-    @property
     def last_snapshot(self) -> Snapshot | None:
         """The newest snapshot this handle has seen, without asking the server."""
-        return self._last
+        return self._snapshot
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
 
     def snapshot(self) -> Snapshot:
         """Fetch and return the job's current snapshot."""
@@ -138,92 +132,14 @@ class Job:
         JobNotFound
             If the job is deleted (or was never on this server).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last_event_id: str | None = None
-        failures = 0
-        while True:
-            snap = self._terminal_snapshot()
-            if snap is not None:
-                return snap
-            if _expired(deadline):
-                return self._timed_out(timeout)
-            if failures >= STREAM_FAILURES_BEFORE_POLLING:
-                self._sleep(POLL_INTERVAL, deadline)
-                continue
-            try:
-                snap, last_event_id, heard = self._follow_stream(deadline, last_event_id)
-            except JobNotFound:
-                raise  # deleted while we waited: nothing more will come
-            except (BatchError, OSError):  # refused, reset, silent, or an error status
-                failures += 1
-                self._sleep(POLL_INTERVAL, deadline)
-                continue
-            if snap is not None:
-                return snap
-            failures = 0 if heard else failures + 1
-
-    def _follow_stream(
-        self, deadline: float | None, last_event_id: str | None
-    ) -> tuple[Snapshot | None, str | None, bool]:
-        """Read the filtered stream until a terminal snapshot, the deadline, or a drop.
-
-        Returns
-        -------
-        tuple
-            The terminal snapshot (or None), the last event id, and whether any
-            event arrived (a stream that closes at once counts as failing).
-        """
-        heard = False
-        read_timeout = max(0.05, _remaining(deadline, STREAM_READ_TIMEOUT))
-        events = self.client.events([self.id], last_event_id, timeout=read_timeout)
-        with contextlib.closing(events):
-            try:
-                for event in events:
-                    heard = True
-                    last_event_id = event.id or last_event_id
-                    snap = self._snapshot_from(event.event, event.json())
-                    if snap is not None and JobStatus(snap["status"]).terminal:
-                        return snap, last_event_id, heard
-                    if _expired(deadline):
-                        break
-            except TimeoutError:
-                if not _expired(deadline):
-                    raise  # a stream silent for longer than heartbeats allow has failed
-        return None, last_event_id, heard
-
-    def _snapshot_from(self, kind: str, payload: Any) -> Snapshot | None:
-        """Keep ``payload`` as the latest snapshot if it is a job event about this job.
-
-        Raises
-        ------
-        JobNotFound
-            If the event says the job was deleted.
-        """
-        if kind not in {"progress", "complete", DELETED} or not isinstance(payload, dict):
-            return None
-        if payload.get("id") != self.id:
-            return None
-        if kind == DELETED:
-            raise JobNotFound(self.id)
-        self._snapshot = cast(Snapshot, payload)
-        return self._snapshot
-
-    def _terminal_snapshot(self) -> Snapshot | None:
-        """Poll the job once; return the snapshot if terminal, None if active or unreachable."""
-        try:
-            snap = self.snapshot()
-        except ServerUnreachable:
-            return None
-        return snap if JobStatus(snap["status"]).terminal else None
+        follower = JobFollower(self.client, self.id, self._keep)
+        snap = follower.until_end(deadline_after(timeout))
+        return snap if snap is not None else self._timed_out(timeout)
 
     def _timed_out(self, timeout: float | None) -> Snapshot:
         error = TimeoutError(f"job {self.id} is still {self._last_status()} after {timeout} s")
         error.job = self  # type: ignore[attr-defined]  # documented: exceptions carry .job
         raise error
-
-    @staticmethod
-    def _sleep(seconds: float, deadline: float | None) -> None:
-        time.sleep(max(0.0, min(seconds, _remaining(deadline, seconds))))
 
     def _last_status(self) -> str:
         return self._snapshot["status"] if self._snapshot else "unknown"
@@ -410,7 +326,7 @@ class Job:
             f"done={snap['done']}, failed={snap['failed']}, total={snap['total']})"
         )
 
-    def widget(self) -> Any:
+    def widget(self) -> BatchProgress:
         """Return a new ``BatchProgress`` widget following this job."""
         from batch_widget.kernel.widget import BatchProgress  # keeps anywidget lazy
 
@@ -433,16 +349,6 @@ class Job:
         if isinstance(data, dict):
             data.update(fallback)
         return bundle
-
-
-def _remaining(deadline: float | None, default: float) -> float:
-    if deadline is None:
-        return default
-    return max(0.0, min(default, deadline - time.monotonic()))
-
-
-def _expired(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
 
 
 # --------------------------------------------------------------------------- functions
@@ -513,6 +419,16 @@ def attach(job_id: str) -> Job:
     """
     client = default_client()
     return Job(job_id, client, client.get(job_id))
+
+
+def jobs(status: str | None = None, limit: int = 100, **traits: Any) -> JobsView:
+    """The server's jobs, newest first: a live ``JobsView`` widget in a notebook, and
+    a sequence of job snapshots in code (``limit`` of them, optionally of one status).
+
+    ``traits`` go to the widget (``watchdog_timeout``, ``debug``, ``transport``, ...)."""
+    from batch_widget.kernel.jobsview import JobsView  # anywidget: only when asked for
+
+    return JobsView(status=status, limit=limit, **traits)
 
 
 def _display(job: Job) -> None:

@@ -5,7 +5,8 @@ looks. A live one is described by ``batch_widget-server.json`` in the Jupyter
 runtime dir; a kernel that finds none starts one, detached from itself (its own
 session, its output in ``batch_widget-server.log`` beside that file), so its
 jobs outlive the kernel. An exclusive lock on ``batch_widget-server.lock``
-makes kernels that start at the same moment end up with one server.
+(``filelock``'s, whichever the platform has) makes kernels that start at the
+same moment end up with one server.
 
 Nothing in the runtime dir is taken on trust (SPEC §20): the dir must be this
 user's and writable by nobody else, its files are opened without following
@@ -15,7 +16,7 @@ that URL proves it knows the file's token (``HMAC-SHA256(token, nonce + url)``,
 :mod:`batch_widget.runtime`) before the kernel sends it the token or anything
 else. A file that fails is ignored (logged at INFO) and a fresh server started.
 
-Standard library only: a kernel must not load the server.
+The standard library and ``filelock`` only: a kernel must not load the server.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from batch_widget.kernel.redirects import open_url
 from batch_widget.protocol import RUNTIME_FILE, BatchError
 from batch_widget.runtime import (
@@ -48,11 +51,6 @@ from batch_widget.runtime import (
     read_private,
     runtime_proof,
 )
-
-if sys.platform == "win32":
-    import msvcrt
-else:
-    import fcntl
 
 __all__ = ["START_TIMEOUT", "BatchServerUnavailable", "batch_api_status", "batch_server",
            "batch_server_process_problem", "is_serve_command", "pid_alive",
@@ -252,23 +250,42 @@ def _answers(info: dict[str, Any]) -> bool:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (waiting for it), for one kernel at a time."""
-    fd = _open_in_runtime_dir(path, os.O_RDWR | os.O_CREAT)
+    """Hold the start lock on ``path`` (waiting for it), for one kernel at a time.
+
+    ``FileLock`` is the platform's lock: ``flock`` (POSIX), ``LockFileEx``
+    (Windows), and where neither works (no ``fcntl``, or a file system without
+    ``flock``) a marker file, which the next kernel takes over once its holder's
+    pid is gone, so a kernel killed while starting the server blocks no other.
+    filelock opens the file without following a symbolic link; one planted
+    before the runtime dir was private is refused first, with what to do.
+    """
+    _refuse_planted(path)
+    lock = FileLock(path, mode=0o600)
     try:
-        _lock(fd)
+        lock.acquire()
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    try:
         yield
     finally:
-        os.close(fd)  # closing the descriptor drops the lock
+        lock.release()
 
 
-def _lock(fd: int) -> None:
-    if sys.platform == "win32":
-        while True:  # LK_LOCK gives up after about 10 s of trying: try again
-            with contextlib.suppress(OSError):
-                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                return
-    else:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def _refuse_planted(path: Path) -> None:
+    """Raise ``BatchServerUnavailable`` if ``path`` is a symbolic link or not this user's
+    alone; make an existing file 0600. A missing file is left to filelock to create.
+
+    filelock would refuse a symbolic link too (``O_NOFOLLOW``), but with an OS error
+    that says neither which file nor what to do, and outside a sticky folder it takes
+    another user's file that it may write.
+    """
+    try:
+        fd = open_private(path, os.O_RDWR)  # not O_RDONLY: that would wait on a planted FIFO
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    os.close(fd)
 
 
 def _open_in_runtime_dir(path: Path, flags: int) -> int:
@@ -276,15 +293,20 @@ def _open_in_runtime_dir(path: Path, flags: int) -> int:
     it is not this user's own."""
     try:
         return open_private(path, flags)
-    except UnsafeRuntimeDir as exc:
-        raise BatchServerUnavailable(
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+
+
+def _unusable(path: Path, exc: OSError) -> BatchServerUnavailable:
+    """Why the batch server cannot start with the runtime dir's file ``path``, and what to do."""
+    if isinstance(exc, UnsafeRuntimeDir):
+        return BatchServerUnavailable(
             f"the batch server cannot start: {path} {exc.strerror}, so it may not be yours "
             "to write. Remove it if you put it there, or set JUPYTER_RUNTIME_DIR to a "
-            "private folder of yours") from exc
-    except OSError as exc:
-        raise BatchServerUnavailable(
-            f"the batch server cannot start: {path} cannot be opened ({exc}). Set "
-            "JUPYTER_RUNTIME_DIR to a writable private folder of yours") from exc
+            "private folder of yours")
+    return BatchServerUnavailable(
+        f"the batch server cannot start: {path} cannot be opened ({exc}). Set "
+        "JUPYTER_RUNTIME_DIR to a writable private folder of yours")
 
 
 def batch_server(runtime_dir: Path, timeout: float = START_TIMEOUT) -> dict[str, Any]:

@@ -1,16 +1,18 @@
-"""Kernel side: ``bw.jobs()``, and the server's jobs as a list that renders as a table."""
+"""Kernel side: the server's jobs as a list that renders as a table, and a job as HTML.
+
+What a front end without widgets shows (a terminal, a saved notebook on a code host).
+Plain data, no widget: the jobs view (:mod:`~batch_widget.kernel.jobsview`) holds its
+page of jobs as a :class:`JobList`, and ``bw.jobs()`` (:mod:`~batch_widget.kernel.job`)
+builds that view, so this module imports neither.
+"""
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
 
 from batch_widget.protocol import JobStatus, Snapshot
 
-if TYPE_CHECKING:
-    from batch_widget.kernel.jobsview import JobsView
-
-__all__ = ["JobList", "jobs", "snapshot_html"]
+__all__ = ["JobList", "snapshot_html"]
 
 
 class JobList(list[Snapshot]):
@@ -57,12 +59,3 @@ def snapshot_html(snap: Snapshot) -> str:
             f"<code>bw.attach(&quot;{job_id}&quot;)</code> in a running kernel.</small></div>"
             "</div>")
 
-
-def jobs(status: str | None = None, limit: int = 100, **traits: Any) -> JobsView:
-    """The server's jobs, newest first: a live ``JobsView`` widget in a notebook, and
-    a sequence of job snapshots in code (``limit`` of them, optionally of one status).
-
-    ``traits`` go to the widget (``watchdog_timeout``, ``debug``, ``transport``, ...)."""
-    from batch_widget.kernel.jobsview import JobsView  # anywidget: only when asked for
-
-    return JobsView(status=status, limit=limit, **traits)

@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -35,6 +35,7 @@ from batch_widget.engine.store import Store, path_from_url
 from batch_widget.protocol import StoreInUse, StoreUnavailable
 from batch_widget.server.events import Broadcaster
 from batch_widget.server.handlers import route_table
+from batch_widget.server.service import BatchService
 
 __all__ = ["BatchWidgetApp"]
 
@@ -318,6 +319,25 @@ class BatchWidgetApp(ExtensionApp):
             raise StoreUnavailable("the server is shutting down; try again once it restarted")
         return self.broadcaster
 
+    def current_activity(self) -> list[str]:
+        """What keeps the server busy: jobs queued or processing, event-stream subscribers.
+
+        jupyter_server's idle shutdown (``ServerApp.shutdown_no_activity_timeout``)
+        and the batch server's asks every extension this. Once idle, both count from
+        ``web_app.last_activity()``, the last request: so the moment last seen busy is
+        recorded there too (a ``*_last_activity`` setting, jupyter_server's hook),
+        and a long job with no request ends with the full timeout still to run.
+        """
+        jobs = len(self.manager.active_snapshots()) if self.manager is not None else 0
+        streams = self.broadcaster.subscriber_count if self.broadcaster is not None else 0
+        activity = [f"{count} {what}" for count, what in (
+            (jobs, "job(s) queued or processing"), (streams, "event-stream subscriber(s)"))
+            if count]
+        if activity and self.serverapp is not None:
+            self.serverapp.web_app.settings["batch_widget_last_activity"] = datetime.now(
+                timezone.utc)
+        return activity
+
     def _on_takeover(self) -> None:
         self.server_log.warning("batch_widget: took over the job store %s: the server that "
                                 "owned it has stopped", path_from_url(self.db_url))
@@ -389,3 +409,8 @@ def _positive(proposal: dict[str, Any]) -> Any:
 
 def _class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+if TYPE_CHECKING:
+    # The handlers use the app through BatchService: mypy checks here that it is one.
+    _SERVES_THE_HANDLERS: type[BatchService] = BatchWidgetApp

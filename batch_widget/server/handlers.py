@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
@@ -45,9 +45,7 @@ from batch_widget.server.events import (
     format_heartbeat,
     format_retry,
 )
-
-if TYPE_CHECKING:
-    from batch_widget.server.app import BatchWidgetApp
+from batch_widget.server.service import BatchService
 
 __all__ = ["route_table"]
 
@@ -76,9 +74,10 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
         await super().prepare()
 
     @property
-    def app(self) -> BatchWidgetApp:
-        """The extension app that registered this handler (jupyter_server's own lookup)."""
-        return cast("BatchWidgetApp", self.extensionapp)
+    def app(self) -> BatchService:
+        """The extension app that registered this handler (jupyter_server's own lookup,
+        ``self.settings[self.name]``), used only through :class:`BatchService`."""
+        return cast(BatchService, self.extensionapp)
 
     @property
     def manager(self) -> JobManager:

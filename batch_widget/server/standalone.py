@@ -85,16 +85,24 @@ def write_private(path: Path, data: Mapping[str, Any]) -> None:
 class IdleWatch:
     """Stop the server once it has been idle for ``timeout`` seconds.
 
-    Busy means a job queued or processing, or an SSE subscriber (a widget or a
-    kernel following a job); any request counts as activity too (Jupyter's own
-    ``last_activity``).
+    Idle means no job queued or processing and no SSE subscriber (a widget or a
+    kernel following a job), which the extension reports through jupyter_server's
+    own ``ExtensionApp.current_activity()``, and no request for ``timeout``
+    seconds: Jupyter's ``web_app.last_activity()``, where ``current_activity()``
+    also records the moment it was last busy.
+
+    The check is ``ServerApp.shutdown_no_activity()``'s, but not that method
+    itself nor ``ServerApp.shutdown_no_activity_timeout``: that setting is whole
+    seconds (``--idle-timeout`` takes fractions), it is checked once a minute (a
+    batch server with ``--idle-timeout=1`` would run a minute on), it also waits
+    while a kernel runs, which the batch server's rule does not count, and it
+    does not say what the server waited for.
     """
 
     def __init__(self, app: BatchWidgetApp, serverapp: Any, timeout: float) -> None:
         self.app = app
         self.serverapp = serverapp
         self.timeout = timeout
-        self.busy_at = time.time()
         self._callback = PeriodicCallback(self.check, max(0.05, min(60.0, timeout / 4)) * 1000)
 
     def start(self) -> None:
@@ -103,14 +111,9 @@ class IdleWatch:
 
     def idle_for(self) -> float:
         """Seconds since the server last had work, a subscriber or a request."""
-        now = time.time()
-        manager, broadcaster = self.app.manager, self.app.broadcaster
-        busy = (manager is not None and bool(manager.active_snapshots())) or (
-            broadcaster is not None and broadcaster.subscriber_count > 0)
-        if busy:
-            self.busy_at = now
-        last_request = float(self.serverapp.web_app.last_activity().timestamp())
-        return now - max(self.busy_at, last_request)
+        if self.app.current_activity():  # what it answers jupyter_server's idle check
+            return 0.0
+        return time.time() - float(self.serverapp.web_app.last_activity().timestamp())
 
     def check(self) -> None:
         """Stop the server if it has been idle long enough."""

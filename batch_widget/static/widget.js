@@ -162,6 +162,800 @@ function isActive(status) {
   return ACTIVE_STATUSES.some((s) => s === status);
 }
 
+// src/version.js
+function isNewer(offered, shown) {
+  return Number(offered.version) > (shown ? Number(shown.version) : -Infinity);
+}
+
+// src/listwatch.js
+var MAX_PAGE = 1e3;
+var ACTIVE_REFRESH_MS = 1e3;
+function listQuery(query = {}) {
+  const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(Number(query.limit) || 50)));
+  const offset = Math.max(0, Math.floor(Number(query.offset) || 0));
+  return { status: query.status || "", limit, offset };
+}
+function newerFirst(a, b) {
+  const x = a.created_at || "";
+  const y = b.created_at || "";
+  return x === y ? 0 : x > y ? -1 : 1;
+}
+function newestOf(shown, fetched) {
+  const known = new Map(shown.map((row) => [row.id, row]));
+  return fetched.map((row) => {
+    const current = known.get(row.id);
+    return current && isNewer(current, row) ? current : row;
+  });
+}
+var ListWatch = class {
+  /**
+   * @param {Subscriber} sub the jobs view it serves
+   * @param {ListQuery} query
+   * @param {ListContext} context
+   * @param {AbortSignal} parent the hub's lifetime
+   */
+  constructor(sub, query, context, parent) {
+    this.sub = sub;
+    this.query = query;
+    this.context = context;
+    this.rows = [];
+    this.total = 0;
+    this.loaded = false;
+    this.lastUpdate = context.now();
+    this.lastChangeAt = null;
+    this.lastPollAt = -Infinity;
+    this.error = null;
+    this.inflight = false;
+    this.early = [];
+    this.again = false;
+    this.controller = childController(parent);
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
+  }
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+  /** True while a job on the page is still moving. */
+  get active() {
+    return this.rows.some((row) => isActive(row.status));
+  }
+  /**
+   * (Re)start the watchdog at the subscriber's interval, or every second while a
+   * job on a page the source sends only on request is moving.
+   */
+  retime() {
+    const quick = this.context.source.listsOnRequest && this.active;
+    this.watchdogAt(quick ? ACTIVE_REFRESH_MS : this.sub.settings.watchdogInterval);
+  }
+  close() {
+    this.controller.abort();
+  }
+  /**
+   * Show another page or status: the rows are fetched again.
+   * @param {Partial<ListQuery>} query
+   */
+  setQuery(query) {
+    const next = listQuery({ ...this.query, ...query });
+    if (next.status === this.query.status && next.limit === this.query.limit && next.offset === this.query.offset) return;
+    this.query = next;
+    this.loaded = false;
+    this.poll("page changed");
+  }
+  /**
+   * The watchdog's decision, given how long the stream has been down.
+   * @param {boolean} streamDownTooLong
+   */
+  check(streamDownTooLong) {
+    const age = this.context.now() - this.lastUpdate;
+    if (this.context.source.listsOnRequest) this.poll("refresh: the page is sent only on request");
+    else if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    else if (!this.loaded || this.active && age >= this.sub.settings.watchdogTimeout) {
+      this.poll("watchdog: no update");
+    }
+  }
+  /**
+   * Poll unless the list was fetched within half a watchdog interval.
+   * @param {string} reason
+   */
+  pollIfDue(reason) {
+    const recent = this.context.now() - this.lastPollAt < this.sub.settings.watchdogInterval / 2;
+    if (!recent) this.poll(reason);
+  }
+  /** @param {string} reason */
+  poll(reason) {
+    if (this.closed) return;
+    if (this.inflight) {
+      this.again = true;
+      return;
+    }
+    this.inflight = true;
+    this.again = false;
+    this.lastPollAt = this.context.now();
+    this.sub.polls += 1;
+    const query = this.query;
+    this.context.trace(`poll jobs list (${reason})`, query);
+    const { signal } = this.controller;
+    new Promise((resolve) => resolve(this.context.source.fetchList(query, signal))).then(
+      (answer) => {
+        if (signal.aborted || query !== this.query) return;
+        if (answer) this.receive(answer);
+        else this.context.notify(this);
+      },
+      (error) => {
+        if (signal.aborted) return;
+        this.error = error && error.message ? String(error.message) : String(error);
+        this.context.trace(`poll of the jobs list failed: ${this.error}`);
+        this.context.notify(this);
+      }
+    ).finally(() => {
+      this.inflight = false;
+      if (this.again && !signal.aborted) this.poll("asked again");
+    });
+  }
+  /**
+   * A page of jobs, fetched or sent by the source: its `error` (the kernel's
+   * failed fetch) is shown; without a list of jobs it loads nothing.
+   * @param {JobsPage | import("./source.js").SentPage} answer
+   */
+  receive(answer) {
+    this.error = "error" in answer && answer.error || null;
+    this.lastUpdate = this.context.now();
+    if (Array.isArray(answer.jobs)) {
+      this.load({ jobs: answer.jobs, total: Number(answer.total) || 0 });
+    } else {
+      this.rows = [];
+      this.total = Number(answer.total) || 0;
+      this.context.notify(this);
+    }
+  }
+  /**
+   * Take a fetched page: its jobs are the rows, each kept at the newest version seen.
+   * @param {JobsPage} answer
+   */
+  load(answer) {
+    const fetched = answer.jobs || [];
+    for (const snapshot of fetched) this.context.share(snapshot);
+    this.rows = newestOf(this.rows, fetched);
+    this.total = Number(answer.total) || 0;
+    const wasLoaded = this.loaded;
+    this.loaded = true;
+    const early = this.early;
+    this.early = [];
+    if (!wasLoaded) for (const [type, snapshot] of early) this.event(type, snapshot, true);
+    this.lastChangeAt = this.context.now();
+    this.retime();
+    this.context.notify(this);
+  }
+  /**
+   * A job event from the stream; true if the rows changed.
+   * @param {string} type `progress`, `complete` or `deleted`
+   * @param {Snapshot} snapshot
+   * @param {boolean} [quiet] apply without telling the subscriber (it is told once after)
+   */
+  event(type, snapshot, quiet = false) {
+    if (this.closed || !snapshot || typeof snapshot.id !== "string") return false;
+    if (!this.loaded) {
+      if (this.early.length < this.query.limit * 4) this.early.push([type, snapshot]);
+      return false;
+    }
+    const at = this.rows.findIndex((row) => row.id === snapshot.id);
+    if (type === "deleted") {
+      if (at < 0) return false;
+      this.rows.splice(at, 1);
+      this.total = Math.max(0, this.total - 1);
+      this.changed(quiet);
+      this.poll("a job left the page");
+      return true;
+    }
+    this.lastUpdate = this.context.now();
+    if (at >= 0) {
+      if (!isNewer(snapshot, this.rows[at])) return false;
+      this.rows[at] = snapshot;
+      this.changed(quiet);
+      return true;
+    }
+    return this.admit(snapshot, quiet);
+  }
+  /**
+   * A job the page has not shown: a new one belongs at the top of the first page.
+   * @param {Snapshot} snapshot
+   * @param {boolean} quiet
+   */
+  admit(snapshot, quiet) {
+    const { status, offset, limit } = this.query;
+    if (!this.loaded || offset > 0) return false;
+    if (status && snapshot.status !== status) return false;
+    const last = this.rows[this.rows.length - 1];
+    if (this.rows.length >= limit && last && newerFirst(snapshot, last) >= 0) return false;
+    this.rows.push(snapshot);
+    this.rows.sort(newerFirst);
+    if (this.rows.length > limit) this.rows.length = limit;
+    this.total += 1;
+    this.changed(quiet);
+    return true;
+  }
+  /** @param {boolean} [quiet] */
+  changed(quiet = false) {
+    this.lastChangeAt = this.context.now();
+    if (!quiet) this.context.notify(this);
+  }
+};
+
+// src/watch.js
+function strictest(subs, name) {
+  let value = Infinity;
+  for (const sub of subs) value = Math.min(value, sub.settings[name]);
+  return Number.isFinite(value) ? value : DEFAULTS[name];
+}
+var JobWatch = class {
+  /**
+   * @param {string} id
+   * @param {WatchContext} context
+   * @param {AbortSignal} parent the hub's lifetime
+   */
+  constructor(id, context, parent) {
+    this.id = id;
+    this.context = context;
+    this.subs = /* @__PURE__ */ new Set();
+    this.snapshot = null;
+    this.version = -Infinity;
+    this.lastUpdate = context.now();
+    this.lastSnapshotAt = null;
+    this.lastPollAt = -Infinity;
+    this.error = null;
+    this.inflight = false;
+    this.deleted = false;
+    this.controller = childController(parent);
+    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
+  }
+  get terminal() {
+    return this.deleted || Boolean(this.snapshot && isTerminal(this.snapshot.status));
+  }
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+  /** @param {TimingName} name */
+  setting(name) {
+    return strictest(this.subs, name);
+  }
+  /** (Re)start the watchdog at the subscribers' strictest interval. */
+  retime() {
+    this.watchdogAt(this.setting("watchdogInterval"));
+  }
+  close() {
+    this.controller.abort();
+  }
+  /**
+   * The job is gone from the server (a `deleted` event, or a 404 for it): show
+   * that, and stop every timer and request for it. The watch stays in the hub,
+   * so a widget that subscribes to the same id later reads `deleted` too.
+   * @param {string} source
+   */
+  markDeleted(source) {
+    if (this.deleted) return;
+    this.deleted = true;
+    this.error = null;
+    this.context.trace(`${this.id} deleted (${source}): no more requests for it`);
+    this.close();
+    this.context.notify(this);
+  }
+  /**
+   * The watchdog's decision for this job, given how long the source has been down.
+   * @param {boolean} streamDownTooLong
+   */
+  check(streamDownTooLong) {
+    if (this.terminal) return;
+    const age = this.context.now() - this.lastUpdate;
+    if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    else if (age >= this.setting("watchdogTimeout")) this.poll("watchdog: no update");
+  }
+  /**
+   * Poll unless this job was polled within half a watchdog interval (two timers, one poll).
+   * @param {string} reason
+   */
+  pollIfDue(reason) {
+    const recent = this.context.now() - this.lastPollAt < this.setting("watchdogInterval") / 2;
+    if (!recent) this.poll(reason);
+  }
+  /** @param {string} reason */
+  poll(reason) {
+    if (this.closed || this.inflight) return;
+    this.inflight = true;
+    this.lastPollAt = this.context.now();
+    for (const sub of this.subs) sub.polls += 1;
+    this.context.trace(`poll ${this.id} (${reason})`);
+    const { signal } = this.controller;
+    new Promise((resolve) => resolve(this.context.source.fetchJob(this.id, signal))).then(
+      (snapshot) => {
+        if (signal.aborted) return;
+        this.error = null;
+        this.lastUpdate = this.context.now();
+        if (!snapshot || !this.apply(snapshot, "poll")) this.context.notify(this);
+      },
+      (error) => {
+        if (signal.aborted) return;
+        if (isNotFound(error)) {
+          this.markDeleted("poll answered 404");
+          return;
+        }
+        this.error = error && error.message ? String(error.message) : String(error);
+        this.context.trace(`poll ${this.id} failed: ${this.error}`);
+        this.context.notify(this);
+      }
+    ).finally(() => {
+      this.inflight = false;
+    });
+  }
+  /**
+   * Show `snapshot` if it is newer than what is shown; true if it was applied.
+   * @param {Snapshot | null} snapshot
+   * @param {string} source where it came from, for the debug log
+   */
+  apply(snapshot, source) {
+    if (this.deleted || !snapshot || snapshot.id !== this.id) return false;
+    const version = Number(snapshot.version);
+    if (!isNewer(snapshot, this.snapshot)) {
+      this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
+      return false;
+    }
+    this.version = version;
+    this.snapshot = snapshot;
+    this.lastSnapshotAt = this.context.now();
+    this.context.trace(
+      `${source} ${this.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`
+    );
+    this.context.notify(this);
+    return true;
+  }
+};
+
+// src/hub.js
+function positive(value, fallback) {
+  const number = Number(value);
+  return Number.isFinite(number) && number > 0 ? number : fallback;
+}
+function timingFrom(options = {}) {
+  return {
+    reconnectDelay: positive(options.reconnectDelay, DEFAULTS.reconnectDelay),
+    watchdogInterval: positive(options.watchdogInterval, DEFAULTS.watchdogInterval),
+    watchdogTimeout: positive(options.watchdogTimeout, DEFAULTS.watchdogTimeout),
+    debug: Boolean(options.debug)
+  };
+}
+var Hub = class {
+  /**
+   * @param {Source} source where updates come from (started at the first subscriber)
+   * @param {HubOptions} options
+   * @param {() => void} onClose called once, when the last subscriber leaves
+   */
+  constructor(source, options, onClose) {
+    this.source = source;
+    this.url = source.url;
+    this.onClose = onClose;
+    this.now = options.now || Date.now;
+    this.timers = options.timers || defaultTimers();
+    this.log = options.log || ((...args) => console.log(...args));
+    this.controller = new AbortController();
+    this.subs = /* @__PURE__ */ new Set();
+    this.jobs = /* @__PURE__ */ new Map();
+    this.lists = /* @__PURE__ */ new Set();
+    this.cancelDownTimer = null;
+    const trace = this.trace.bind(this);
+    this.watchContext = {
+      source,
+      now: this.now,
+      timers: this.timers,
+      trace,
+      notify: (watch) => this.notifyJob(watch),
+      tick: (watch) => this.watchdog(watch)
+    };
+    this.listContext = {
+      source,
+      now: this.now,
+      timers: this.timers,
+      trace,
+      notify: (list) => this.notify(list.sub),
+      tick: (list) => this.listWatchdog(list),
+      share: (snapshot) => {
+        const job = this.jobs.get(snapshot.id);
+        if (job) job.apply(snapshot, "list poll");
+      }
+    };
+    this.started = false;
+  }
+  /** The source's state, as diagnostics read it (`isOpen`, `phase`). */
+  get stream() {
+    return this.source;
+  }
+  /** Start the source once, at the first subscriber. */
+  start() {
+    if (this.started) return;
+    this.started = true;
+    this.source.start({
+      timers: this.timers,
+      now: this.now,
+      reconnectDelay: () => strictest(this.subs, "reconnectDelay"),
+      trace: this.trace.bind(this),
+      signal: this.controller.signal,
+      events: {
+        onOpen: (browserRetry) => this.onOpen(browserRetry),
+        onError: (entered, neverOpened) => this.onError(entered, neverOpened),
+        onRebuild: () => this.countReconnect("new EventSource"),
+        onSnapshot: (type, snapshot) => this.onSnapshot(type, snapshot),
+        onPage: (page) => this.onPage(page)
+      }
+    });
+  }
+  get closed() {
+    return this.controller.signal.aborted;
+  }
+  // -- diagnostics -------------------------------------------------------------
+  get debug() {
+    for (const sub of this.subs) if (sub.settings.debug) return true;
+    return false;
+  }
+  /**
+   * @param {string} message
+   * @param {...unknown} details
+   */
+  trace(message, ...details) {
+    if (!this.debug) return;
+    this.log(`[batch_widget ${new Date(this.now()).toISOString()}] ${message}`, ...details);
+  }
+  // -- subscribers ----------------------------------------------------------------
+  /**
+   * @param {string} jobId
+   * @param {(info: ConnectionInfo) => void} listener
+   * @param {TimingOptions} options
+   * @returns {Subscription}
+   */
+  subscribe(jobId, listener, options) {
+    const sub = {
+      jobId,
+      listener,
+      settings: timingFrom(options),
+      reconnects: 0,
+      polls: 0,
+      connection: null,
+      closed: false
+    };
+    this.subs.add(sub);
+    const isNewJob = !this.jobs.has(jobId);
+    const job = this.jobs.get(jobId) || this.addJob(jobId);
+    job.subs.add(sub);
+    job.retime();
+    this.trace(`subscribe ${jobId}`);
+    if (!this.started) {
+      this.start();
+    } else if (isNewJob && (this.source.isOpen || this.connectionFor(sub) === "polling")) {
+      job.poll("new subscriber");
+    }
+    this.notify(sub);
+    return Object.assign(() => this.unsubscribe(sub), {
+      ...this.asks(sub, () => job.poll("action refused")),
+      update: (changes) => this.update(sub, changes),
+      poll: () => job.poll("requested"),
+      gone: () => job.markDeleted("the server has no such job"),
+      offer: (snapshot) => {
+        if (!sub.closed && this.jobs.get(jobId) === job) this.offer(snapshot);
+      }
+    });
+  }
+  /**
+   * Follow a page of the server's job list (the jobs view, SPEC §13).
+   * @param {(info: ListInfo) => void} listener
+   * @param {TimingOptions & Partial<ListQuery>} options
+   * @returns {ListSubscription}
+   */
+  subscribeList(listener, options) {
+    const sub = {
+      jobId: "",
+      listener: () => {
+      },
+      settings: timingFrom(options),
+      reconnects: 0,
+      polls: 0,
+      connection: null,
+      closed: false,
+      list: null
+    };
+    const list = new ListWatch(sub, listQuery(options), this.listContext, this.controller.signal);
+    sub.list = { watch: list, listener };
+    this.subs.add(sub);
+    this.lists.add(list);
+    list.retime();
+    this.trace("subscribe to the jobs list", list.query);
+    this.start();
+    list.poll("new subscriber");
+    this.notify(sub);
+    return Object.assign(() => this.unsubscribe(sub), {
+      ...this.asks(sub, () => list.poll("action refused")),
+      update: (changes) => {
+        this.update(sub, changes);
+        list.retime();
+      },
+      poll: () => list.poll("requested"),
+      query: (changes) => list.setQuery(changes),
+      offer: (snapshot) => {
+        if (!sub.closed) this.offer(snapshot);
+      }
+    });
+  }
+  /**
+   * What a subscriber asks of the source (see `Asks`).
+   * @param {Subscriber} sub
+   * @param {() => void} pollNow shows where the job is after a refused action
+   * @returns {Asks}
+   */
+  asks(sub, pollNow) {
+    const { source } = this;
+    return {
+      act: async (type, jobId, signal) => {
+        let snapshot;
+        try {
+          snapshot = await source.act(type, jobId, signal);
+        } catch (error) {
+          if (!sub.closed) pollNow();
+          throw error;
+        }
+        if (snapshot && !sub.closed) this.offer(snapshot);
+      },
+      failedItems: (jobId, limit, signal) => source.failedItems(jobId, limit, signal),
+      outputs: (jobId, limit, signal) => source.outputs(jobId, limit, signal)
+    };
+  }
+  /**
+   * A snapshot from elsewhere (the answer to Cancel/Retry): every job watch and
+   * list of the page takes it under the version rule.
+   * @param {Snapshot} snapshot
+   */
+  offer(snapshot) {
+    const job = this.jobs.get(snapshot.id);
+    if (job) job.apply(snapshot, "action");
+    for (const list of this.lists) list.event("progress", snapshot);
+  }
+  /**
+   * @param {Subscriber} sub
+   * @param {TimingOptions} changes
+   */
+  update(sub, changes) {
+    if (sub.closed) return;
+    sub.settings = timingFrom({ ...sub.settings, ...changes });
+    const job = this.jobs.get(sub.jobId);
+    if (job) job.retime();
+    this.trace(`settings of ${sub.jobId}`, sub.settings);
+    this.notify(sub);
+  }
+  /** @param {Subscriber} sub */
+  unsubscribe(sub) {
+    if (sub.closed) return;
+    this.trace(`unsubscribe ${sub.jobId}`);
+    sub.closed = true;
+    this.subs.delete(sub);
+    if (sub.list) {
+      sub.list.watch.close();
+      this.lists.delete(sub.list.watch);
+    }
+    const job = this.jobs.get(sub.jobId);
+    if (job) {
+      job.subs.delete(sub);
+      if (job.subs.size === 0) {
+        job.close();
+        this.jobs.delete(job.id);
+      } else {
+        job.retime();
+      }
+    }
+    this.notify(sub);
+    if (this.subs.size === 0) this.close();
+  }
+  close() {
+    if (this.closed) return;
+    this.controller.abort();
+    this.jobs.clear();
+    this.onClose();
+  }
+  /**
+   * @param {Subscriber} sub
+   * @returns {ConnectionState}
+   */
+  connectionFor(sub) {
+    if (sub.closed || this.closed) return "closed";
+    const job = this.jobs.get(sub.jobId);
+    if (job && job.deleted) return "closed";
+    return this.source.connection(sub.settings.watchdogTimeout);
+  }
+  /**
+   * @param {Subscriber} sub
+   * @returns {ConnectionInfo}
+   */
+  info(sub) {
+    const job = this.jobs.get(sub.jobId);
+    return {
+      jobId: sub.jobId,
+      snapshot: job ? job.snapshot : null,
+      connection: this.connectionFor(sub),
+      reconnects: sub.reconnects,
+      polls: sub.polls,
+      lastUpdate: job ? job.lastSnapshotAt : null,
+      error: job ? job.error : null,
+      deleted: job ? job.deleted : false
+    };
+  }
+  /** @param {Subscriber} sub */
+  notify(sub) {
+    if (sub.list) {
+      this.notifyList(sub, sub.list.watch, sub.list.listener);
+      return;
+    }
+    const info = this.info(sub);
+    if (info.connection !== sub.connection) {
+      if (sub.settings.debug) this.trace(`${sub.jobId}: ${sub.connection} \u2192 ${info.connection}`);
+      sub.connection = info.connection;
+    }
+    try {
+      sub.listener(info);
+    } catch (error) {
+      console.error("batch_widget listener failed", error);
+    }
+  }
+  /**
+   * @param {Subscriber} sub
+   * @param {ListWatch} list
+   * @param {(info: ListInfo) => void} listener
+   */
+  notifyList(sub, list, listener) {
+    const connection = this.connectionFor(sub);
+    if (connection !== sub.connection) {
+      if (sub.settings.debug) this.trace(`jobs list: ${sub.connection} \u2192 ${connection}`);
+      sub.connection = connection;
+    }
+    try {
+      listener({
+        rows: list.rows.slice(),
+        total: list.total,
+        query: list.query,
+        loaded: list.loaded,
+        connection,
+        reconnects: sub.reconnects,
+        polls: sub.polls,
+        lastUpdate: list.lastChangeAt,
+        error: list.error
+      });
+    } catch (error) {
+      console.error("batch_widget listener failed", error);
+    }
+  }
+  /** @param {JobWatch} job */
+  notifyJob(job) {
+    for (const sub of [...job.subs]) this.notify(sub);
+  }
+  /** Tell every subscriber whose connection state changed. */
+  refreshConnections() {
+    for (const sub of [...this.subs]) {
+      if (this.connectionFor(sub) !== sub.connection) this.notify(sub);
+    }
+  }
+  // -- what the stream reports ------------------------------------------------------
+  /** @param {string} reason */
+  countReconnect(reason) {
+    this.trace(`reconnect (${reason})`);
+    for (const sub of this.subs) sub.reconnects += 1;
+    for (const sub of [...this.subs]) this.notify(sub);
+  }
+  /** @param {boolean} browserRetry */
+  onOpen(browserRetry) {
+    if (this.closed) return;
+    if (browserRetry) this.countReconnect("browser retry");
+    this.stopDownTimer();
+    for (const job of this.jobs.values()) job.poll("catch-up on open");
+    for (const list of this.lists) list.poll("catch-up on open");
+    this.refreshConnections();
+  }
+  /**
+   * @param {boolean} entered
+   * @param {boolean} neverOpened
+   */
+  onError(entered, neverOpened) {
+    if (this.closed) return;
+    if (entered) {
+      this.startDownTimer();
+      if (neverOpened) {
+        for (const job of this.jobs.values()) {
+          if (!job.terminal) job.poll("stream never opened");
+        }
+        for (const list of this.lists) list.pollIfDue("stream never opened");
+      }
+    }
+    this.refreshConnections();
+  }
+  /**
+   * A job event the source delivered (pushed, or the kernel's snapshot).
+   * @param {string} type
+   * @param {Snapshot} snapshot
+   */
+  onSnapshot(type, snapshot) {
+    if (this.closed) return;
+    for (const list of this.lists) list.event(type, snapshot);
+    const job = this.jobs.get(snapshot.id);
+    if (!job) return;
+    job.lastUpdate = this.now();
+    if (type === DELETED) {
+      job.markDeleted("deleted event");
+      return;
+    }
+    job.apply(snapshot, type);
+  }
+  /**
+   * A page of jobs the source sent on its own (the kernel's answer to a refresh).
+   * @param {import("./source.js").SentPage} page
+   */
+  onPage(page) {
+    if (this.closed) return;
+    for (const list of this.lists) list.receive(page);
+  }
+  /**
+   * The stream just went down: from now, once it has stayed down for
+   * `watchdogTimeout`, switch to polling at once rather than at the next
+   * watchdog tick (which could be up to `watchdogInterval` later).
+   */
+  startDownTimer() {
+    this.stopDownTimer();
+    const timeout = strictest(this.subs, "watchdogTimeout");
+    this.cancelDownTimer = after(
+      this.timers,
+      timeout,
+      () => this.onDownTooLong(),
+      this.controller.signal
+    );
+  }
+  stopDownTimer() {
+    if (this.cancelDownTimer) this.cancelDownTimer();
+    this.cancelDownTimer = null;
+  }
+  onDownTooLong() {
+    this.cancelDownTimer = null;
+    if (this.closed || this.source.isOpen) return;
+    this.trace("stream down for watchdog_timeout: polling");
+    this.refreshConnections();
+    for (const job of this.jobs.values()) {
+      if (!job.terminal) job.pollIfDue("stream down, polling");
+    }
+    for (const list of this.lists) list.pollIfDue("stream down, polling");
+  }
+  // -- the watchdog ----------------------------------------------------------------
+  /** @param {JobWatch} job */
+  watchdog(job) {
+    if (this.closed || this.jobs.get(job.id) !== job) return;
+    const timeout = job.setting("watchdogTimeout");
+    this.trace(`watchdog ${job.id}: last update ${Math.round((this.now() - job.lastUpdate) / 1e3)} s ago`);
+    job.check(this.checkStream(timeout));
+  }
+  /** @param {ListWatch} list */
+  listWatchdog(list) {
+    if (this.closed || !this.lists.has(list)) return;
+    list.check(this.checkStream(list.sub.settings.watchdogTimeout));
+  }
+  /**
+   * The watchdog's look at the stream: rebuild one that is open but mute.
+   * @param {number} timeout the watching widget's `watchdogTimeout`
+   * @returns {boolean} whether the stream has been down too long (poll instead)
+   */
+  checkStream(timeout) {
+    this.refreshConnections();
+    if (this.source.restartIfMute(timeout)) {
+      this.startDownTimer();
+      this.refreshConnections();
+    }
+    return this.source.downTooLong(timeout);
+  }
+  /** @param {string} jobId */
+  addJob(jobId) {
+    const job = new JobWatch(jobId, this.watchContext, this.controller.signal);
+    this.jobs.set(jobId, job);
+    return job;
+  }
+};
+
 // src/stream.js
 var READY_CLOSED = 2;
 var Stream = class {
@@ -296,547 +1090,73 @@ var Stream = class {
   }
 };
 
-// src/listwatch.js
-var MAX_PAGE = 1e3;
-function listQuery(query = {}) {
-  const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(Number(query.limit) || 50)));
-  const offset = Math.max(0, Math.floor(Number(query.offset) || 0));
-  return { status: query.status || "", limit, offset };
-}
-function newerFirst(a, b) {
-  const x = a.created_at || "";
-  const y = b.created_at || "";
-  return x === y ? 0 : x > y ? -1 : 1;
-}
-function newestOf(shown, fetched) {
-  const known = new Map(shown.map((row) => [row.id, row]));
-  return fetched.map((row) => {
-    const current = known.get(row.id);
-    return current && Number(current.version) > Number(row.version) ? current : row;
-  });
-}
-var ListWatch = class {
-  /**
-   * @param {Subscriber} sub the jobs view it serves
-   * @param {ListQuery} query
-   * @param {ListContext} context
-   * @param {AbortSignal} parent the hub's lifetime
-   */
-  constructor(sub, query, context, parent) {
-    this.sub = sub;
-    this.query = query;
-    this.context = context;
-    this.rows = [];
-    this.total = 0;
-    this.loaded = false;
-    this.lastUpdate = context.now();
-    this.lastChangeAt = null;
-    this.lastPollAt = -Infinity;
-    this.error = null;
-    this.inflight = false;
-    this.early = [];
-    this.again = false;
-    this.controller = childController(parent);
-    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
-  }
-  get closed() {
-    return this.controller.signal.aborted;
-  }
-  /** True while a job on the page is still moving. */
-  get active() {
-    return this.rows.some((row) => isActive(row.status));
-  }
-  /** (Re)start the watchdog at the subscriber's interval. */
-  retime() {
-    this.watchdogAt(this.sub.settings.watchdogInterval);
-  }
-  close() {
-    this.controller.abort();
-  }
-  /**
-   * Show another page or status: the rows are fetched again.
-   * @param {Partial<ListQuery>} query
-   */
-  setQuery(query) {
-    const next = listQuery({ ...this.query, ...query });
-    if (next.status === this.query.status && next.limit === this.query.limit && next.offset === this.query.offset) return;
-    this.query = next;
-    this.loaded = false;
-    this.poll("page changed");
-  }
-  /**
-   * The watchdog's decision, given how long the stream has been down.
-   * @param {boolean} streamDownTooLong
-   */
-  check(streamDownTooLong) {
-    const age = this.context.now() - this.lastUpdate;
-    if (streamDownTooLong) this.pollIfDue("stream down, polling");
-    else if (!this.loaded || this.active && age >= this.sub.settings.watchdogTimeout) {
-      this.poll("watchdog: no update");
-    }
-  }
-  /**
-   * Poll unless the list was fetched within half a watchdog interval.
-   * @param {string} reason
-   */
-  pollIfDue(reason) {
-    const recent = this.context.now() - this.lastPollAt < this.sub.settings.watchdogInterval / 2;
-    if (!recent) this.poll(reason);
-  }
-  /** @param {string} reason */
-  poll(reason) {
-    if (this.closed) return;
-    if (this.inflight) {
-      this.again = true;
-      return;
-    }
-    this.inflight = true;
-    this.again = false;
-    this.lastPollAt = this.context.now();
-    this.sub.polls += 1;
-    const query = this.query;
-    this.context.trace(`poll jobs list (${reason})`, query);
-    const { signal } = this.controller;
-    Promise.resolve().then(() => this.context.api.listJobs(query, signal)).then(
-      (answer) => {
-        if (signal.aborted || query !== this.query) return;
-        this.error = null;
-        this.lastUpdate = this.context.now();
-        this.load(answer);
-      },
-      (error) => {
-        if (signal.aborted) return;
-        this.error = error && error.message ? String(error.message) : String(error);
-        this.context.trace(`poll of the jobs list failed: ${this.error}`);
-        this.context.notify(this);
-      }
-    ).finally(() => {
-      this.inflight = false;
-      if (this.again && !signal.aborted) this.poll("asked again");
-    });
-  }
-  /**
-   * Take a fetched page: its jobs are the rows, each kept at the newest version seen.
-   * @param {JobsPage} answer
-   */
-  load(answer) {
-    const fetched = answer.jobs || [];
-    for (const snapshot of fetched) this.context.share(snapshot);
-    this.rows = newestOf(this.rows, fetched);
-    this.total = Number(answer.total) || 0;
-    const wasLoaded = this.loaded;
-    this.loaded = true;
-    const early = this.early;
-    this.early = [];
-    if (!wasLoaded) for (const [type, snapshot] of early) this.event(type, snapshot, true);
-    this.lastChangeAt = this.context.now();
-    this.context.notify(this);
-  }
-  /**
-   * A job event from the stream; true if the rows changed.
-   * @param {string} type `progress`, `complete` or `deleted`
-   * @param {Snapshot} snapshot
-   * @param {boolean} [quiet] apply without telling the subscriber (it is told once after)
-   */
-  event(type, snapshot, quiet = false) {
-    if (this.closed || !snapshot || typeof snapshot.id !== "string") return false;
-    if (!this.loaded) {
-      if (this.early.length < this.query.limit * 4) this.early.push([type, snapshot]);
-      return false;
-    }
-    const at = this.rows.findIndex((row) => row.id === snapshot.id);
-    if (type === "deleted") {
-      if (at < 0) return false;
-      this.rows.splice(at, 1);
-      this.total = Math.max(0, this.total - 1);
-      this.changed(quiet);
-      this.poll("a job left the page");
-      return true;
-    }
-    this.lastUpdate = this.context.now();
-    if (at >= 0) {
-      if (!(Number(snapshot.version) > Number(this.rows[at].version))) return false;
-      this.rows[at] = snapshot;
-      this.changed(quiet);
-      return true;
-    }
-    return this.admit(snapshot, quiet);
-  }
-  /**
-   * A job the page has not shown: a new one belongs at the top of the first page.
-   * @param {Snapshot} snapshot
-   * @param {boolean} quiet
-   */
-  admit(snapshot, quiet) {
-    const { status, offset, limit } = this.query;
-    if (!this.loaded || offset > 0) return false;
-    if (status && snapshot.status !== status) return false;
-    const last = this.rows[this.rows.length - 1];
-    if (this.rows.length >= limit && last && newerFirst(snapshot, last) >= 0) return false;
-    this.rows.push(snapshot);
-    this.rows.sort(newerFirst);
-    if (this.rows.length > limit) this.rows.length = limit;
-    this.total += 1;
-    this.changed(quiet);
-    return true;
-  }
-  /** @param {boolean} [quiet] */
-  changed(quiet = false) {
-    this.lastChangeAt = this.context.now();
-    if (!quiet) this.context.notify(this);
-  }
-};
-
-// src/watch.js
-function strictest(subs, name) {
-  let value = Infinity;
-  for (const sub of subs) value = Math.min(value, sub.settings[name]);
-  return Number.isFinite(value) ? value : DEFAULTS[name];
-}
-var JobWatch = class {
-  /**
-   * @param {string} id
-   * @param {WatchContext} context
-   * @param {AbortSignal} parent the hub's lifetime
-   */
-  constructor(id, context, parent) {
-    this.id = id;
-    this.context = context;
-    this.subs = /* @__PURE__ */ new Set();
-    this.snapshot = null;
-    this.version = -Infinity;
-    this.lastUpdate = context.now();
-    this.lastSnapshotAt = null;
-    this.lastPollAt = -Infinity;
-    this.error = null;
-    this.inflight = false;
-    this.deleted = false;
-    this.controller = childController(parent);
-    this.watchdogAt = retimable(context.timers, () => context.tick(this), this.controller.signal);
-  }
-  get terminal() {
-    return this.deleted || Boolean(this.snapshot && isTerminal(this.snapshot.status));
-  }
-  get closed() {
-    return this.controller.signal.aborted;
-  }
-  /** @param {TimingName} name */
-  setting(name) {
-    return strictest(this.subs, name);
-  }
-  /** (Re)start the watchdog at the subscribers' strictest interval. */
-  retime() {
-    this.watchdogAt(this.setting("watchdogInterval"));
-  }
-  close() {
-    this.controller.abort();
-  }
-  /**
-   * The job is gone from the server (a `deleted` event, or a 404 for it): show
-   * that, and stop every timer and request for it. The watch stays in the hub,
-   * so a widget that subscribes to the same id later reads `deleted` too.
-   * @param {string} source
-   */
-  markDeleted(source) {
-    if (this.deleted) return;
-    this.deleted = true;
-    this.error = null;
-    this.context.trace(`${this.id} deleted (${source}): no more requests for it`);
-    this.close();
-    this.context.notify(this);
-  }
-  /**
-   * The watchdog's decision for this job, given how long the stream has been down.
-   * @param {boolean} streamDownTooLong
-   */
-  check(streamDownTooLong) {
-    if (this.terminal) return;
-    const age = this.context.now() - this.lastUpdate;
-    if (streamDownTooLong) this.pollIfDue("stream down, polling");
-    else if (age >= this.setting("watchdogTimeout")) this.poll("watchdog: no update");
-  }
-  /**
-   * Poll unless this job was polled within half a watchdog interval (two timers, one poll).
-   * @param {string} reason
-   */
-  pollIfDue(reason) {
-    const recent = this.context.now() - this.lastPollAt < this.setting("watchdogInterval") / 2;
-    if (!recent) this.poll(reason);
-  }
-  /** @param {string} reason */
-  poll(reason) {
-    if (this.closed || this.inflight) return;
-    this.inflight = true;
-    this.lastPollAt = this.context.now();
-    for (const sub of this.subs) sub.polls += 1;
-    this.context.trace(`poll ${this.id} (${reason})`);
-    const { signal } = this.controller;
-    Promise.resolve().then(() => this.context.api.getJob(this.id, signal)).then(
-      (snapshot) => {
-        if (signal.aborted) return;
-        this.error = null;
-        this.lastUpdate = this.context.now();
-        if (!this.apply(snapshot, "poll")) this.context.notify(this);
-      },
-      (error) => {
-        if (signal.aborted) return;
-        if (isNotFound(error)) {
-          this.markDeleted("poll answered 404");
-          return;
-        }
-        this.error = error && error.message ? String(error.message) : String(error);
-        this.context.trace(`poll ${this.id} failed: ${this.error}`);
-        this.context.notify(this);
-      }
-    ).finally(() => {
-      this.inflight = false;
-    });
-  }
-  /**
-   * Show `snapshot` if it is newer than what is shown; true if it was applied.
-   * @param {Snapshot | null} snapshot
-   * @param {string} source where it came from, for the debug log
-   */
-  apply(snapshot, source) {
-    if (this.deleted || !snapshot || snapshot.id !== this.id) return false;
-    const version = Number(snapshot.version);
-    if (!(version > this.version)) {
-      this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
-      return false;
-    }
-    this.version = version;
-    this.snapshot = snapshot;
-    this.lastSnapshotAt = this.context.now();
-    this.context.trace(
-      `${source} ${this.id} v${version} ${snapshot.status} ${snapshot.done}/${snapshot.total}`
-    );
-    this.context.notify(this);
-    return true;
-  }
-};
-
-// src/hub.js
-function positive(value, fallback) {
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number : fallback;
-}
-function timingFrom(options = {}) {
-  return {
-    reconnectDelay: positive(options.reconnectDelay, DEFAULTS.reconnectDelay),
-    watchdogInterval: positive(options.watchdogInterval, DEFAULTS.watchdogInterval),
-    watchdogTimeout: positive(options.watchdogTimeout, DEFAULTS.watchdogTimeout),
-    debug: Boolean(options.debug)
-  };
-}
-var Hub = class {
+// src/source.js
+var PageSource = class {
   /**
    * @param {string} url the stream URL
-   * @param {HubOptions} options
-   * @param {() => void} onClose called once, when the last subscriber leaves
+   * @param {PageOptions} options
    */
-  constructor(url, options, onClose) {
+  constructor(url, options) {
     this.url = url;
-    this.onClose = onClose;
     this.api = options.api || createApi({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
-    this.now = options.now || Date.now;
-    this.timers = options.timers || defaultTimers();
-    this.log = options.log || ((...args) => console.log(...args));
-    this.controller = new AbortController();
-    this.subs = /* @__PURE__ */ new Set();
-    this.jobs = /* @__PURE__ */ new Map();
-    this.lists = /* @__PURE__ */ new Set();
-    this.cancelDownTimer = null;
-    const trace = this.trace.bind(this);
-    this.watchContext = {
-      api: this.api,
-      now: this.now,
-      timers: this.timers,
-      trace,
-      notify: (watch) => this.notifyJob(watch),
-      tick: (watch) => this.watchdog(watch)
-    };
-    this.listContext = {
-      api: this.api,
-      now: this.now,
-      timers: this.timers,
-      trace,
-      notify: (list) => this.notify(list.sub),
-      tick: (list) => this.listWatchdog(list),
-      share: (snapshot) => {
-        const job = this.jobs.get(snapshot.id);
-        if (job) job.apply(snapshot, "list poll");
-      }
-    };
+    this.EventSource = options.EventSource || globalThis.EventSource;
+    this.listsOnRequest = false;
+    this.stream = null;
+    this.host = null;
+  }
+  get isOpen() {
+    return Boolean(this.stream && this.stream.isOpen);
+  }
+  /** @returns {StreamPhase} */
+  get phase() {
+    return this.stream ? this.stream.phase : "idle";
+  }
+  /** @param {SourceHost} host */
+  start(host) {
+    if (this.stream) return;
+    this.host = host;
+    const { events } = host;
     this.stream = new Stream(
-      url,
+      this.url,
       {
-        EventSource: options.EventSource || globalThis.EventSource,
-        timers: this.timers,
-        now: this.now,
-        reconnectDelay: () => strictest(this.subs, "reconnectDelay"),
-        trace,
-        signal: this.controller.signal
+        EventSource: this.EventSource,
+        timers: host.timers,
+        now: host.now,
+        reconnectDelay: host.reconnectDelay,
+        trace: host.trace,
+        signal: host.signal
       },
       {
-        onOpen: (browserRetry) => this.onOpen(browserRetry),
-        onError: (entered) => this.onError(entered),
-        onRebuild: () => this.countReconnect("new EventSource"),
+        onOpen: events.onOpen,
+        onError: (entered) => events.onError(entered, !this.stream?.everOpened),
+        onRebuild: events.onRebuild,
         onMessage: (type, data) => this.onMessage(type, data)
       }
     );
-  }
-  get closed() {
-    return this.controller.signal.aborted;
-  }
-  // -- diagnostics -------------------------------------------------------------
-  get debug() {
-    for (const sub of this.subs) if (sub.settings.debug) return true;
-    return false;
+    this.stream.start();
   }
   /**
-   * @param {string} message
-   * @param {...unknown} details
+   * @param {string} type
+   * @param {string} data
    */
-  trace(message, ...details) {
-    if (!this.debug) return;
-    this.log(`[batch_widget ${new Date(this.now()).toISOString()}] ${message}`, ...details);
-  }
-  // -- subscribers ----------------------------------------------------------------
-  /**
-   * @param {string} jobId
-   * @param {(info: ConnectionInfo) => void} listener
-   * @param {TimingOptions} options
-   * @returns {Subscription}
-   */
-  subscribe(jobId, listener, options) {
-    const sub = {
-      jobId,
-      listener,
-      settings: timingFrom(options),
-      reconnects: 0,
-      polls: 0,
-      connection: null,
-      closed: false
-    };
-    this.subs.add(sub);
-    const isNewJob = !this.jobs.has(jobId);
-    const job = this.jobs.get(jobId) || this.addJob(jobId);
-    job.subs.add(sub);
-    job.retime();
-    this.trace(`subscribe ${jobId}`);
-    if (this.stream.phase === "idle") {
-      this.stream.start();
-    } else if (isNewJob && (this.stream.isOpen || this.connectionFor(sub) === "polling")) {
-      job.poll("new subscriber");
+  onMessage(type, data) {
+    if (!this.host) return;
+    let snapshot = null;
+    try {
+      snapshot = JSON.parse(data);
+    } catch {
+      this.host.trace("unparsable event ignored", data);
+      return;
     }
-    this.notify(sub);
-    return Object.assign(() => this.unsubscribe(sub), {
-      update: (changes) => this.update(sub, changes),
-      poll: () => job.poll("requested"),
-      gone: () => job.markDeleted("the server has no such job"),
-      offer: (snapshot) => {
-        if (!sub.closed && this.jobs.get(jobId) === job) this.offer(snapshot);
-      }
-    });
+    if (!snapshot || typeof snapshot.id !== "string") return;
+    this.host.events.onSnapshot(type, snapshot);
   }
   /**
-   * Follow a page of the server's job list (the jobs view, SPEC §13).
-   * @param {(info: ListInfo) => void} listener
-   * @param {TimingOptions & Partial<ListQuery>} options
-   * @returns {ListSubscription}
-   */
-  subscribeList(listener, options) {
-    const sub = {
-      jobId: "",
-      listener: () => {
-      },
-      settings: timingFrom(options),
-      reconnects: 0,
-      polls: 0,
-      connection: null,
-      closed: false,
-      list: null
-    };
-    const list = new ListWatch(sub, listQuery(options), this.listContext, this.controller.signal);
-    sub.list = { watch: list, listener };
-    this.subs.add(sub);
-    this.lists.add(list);
-    list.retime();
-    this.trace("subscribe to the jobs list", list.query);
-    if (this.stream.phase === "idle") this.stream.start();
-    list.poll("new subscriber");
-    this.notify(sub);
-    return Object.assign(() => this.unsubscribe(sub), {
-      update: (changes) => {
-        this.update(sub, changes);
-        list.retime();
-      },
-      poll: () => list.poll("requested"),
-      query: (changes) => list.setQuery(changes),
-      offer: (snapshot) => {
-        if (!sub.closed) this.offer(snapshot);
-      }
-    });
-  }
-  /**
-   * A snapshot from elsewhere (the answer to Cancel/Retry): every job watch and
-   * list of the page takes it under the version rule.
-   * @param {Snapshot} snapshot
-   */
-  offer(snapshot) {
-    const job = this.jobs.get(snapshot.id);
-    if (job) job.apply(snapshot, "action");
-    for (const list of this.lists) list.event("progress", snapshot);
-  }
-  /**
-   * @param {Subscriber} sub
-   * @param {TimingOptions} changes
-   */
-  update(sub, changes) {
-    if (sub.closed) return;
-    sub.settings = timingFrom({ ...sub.settings, ...changes });
-    const job = this.jobs.get(sub.jobId);
-    if (job) job.retime();
-    this.trace(`settings of ${sub.jobId}`, sub.settings);
-    this.notify(sub);
-  }
-  /** @param {Subscriber} sub */
-  unsubscribe(sub) {
-    if (sub.closed) return;
-    this.trace(`unsubscribe ${sub.jobId}`);
-    sub.closed = true;
-    this.subs.delete(sub);
-    if (sub.list) {
-      sub.list.watch.close();
-      this.lists.delete(sub.list.watch);
-    }
-    const job = this.jobs.get(sub.jobId);
-    if (job) {
-      job.subs.delete(sub);
-      if (job.subs.size === 0) {
-        job.close();
-        this.jobs.delete(job.id);
-      } else {
-        job.retime();
-      }
-    }
-    this.notify(sub);
-    if (this.subs.size === 0) this.close();
-  }
-  close() {
-    if (this.closed) return;
-    this.controller.abort();
-    this.jobs.clear();
-    this.onClose();
-  }
-  /**
-   * @param {Subscriber} sub
+   * @param {number} timeout
    * @returns {ConnectionState}
    */
-  connectionFor(sub) {
-    if (sub.closed || this.closed) return "closed";
-    const job = this.jobs.get(sub.jobId);
-    if (job && job.deleted) return "closed";
+  connection(timeout) {
+    if (!this.stream || !this.host) return "connecting";
     const { phase, downSince, everOpened } = this.stream;
     switch (phase) {
       case "open":
@@ -848,206 +1168,70 @@ var Hub = class {
         return "closed";
       case "down":
         if (!everOpened) return "polling";
-        if (downSince !== null && this.now() - downSince >= sub.settings.watchdogTimeout) {
-          return "polling";
-        }
+        if (downSince !== null && this.host.now() - downSince >= timeout) return "polling";
         return "reconnecting";
     }
   }
-  /**
-   * @param {Subscriber} sub
-   * @returns {ConnectionInfo}
-   */
-  info(sub) {
-    const job = this.jobs.get(sub.jobId);
-    return {
-      jobId: sub.jobId,
-      snapshot: job ? job.snapshot : null,
-      connection: this.connectionFor(sub),
-      reconnects: sub.reconnects,
-      polls: sub.polls,
-      lastUpdate: job ? job.lastSnapshotAt : null,
-      error: job ? job.error : null,
-      deleted: job ? job.deleted : false
-    };
+  /** @param {number} timeout */
+  restartIfMute(timeout) {
+    if (!this.stream || !this.host || !this.stream.isOpen) return false;
+    if (this.host.now() - this.stream.lastMessageAt < timeout) return false;
+    this.host.trace("stream silent, rebuilding it");
+    this.stream.restart();
+    return true;
   }
-  /** @param {Subscriber} sub */
-  notify(sub) {
-    if (sub.list) {
-      this.notifyList(sub, sub.list.watch, sub.list.listener);
-      return;
-    }
-    const info = this.info(sub);
-    if (info.connection !== sub.connection) {
-      if (sub.settings.debug) this.trace(`${sub.jobId}: ${sub.connection} \u2192 ${info.connection}`);
-      sub.connection = info.connection;
-    }
-    try {
-      sub.listener(info);
-    } catch (error) {
-      console.error("batch_widget listener failed", error);
-    }
-  }
-  /**
-   * @param {Subscriber} sub
-   * @param {ListWatch} list
-   * @param {(info: ListInfo) => void} listener
-   */
-  notifyList(sub, list, listener) {
-    const connection = this.connectionFor(sub);
-    if (connection !== sub.connection) {
-      if (sub.settings.debug) this.trace(`jobs list: ${sub.connection} \u2192 ${connection}`);
-      sub.connection = connection;
-    }
-    try {
-      listener({
-        rows: list.rows.slice(),
-        total: list.total,
-        query: list.query,
-        loaded: list.loaded,
-        connection,
-        reconnects: sub.reconnects,
-        polls: sub.polls,
-        lastUpdate: list.lastChangeAt,
-        error: list.error
-      });
-    } catch (error) {
-      console.error("batch_widget listener failed", error);
-    }
-  }
-  /** @param {JobWatch} job */
-  notifyJob(job) {
-    for (const sub of [...job.subs]) this.notify(sub);
-  }
-  /** Tell every subscriber whose connection state changed. */
-  refreshConnections() {
-    for (const sub of [...this.subs]) {
-      if (this.connectionFor(sub) !== sub.connection) this.notify(sub);
-    }
-  }
-  // -- what the stream reports ------------------------------------------------------
-  /** @param {string} reason */
-  countReconnect(reason) {
-    this.trace(`reconnect (${reason})`);
-    for (const sub of this.subs) sub.reconnects += 1;
-    for (const sub of [...this.subs]) this.notify(sub);
-  }
-  /** @param {boolean} browserRetry */
-  onOpen(browserRetry) {
-    if (this.closed) return;
-    if (browserRetry) this.countReconnect("browser retry");
-    this.stopDownTimer();
-    for (const job of this.jobs.values()) job.poll("catch-up on open");
-    for (const list of this.lists) list.poll("catch-up on open");
-    this.refreshConnections();
-  }
-  /** @param {boolean} entered */
-  onError(entered) {
-    if (this.closed) return;
-    if (entered) {
-      this.startDownTimer();
-      if (!this.stream.everOpened) {
-        for (const job of this.jobs.values()) {
-          if (!job.terminal) job.poll("stream never opened");
-        }
-        for (const list of this.lists) list.pollIfDue("stream never opened");
-      }
-    }
-    this.refreshConnections();
-  }
-  /**
-   * @param {string} type
-   * @param {string} data
-   */
-  onMessage(type, data) {
-    if (this.closed) return;
-    let snapshot = null;
-    try {
-      snapshot = JSON.parse(data);
-    } catch {
-      this.trace("unparsable event ignored", data);
-      return;
-    }
-    if (!snapshot || typeof snapshot.id !== "string") return;
-    for (const list of this.lists) list.event(type, snapshot);
-    const job = this.jobs.get(snapshot.id);
-    if (!job) return;
-    job.lastUpdate = this.now();
-    if (type === DELETED) {
-      job.markDeleted("deleted event");
-      return;
-    }
-    job.apply(snapshot, type);
-  }
-  /**
-   * The stream just went down: from now, once it has stayed down for
-   * `watchdogTimeout`, switch to polling at once rather than at the next
-   * watchdog tick (which could be up to `watchdogInterval` later).
-   */
-  startDownTimer() {
-    this.stopDownTimer();
-    const timeout = strictest(this.subs, "watchdogTimeout");
-    this.cancelDownTimer = after(
-      this.timers,
-      timeout,
-      () => this.onDownTooLong(),
-      this.controller.signal
-    );
-  }
-  stopDownTimer() {
-    if (this.cancelDownTimer) this.cancelDownTimer();
-    this.cancelDownTimer = null;
-  }
-  onDownTooLong() {
-    this.cancelDownTimer = null;
-    if (this.closed || this.stream.isOpen) return;
-    this.trace("stream down for watchdog_timeout: polling");
-    this.refreshConnections();
-    for (const job of this.jobs.values()) {
-      if (!job.terminal) job.pollIfDue("stream down, polling");
-    }
-    for (const list of this.lists) list.pollIfDue("stream down, polling");
-  }
-  // -- the watchdog ----------------------------------------------------------------
-  /** @param {JobWatch} job */
-  watchdog(job) {
-    if (this.closed || this.jobs.get(job.id) !== job) return;
-    const timeout = job.setting("watchdogTimeout");
-    this.trace(`watchdog ${job.id}: last update ${Math.round((this.now() - job.lastUpdate) / 1e3)} s ago`);
-    job.check(this.checkStream(timeout));
-  }
-  /** @param {ListWatch} list */
-  listWatchdog(list) {
-    if (this.closed || !this.lists.has(list)) return;
-    list.check(this.checkStream(list.sub.settings.watchdogTimeout));
-  }
-  /**
-   * The watchdog's look at the stream: rebuild one that is open but mute.
-   * @param {number} timeout the watching widget's `watchdogTimeout`
-   * @returns {boolean} whether the stream has been down too long (poll instead)
-   */
-  checkStream(timeout) {
-    this.refreshConnections();
-    const now = this.now();
-    if (this.stream.isOpen && now - this.stream.lastMessageAt >= timeout) {
-      this.trace("stream silent, rebuilding it");
-      this.stream.restart();
-      this.startDownTimer();
-      this.refreshConnections();
-    }
+  /** @param {number} timeout */
+  downTooLong(timeout) {
+    if (!this.stream || !this.host) return false;
     const { phase, downSince, everOpened } = this.stream;
-    return phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
+    return phase === "down" && downSince !== null && (!everOpened || this.host.now() - downSince >= timeout);
   }
-  /** @param {string} jobId */
-  addJob(jobId) {
-    const job = new JobWatch(jobId, this.watchContext, this.controller.signal);
-    this.jobs.set(jobId, job);
-    return job;
+  /**
+   * @param {string} jobId
+   * @param {AbortSignal} signal
+   */
+  fetchJob(jobId, signal) {
+    return this.api.getJob(jobId, signal);
+  }
+  /**
+   * @param {ListQuery} query
+   * @param {AbortSignal} signal
+   */
+  fetchList(query, signal) {
+    return this.api.listJobs(query, signal);
+  }
+  /**
+   * @param {"cancel" | "retry"} type
+   * @param {string} jobId
+   * @param {AbortSignal} signal
+   */
+  act(type, jobId, signal) {
+    return this.api[type](jobId, signal);
+  }
+  /**
+   * @param {string} jobId
+   * @param {number} limit
+   * @param {AbortSignal} signal
+   */
+  failedItems(jobId, limit, signal) {
+    return this.api.getFailedItems(jobId, limit, signal);
+  }
+  /**
+   * @param {string} jobId
+   * @param {number} limit
+   * @param {AbortSignal} signal
+   */
+  outputs(jobId, limit, signal) {
+    return this.api.getOutputs(jobId, limit, signal);
   }
 };
 
 // src/connection.js
 var REGISTRY_KEY = "__batchWidgetHub";
+var OWN_HUBS = (
+  /** @type {WeakMap<Source, Hub>} */
+  /* @__PURE__ */ new WeakMap()
+);
 function hubsOf(registry) {
   if (!(registry[REGISTRY_KEY] instanceof Map)) registry[REGISTRY_KEY] = /* @__PURE__ */ new Map();
   return (
@@ -1064,12 +1248,22 @@ function subscribeList(listener, options = {}) {
   return tiedToSignal(unsubscribe, options.signal);
 }
 function hubFor(options) {
+  const { source } = options;
+  if (source) {
+    const own = OWN_HUBS.get(source);
+    if (own && !own.closed) return own;
+    const created = new Hub(source, options, () => {
+      if (OWN_HUBS.get(source) === created) OWN_HUBS.delete(source);
+    });
+    OWN_HUBS.set(source, created);
+    return created;
+  }
   const hubs = hubsOf(options.registry || /** @type {Record<string, unknown>} */
   globalThis);
   const url = streamUrl(options);
   let hub = hubs.get(url);
   if (!hub || hub.closed) {
-    const created = new Hub(url, options, () => {
+    const created = new Hub(new PageSource(url, options), options, () => {
       if (hubs.get(url) === created) hubs.delete(url);
     });
     hubs.set(url, created);
@@ -1266,7 +1460,7 @@ function createJobsView(el, options) {
   };
   newer.addEventListener("click", () => pageBy(-1), { signal });
   older.addEventListener("click", () => pageBy(1), { signal });
-  async function act2(kind, jobId) {
+  async function act(kind, jobId) {
     if (state.busy.has(jobId)) return;
     state.busy.add(jobId);
     state.messages.delete(jobId);
@@ -1305,8 +1499,8 @@ function createJobsView(el, options) {
     const error = element(doc, "div", "bw-job-error", "");
     const message = element(doc, "div", "bw-message", "");
     message.setAttribute("role", "status");
-    cancel.addEventListener("click", () => act2("cancel", jobId), { signal });
-    retry.addEventListener("click", () => act2("retry", jobId), { signal });
+    cancel.addEventListener("click", () => act("cancel", jobId), { signal });
+    retry.addEventListener("click", () => act("retry", jobId), { signal });
     row.append(head, bar.bar, stats, error, message);
     return { row, name, id, status, bar, counts, rate, executor, error, cancel, retry, message };
   }
@@ -1437,6 +1631,15 @@ function pageApi() {
   });
   return { page, api };
 }
+function viewLifetime(props) {
+  const controller = new AbortController();
+  const { signal } = props;
+  if (signal) {
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
+  return controller;
+}
 function settingsOf(model) {
   return {
     reconnectDelay: model.get("reconnect_delay"),
@@ -1457,16 +1660,6 @@ function tellKernel(model, content) {
   } catch (error) {
     console.debug("batch_widget: could not send a message to the kernel", content, error);
   }
-}
-async function act(call, jobId, signal, handle) {
-  let snapshot;
-  try {
-    snapshot = await call(jobId, signal);
-  } catch (error) {
-    if (handle) handle.poll();
-    throw error;
-  }
-  if (handle) handle.offer(snapshot);
 }
 function createMirror(model, signal, names, { urgent = () => false, timers = defaultTimers() } = {}) {
   let pending = null;
@@ -1515,6 +1708,7 @@ function createMirror(model, signal, names, { urgent = () => false, timers = def
 
 // src/kernel.js
 var AUTO_PROBE_MS = 2e3;
+var KERNEL_NOTE = "Through the kernel: the page cannot reach the server's job API.";
 async function chooseTransport(transport, probe, { timers, signal }) {
   if (transport === "server" || transport === "kernel") return transport;
   const controller = new AbortController();
@@ -1533,97 +1727,106 @@ async function chooseTransport(transport, probe, { timers, signal }) {
     signal.removeEventListener("abort", stop);
   }
 }
-function followThroughKernel(jobId, listener, options) {
-  const { model, timers, signal } = options;
-  const now = options.now || Date.now;
-  const controller = new AbortController();
-  const lifetime = controller.signal;
-  signal.addEventListener("abort", () => controller.abort(), { once: true });
-  let settings = {
-    watchdogInterval: options.watchdogInterval ?? DEFAULTS.watchdogInterval,
-    watchdogTimeout: options.watchdogTimeout ?? DEFAULTS.watchdogTimeout
-  };
-  let snapshot = null;
-  let version = -Infinity;
-  let deleted = false;
-  let polls = 0;
-  let lastUpdate = now();
-  let shownAt = null;
-  function emit() {
-    if (lifetime.aborted) return;
-    listener({
-      jobId,
-      snapshot,
-      connection: deleted ? "closed" : "kernel",
-      reconnects: 0,
-      polls,
-      lastUpdate: shownAt,
-      error: null,
-      deleted
-    });
+async function chooseSource(model, options) {
+  const { page, api, signal } = options;
+  const chosen = await chooseTransport(model.get("transport"), options.probe, options);
+  if (chosen === "kernel") {
+    return { note: KERNEL_NOTE, options: { source: new KernelSource(model, options.message) } };
   }
-  function apply(value) {
-    if (deleted || !value || typeof value !== "object") return;
-    const offered = (
+  if (options.announce && !signal.aborted) {
+    tellKernel(model, { type: "transport", value: "server" });
+  }
+  return { note: "", options: { baseUrl: page.baseUrl, token: page.token, api } };
+}
+var KernelSource = class {
+  /**
+   * @param {WidgetModel} model
+   * @param {ActionMessage} [message] the custom message for Cancel or Retry
+   */
+  constructor(model, message = (type) => ({ type })) {
+    this.model = model;
+    this.message = message;
+    this.url = "kernel";
+    this.listsOnRequest = true;
+    this.isOpen = false;
+    this.phase = "kernel";
+    this.host = null;
+  }
+  /** @param {SourceHost} host */
+  start(host) {
+    this.host = host;
+    const { model } = this;
+    const onSnapshot = () => this.deliverSnapshot(model.get("kernel_snapshot"));
+    const onJobs = () => this.deliverPage(model.get("kernel_jobs"));
+    onTraits(model, ["kernel_snapshot"], onSnapshot, host.signal);
+    onTraits(model, ["kernel_jobs"], onJobs, host.signal);
+    onSnapshot();
+    const jobs = model.get("kernel_jobs");
+    if (jobs && Array.isArray(jobs.jobs)) onJobs();
+  }
+  /** @param {unknown} value */
+  deliverSnapshot(value) {
+    if (!this.host || this.host.signal.aborted || !value || typeof value !== "object") return;
+    const snapshot = (
       /** @type {Snapshot} */
       value
     );
-    if (offered.id !== jobId || !(offered.version > version)) return;
-    lastUpdate = now();
-    if (
+    if (typeof snapshot.id !== "string") return;
+    const type = (
       /** @type {string} */
-      offered.status === DELETED
-    ) {
-      deleted = true;
-      stopWatchdog();
-    } else {
-      snapshot = offered;
-      version = offered.version;
-      shownAt = lastUpdate;
-    }
-    emit();
+      snapshot.status === DELETED ? DELETED : "progress"
+    );
+    this.host.events.onSnapshot(type, snapshot);
   }
-  function refresh() {
-    if (deleted) return;
-    polls += 1;
-    tellKernel(model, { type: "refresh" });
-    emit();
+  /** @param {import("./types.js").ModelState["kernel_jobs"]} value */
+  deliverPage(value) {
+    if (!this.host || this.host.signal.aborted || !value) return;
+    const { jobs, total, error } = value;
+    this.host.events.onPage({ jobs, total, error });
   }
-  let stopWatchdog = () => {
-  };
-  function startWatchdog() {
-    stopWatchdog();
-    stopWatchdog = every(timers, settings.watchdogInterval, () => {
-      if (deleted || snapshot && isTerminal(snapshot.status)) return;
-      if (now() - lastUpdate > settings.watchdogTimeout) {
-        lastUpdate = now();
-        refresh();
-      }
-    }, lifetime);
+  /** @returns {"kernel"} */
+  connection() {
+    return "kernel";
   }
-  const onChange = () => apply(model.get("kernel_snapshot"));
-  model.on("change:kernel_snapshot", onChange);
-  lifetime.addEventListener("abort", () => model.off("change:kernel_snapshot", onChange), {
-    once: true
-  });
-  startWatchdog();
-  apply(model.get("kernel_snapshot"));
-  emit();
-  return Object.assign(() => controller.abort(), {
-    update: (changes) => {
-      settings = { ...settings, ...changes };
-      startWatchdog();
-      emit();
-    },
-    poll: refresh,
-    gone: () => {
-      deleted = true;
-      stopWatchdog();
-      emit();
-    },
-    offer: apply
-  });
-}
+  restartIfMute() {
+    return false;
+  }
+  downTooLong() {
+    return false;
+  }
+  /** A poll through the kernel: ask it to send the job again; the answer is a snapshot. */
+  fetchJob() {
+    tellKernel(this.model, { type: "refresh" });
+    return Promise.resolve(null);
+  }
+  /** A poll of the page through the kernel: the answer is a `kernel_jobs` page. */
+  fetchList() {
+    tellKernel(this.model, { type: "refresh" });
+    return Promise.resolve(null);
+  }
+  /**
+   * @param {"cancel" | "retry"} type
+   * @param {string} jobId
+   */
+  act(type, jobId) {
+    tellKernel(this.model, this.message(type, jobId));
+    return Promise.resolve(null);
+  }
+  /** A finished job's failed items, as the kernel sent them. */
+  failedItems() {
+    return Promise.resolve(this.extras().failed_items || { items: [], total: 0 });
+  }
+  /** The kernel sends only the first outputs, and their total. */
+  outputs() {
+    const extras = this.extras();
+    const outputs = extras.outputs || [];
+    return Promise.resolve({ outputs, total: extras.outputs_total ?? outputs.length });
+  }
+  /** @returns {NonNullable<import("./types.js").ModelState["kernel_extras"]>} */
+  extras() {
+    return this.model.get("kernel_extras") || {};
+  }
+};
 
 // src/notify.js
 var NOTIFIER_KEY = "__batchWidgetNotifier";
@@ -1861,7 +2064,6 @@ var JOBS_MIRRORED_TRAITS = Object.freeze(
   /** @type {const} */
   ["total", "shown", "connection", "reconnects", "polls"]
 );
-var KERNEL_ACTIVE_REFRESH_MS = 1e3;
 function queryOf(model) {
   return listQuery({
     status: model.get("status_filter") || "",
@@ -1869,74 +2071,17 @@ function queryOf(model) {
     offset: model.get("offset")
   });
 }
-function followListThroughKernel(listener, options) {
-  const { model, timers } = options;
-  const now = options.now || Date.now;
-  const controller = new AbortController();
-  const lifetime = controller.signal;
-  options.signal.addEventListener("abort", () => controller.abort(), { once: true });
-  let interval = options.watchdogInterval;
-  let rows = [];
-  let total = 0;
-  let loaded = false;
-  let polls = 0;
-  let lastUpdate = null;
-  let error = null;
-  let cancelTimer = null;
-  const tell = () => listener({
-    rows: rows.slice(),
-    total,
-    query: queryOf(model),
-    loaded,
-    connection: lifetime.aborted ? "closed" : "kernel",
-    reconnects: 0,
-    polls,
-    lastUpdate,
-    error
-  });
-  const refresh = () => {
-    if (lifetime.aborted) return;
-    polls += 1;
-    tellKernel(model, { type: "refresh" });
-    schedule();
-  };
-  const schedule = () => {
-    if (cancelTimer) cancelTimer();
-    const active = rows.some((row) => isActive(row.status));
-    cancelTimer = after(timers, active ? KERNEL_ACTIVE_REFRESH_MS : interval, refresh, lifetime);
-  };
-  const onJobs = () => {
-    const answer = model.get("kernel_jobs") || {};
-    rows = newestOf(rows, answer.jobs || []);
-    total = Number(answer.total) || 0;
-    error = answer.error || null;
-    loaded = loaded || Array.isArray(answer.jobs);
-    lastUpdate = now();
-    schedule();
-    tell();
-  };
-  onTraits(model, ["kernel_jobs"], onJobs, lifetime);
-  if (model.get("kernel_jobs") && Array.isArray((model.get("kernel_jobs") || {}).jobs)) onJobs();
-  refresh();
-  tell();
-  return Object.assign(() => controller.abort(), {
-    update: (changes) => {
-      if (changes.watchdogInterval) interval = changes.watchdogInterval;
-    },
-    poll: refresh,
-    query: () => refresh(),
-    offer: () => refresh()
-  });
-}
-function renderJobs({ model, el }) {
-  const controller = new AbortController();
+function renderJobs(props) {
+  const { model, el } = props;
+  const controller = viewLifetime(props);
   const lifetime = controller.signal;
   const { page, api } = pageApi();
   const timers = defaultTimers();
   const notifier = pageNotifier();
-  let mode = null;
   let handle = null;
-  const action = async (type, jobId) => mode === "kernel" ? tellKernel(model, { type, job_id: jobId }) : act(api[type], jobId, lifetime, handle);
+  const action = async (type, jobId) => {
+    if (handle) await handle.act(type, jobId, lifetime);
+  };
   const view = createJobsView(el, {
     actions: {
       cancel: (jobId) => action("cancel", jobId),
@@ -1974,19 +2119,18 @@ function renderJobs({ model, el }) {
   };
   onTraits(model, ["status_filter", "limit", "offset"], onQuery, lifetime);
   onTraits(model, SETTING_TRAITS, onSettings, lifetime);
-  const probe = (signal) => api.listJobs({ status: "", limit: 1, offset: 0 }, signal);
-  chooseTransport(model.get("transport"), probe, { timers, signal: lifetime }).then((chosen) => {
+  chooseSource(model, {
+    probe: (signal) => api.listJobs({ status: "", limit: 1, offset: 0 }, signal),
+    page,
+    api,
+    message: (type, jobId) => ({ type, job_id: jobId }),
+    timers,
+    signal: lifetime
+  }).then((where) => {
     if (lifetime.aborted) return;
-    mode = chosen;
-    if (chosen === "kernel") {
-      view.setNote("Through the kernel: the page cannot reach the server's job API.");
-      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settingsOf(model) });
-      return;
-    }
+    view.setNote(where.note);
     handle = subscribeList(listener, {
-      baseUrl: page.baseUrl,
-      token: page.token,
-      api,
+      ...where.options,
       signal: lifetime,
       ...settingsOf(model),
       ...queryOf(model)
@@ -2058,7 +2202,7 @@ function createView(el, options) {
   };
   const loop = renderLoop(() => render2(), { frame, timers, signal, tick: () => refreshDetails() });
   const schedule = loop.schedule;
-  async function act2(kind) {
+  async function act(kind) {
     const info = state.info;
     if (!info || state.busy) return;
     state.busy = true;
@@ -2074,8 +2218,8 @@ function createView(el, options) {
       schedule();
     }
   }
-  cancel.addEventListener("click", () => act2("cancel"), { signal });
-  retry.addEventListener("click", () => act2("retry"), { signal });
+  cancel.addEventListener("click", () => act("cancel"), { signal });
+  retry.addEventListener("click", () => act("retry"), { signal });
   function refreshDetails() {
     const info = state.info;
     const snapshot = info && info.snapshot;
@@ -2296,23 +2440,23 @@ function initialize() {
 function render(props) {
   return props.model.get("_batch_view") === JOBS_VIEW ? renderJobs(props) : renderProgress(props);
 }
-function renderProgress({ model, el }) {
-  const controller = new AbortController();
+function renderProgress(props) {
+  const { model, el } = props;
+  const controller = viewLifetime(props);
   const lifetime = controller.signal;
   const { page, api } = pageApi();
   let handle = null;
   const timers = defaultTimers();
-  let mode = null;
-  const extras = () => model.get("kernel_extras") || {};
+  let chosen = null;
+  const following = () => {
+    if (!handle) throw new Error("no job is followed");
+    return handle;
+  };
   const actions = {
-    cancel: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "cancel" }) : act(api.cancel, jobId, lifetime, handle),
-    retry: async (jobId) => mode === "kernel" ? tellKernel(model, { type: "retry" }) : act(api.retry, jobId, lifetime, handle),
-    failedItems: async (jobId, limit) => mode === "kernel" ? extras().failed_items || { items: [], total: 0 } : api.getFailedItems(jobId, limit, lifetime),
-    outputs: async (jobId, limit) => {
-      if (mode !== "kernel") return api.getOutputs(jobId, limit, lifetime);
-      const outputs = extras().outputs || [];
-      return { outputs, total: extras().outputs_total ?? outputs.length };
-    },
+    cancel: async (jobId) => following().act("cancel", jobId, lifetime),
+    retry: async (jobId) => following().act("retry", jobId, lifetime),
+    failedItems: async (jobId, limit) => following().failedItems(jobId, limit ?? 20, lifetime),
+    outputs: async (jobId, limit) => following().outputs(jobId, limit ?? 20, lifetime),
     gone: () => {
       if (handle) handle.gone();
     }
@@ -2341,18 +2485,7 @@ function renderProgress({ model, el }) {
       mirror.push(mirroredValues(info));
       notifier.observe(info.snapshot);
     };
-    if (!jobId || mode === null) handle = null;
-    else if (mode === "kernel") {
-      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settingsOf(model) });
-    } else {
-      handle = subscribe(jobId, listener, {
-        baseUrl: page.baseUrl,
-        token: page.token,
-        api,
-        signal: lifetime,
-        ...settingsOf(model)
-      });
-    }
+    handle = jobId && chosen ? subscribe(jobId, listener, { ...chosen.options, signal: lifetime, ...settingsOf(model) }) : null;
     if (previous) previous();
   }
   const onSettings = () => {
@@ -2361,13 +2494,17 @@ function renderProgress({ model, el }) {
   };
   onTraits(model, ["job_id"], follow, lifetime);
   onTraits(model, SETTING_TRAITS, onSettings, lifetime);
-  chooseTransport(model.get("transport"), (signal) => api.getJob(model.get("job_id"), signal), {
+  chooseSource(model, {
+    probe: (signal) => api.getJob(model.get("job_id"), signal),
+    page,
+    api,
+    announce: true,
+    // the kernel may stop following the job
     timers,
     signal: lifetime
-  }).then((chosen) => {
+  }).then((where) => {
     if (lifetime.aborted) return;
-    mode = chosen;
-    if (chosen === "server") tellKernel(model, { type: "transport", value: "server" });
+    chosen = where;
     follow();
   });
   return () => controller.abort();

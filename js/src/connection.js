@@ -10,12 +10,15 @@
 //
 // The hub (hub.js) ties them together, one per page and stream URL, kept on
 // `globalThis`: anywidget imports the ESM once per widget model, so
-// module-level variables are NOT shared between widgets. Nothing here touches
+// module-level variables are NOT shared between widgets. Where the page cannot
+// reach the server, a widget passes its own `source` (kernel.js), and its hub
+// runs the same watches over the kernel's channel. Nothing here touches
 // the DOM; everything from the outside world (EventSource, fetch, clock,
 // timers, console) is injectable.
 
 import { streamUrl } from "./api.js";
 import { Hub } from "./hub.js";
+import { PageSource } from "./source.js";
 
 export { CONNECTION_STATES, DEFAULTS, isTerminal, TERMINAL_STATUSES } from "./states.js";
 
@@ -23,9 +26,19 @@ export { CONNECTION_STATES, DEFAULTS, isTerminal, TERMINAL_STATUSES } from "./st
 /** @typedef {import("./hub.js").HubOptions} HubOptions */
 /** @typedef {import("./hub.js").TimingOptions} TimingOptions */
 /** @typedef {import("./hub.js").Subscription} Subscription */
+/** @typedef {import("./source.js").Source} Source */
+/** @typedef {import("./source.js").PageOptions} PageOptions */
+/**
+ * Where to follow: the page's server (PageOptions; its hub shared on the page),
+ * or a `source` of the caller's own (the kernel's, its hub kept for that source).
+ * @typedef {HubOptions & PageOptions & { source?: Source }} WhereOptions
+ */
 
 /** Where the page-wide hubs live: a `Map` from stream URL to hub, on `globalThis`. */
 export const REGISTRY_KEY = "__batchWidgetHub";
+
+/** The hubs of sources given by their callers (one view's kernel channel). */
+const OWN_HUBS = /** @type {WeakMap<Source, Hub>} */ (new WeakMap());
 
 /**
  * The hubs of a registry (created on first use).
@@ -43,10 +56,10 @@ function hubsOf(registry) {
  * @param {string} jobId the job to follow
  * @param {(info: ConnectionInfo) => void} listener called on every change (new
  *   snapshot, connection state, counters)
- * @param {HubOptions & TimingOptions & {
+ * @param {WhereOptions & TimingOptions & {
  *   signal?: AbortSignal,
  *   registry?: Record<string, unknown>,
- * }} [options] how to reach the server, this subscriber's timings (ms: reconnectDelay
+ * }} [options] where to follow it (the server, or a `source`), this subscriber's timings (ms: reconnectDelay
  *   5000, watchdogInterval 15000, watchdogTimeout 60000) and `debug`; `signal`
  *   unsubscribes when aborted; `registry` is where the hubs are kept (globalThis)
  * @returns {Subscription} the unsubscribe function; `update` changes this
@@ -64,7 +77,7 @@ export function subscribe(jobId, listener, options = {}) {
  * fetched again on each (re)open and by its watchdog.
  *
  * @param {(info: import("./types.js").ListInfo) => void} listener called on every change
- * @param {HubOptions & TimingOptions & Partial<import("./types.js").ListQuery> & {
+ * @param {WhereOptions & TimingOptions & Partial<import("./types.js").ListQuery> & {
  *   signal?: AbortSignal,
  *   registry?: Record<string, unknown>,
  * }} [options] as for `subscribe`, plus the page: `status` (""), `limit` (50), `offset` (0)
@@ -76,16 +89,27 @@ export function subscribeList(listener, options = {}) {
 }
 
 /**
- * The page's hub for the options' stream URL (made on first use).
- * @param {HubOptions & { registry?: Record<string, unknown> }} options
+ * The hub of the options' source: the page's for its stream URL (made on first
+ * use, shared through the registry), or the one of the given `source`.
+ * @param {WhereOptions & { registry?: Record<string, unknown> }} options
  * @returns {Hub}
  */
 function hubFor(options) {
+  const { source } = options;
+  if (source) {
+    const own = OWN_HUBS.get(source);
+    if (own && !own.closed) return own;
+    const created = new Hub(source, options, () => {
+      if (OWN_HUBS.get(source) === created) OWN_HUBS.delete(source);
+    });
+    OWN_HUBS.set(source, created);
+    return created;
+  }
   const hubs = hubsOf(options.registry || /** @type {Record<string, unknown>} */ (globalThis));
   const url = streamUrl(options);
   let hub = hubs.get(url);
   if (!hub || hub.closed) {
-    const created = new Hub(url, options, () => {
+    const created = new Hub(new PageSource(url, options), options, () => {
       if (hubs.get(url) === created) hubs.delete(url);
     });
     hubs.set(url, created);
@@ -121,7 +145,7 @@ export function hubStats(registry = /** @type {Record<string, unknown>} */ (glob
     subscribers: hub.subs.size,
     jobs: [...hub.jobs.keys()],
     lists: hub.lists.size,
-    open: hub.stream.isOpen,
-    phase: hub.stream.phase,
+    open: hub.source.isOpen,
+    phase: hub.source.phase,
   }));
 }

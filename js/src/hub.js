@@ -1,11 +1,11 @@
-// The page-wide hub: one per stream URL, shared by every widget of the page.
-// It owns the page's one Stream and a JobWatch per followed job, and turns
-// what they see into each subscriber's ConnectionInfo.
+// A hub: one per Source, shared by every widget that follows it (the page's
+// hub, one per stream URL, by every widget of the page; a kernel source's hub
+// by its one view). It owns its Source, a JobWatch per followed job and a
+// ListWatch per jobs list, routes what the source delivers to them, and turns
+// what they hold into each subscriber's ConnectionInfo or ListInfo.
 
-import { createApi } from "./api.js";
 import { after, defaultTimers } from "./lifetime.js";
 import { DEFAULTS, DELETED } from "./states.js";
-import { Stream } from "./stream.js";
 import { ListWatch, listQuery } from "./listwatch.js";
 import { JobWatch, strictest } from "./watch.js";
 
@@ -17,16 +17,14 @@ import { JobWatch, strictest } from "./watch.js";
 /** @typedef {import("./types.js").ConnectionState} ConnectionState */
 /** @typedef {import("./types.js").ListQuery} ListQuery */
 /** @typedef {import("./types.js").ListInfo} ListInfo */
+/** @typedef {import("./types.js").ItemsPage} ItemsPage */
+/** @typedef {import("./types.js").OutputsAnswer} OutputsAnswer */
 /** @typedef {import("./watch.js").Subscriber} Subscriber */
+/** @typedef {import("./source.js").Source} Source */
 
 /**
- * How to reach the server and the outside world; everything is injectable for tests.
+ * The outside world of a hub; everything is injectable for tests.
  * @typedef {object} HubOptions
- * @property {string} [baseUrl] the page's base URL ("/")
- * @property {string} [token] the page config token, if any
- * @property {new (url: string) => EventSource} [EventSource] (the global one)
- * @property {typeof fetch} [fetch] (the global one)
- * @property {Api} [api] a ready REST client (see api.js), instead of fetch
  * @property {() => number} [now] the clock (Date.now)
  * @property {Timers} [timers] (the global timers)
  * @property {(...args: unknown[]) => void} [log] the debug sink (console.log)
@@ -38,8 +36,19 @@ import { JobWatch, strictest } from "./watch.js";
  */
 
 /**
+ * What a subscriber asks of its hub's source, whichever it is: Cancel or Retry
+ * (its answer applied under the version rule; on a refusal, e.g. 409 because the
+ * job already ended, a poll at once, since the refusal means what is shown is
+ * stale), a job's failed items and its outputs.
+ * @typedef {object} Asks
+ * @property {(type: "cancel" | "retry", jobId: string, signal: AbortSignal) => Promise<void>} act
+ * @property {(jobId: string, limit: number, signal: AbortSignal) => Promise<ItemsPage>} failedItems
+ * @property {(jobId: string, limit: number, signal: AbortSignal) => Promise<OutputsAnswer>} outputs
+ */
+
+/**
  * What `subscribe` returns: call it to unsubscribe.
- * @typedef {(() => void) & {
+ * @typedef {(() => void) & Asks & {
  *   update: (changes: TimingOptions) => void,
  *   poll: () => void,
  *   gone: () => void,
@@ -49,7 +58,7 @@ import { JobWatch, strictest } from "./watch.js";
 
 /**
  * What `subscribeList` returns: call it to unsubscribe.
- * @typedef {(() => void) & {
+ * @typedef {(() => void) & Asks & {
  *   update: (changes: TimingOptions) => void,
  *   poll: () => void,
  *   query: (changes: Partial<ListQuery>) => void,
@@ -81,16 +90,14 @@ export function timingFrom(options = {}) {
 
 export class Hub {
   /**
-   * @param {string} url the stream URL
+   * @param {Source} source where updates come from (started at the first subscriber)
    * @param {HubOptions} options
    * @param {() => void} onClose called once, when the last subscriber leaves
    */
-  constructor(url, options, onClose) {
-    this.url = url;
+  constructor(source, options, onClose) {
+    this.source = source;
+    this.url = source.url;
     this.onClose = onClose;
-    this.api =
-      options.api ||
-      createApi({ baseUrl: options.baseUrl, token: options.token, fetch: options.fetch });
     this.now = options.now || Date.now;
     this.timers = options.timers || defaultTimers();
     // console.log, not debug: a user who turned `debug` on wants to see it.
@@ -107,7 +114,7 @@ export class Hub {
     this.cancelDownTimer = null;
     const trace = this.trace.bind(this);
     this.watchContext = {
-      api: this.api,
+      source,
       now: this.now,
       timers: this.timers,
       trace,
@@ -115,7 +122,7 @@ export class Hub {
       tick: (/** @type {JobWatch} */ watch) => this.watchdog(watch),
     };
     this.listContext = {
-      api: this.api,
+      source,
       now: this.now,
       timers: this.timers,
       trace,
@@ -126,23 +133,32 @@ export class Hub {
         if (job) job.apply(snapshot, "list poll");
       },
     };
-    this.stream = new Stream(
-      url,
-      {
-        EventSource: options.EventSource || globalThis.EventSource,
-        timers: this.timers,
-        now: this.now,
-        reconnectDelay: () => strictest(this.subs, "reconnectDelay"),
-        trace,
-        signal: this.controller.signal,
-      },
-      {
+    this.started = false;
+  }
+
+  /** The source's state, as diagnostics read it (`isOpen`, `phase`). */
+  get stream() {
+    return this.source;
+  }
+
+  /** Start the source once, at the first subscriber. */
+  start() {
+    if (this.started) return;
+    this.started = true;
+    this.source.start({
+      timers: this.timers,
+      now: this.now,
+      reconnectDelay: () => strictest(this.subs, "reconnectDelay"),
+      trace: this.trace.bind(this),
+      signal: this.controller.signal,
+      events: {
         onOpen: (browserRetry) => this.onOpen(browserRetry),
-        onError: (entered) => this.onError(entered),
+        onError: (entered, neverOpened) => this.onError(entered, neverOpened),
         onRebuild: () => this.countReconnect("new EventSource"),
-        onMessage: (type, data) => this.onMessage(type, data),
+        onSnapshot: (type, snapshot) => this.onSnapshot(type, snapshot),
+        onPage: (page) => this.onPage(page),
       },
-    );
+    });
   }
 
   get closed() {
@@ -190,14 +206,15 @@ export class Hub {
     job.subs.add(sub);
     job.retime();
     this.trace(`subscribe ${jobId}`);
-    if (this.stream.phase === "idle") {
-      this.stream.start();
-    } else if (isNewJob && (this.stream.isOpen || this.connectionFor(sub) === "polling")) {
+    if (!this.started) {
+      this.start();
+    } else if (isNewJob && (this.source.isOpen || this.connectionFor(sub) === "polling")) {
       // The stream's own catch-up happened before this job was known.
       job.poll("new subscriber");
     }
     this.notify(sub);
     return Object.assign(() => this.unsubscribe(sub), {
+      ...this.asks(sub, () => job.poll("action refused")),
       update: (/** @type {TimingOptions} */ changes) => this.update(sub, changes),
       poll: () => job.poll("requested"),
       gone: () => job.markDeleted("the server has no such job"),
@@ -231,10 +248,11 @@ export class Hub {
     this.lists.add(list);
     list.retime();
     this.trace("subscribe to the jobs list", list.query);
-    if (this.stream.phase === "idle") this.stream.start();
+    this.start();
     list.poll("new subscriber"); // the page of jobs, at once: not after the stream opens
     this.notify(sub);
     return Object.assign(() => this.unsubscribe(sub), {
+      ...this.asks(sub, () => list.poll("action refused")),
       update: (/** @type {TimingOptions} */ changes) => {
         this.update(sub, changes);
         list.retime();
@@ -245,6 +263,31 @@ export class Hub {
         if (!sub.closed) this.offer(snapshot);
       },
     });
+  }
+
+  /**
+   * What a subscriber asks of the source (see `Asks`).
+   * @param {Subscriber} sub
+   * @param {() => void} pollNow shows where the job is after a refused action
+   * @returns {Asks}
+   */
+  asks(sub, pollNow) {
+    const { source } = this;
+    return {
+      act: async (type, jobId, signal) => {
+        /** @type {Snapshot | null} */
+        let snapshot;
+        try {
+          snapshot = await source.act(type, jobId, signal);
+        } catch (error) {
+          if (!sub.closed) pollNow();
+          throw error;
+        }
+        if (snapshot && !sub.closed) this.offer(snapshot);
+      },
+      failedItems: (jobId, limit, signal) => source.failedItems(jobId, limit, signal),
+      outputs: (jobId, limit, signal) => source.outputs(jobId, limit, signal),
+    };
   }
 
   /**
@@ -310,22 +353,7 @@ export class Hub {
     if (sub.closed || this.closed) return "closed";
     const job = this.jobs.get(sub.jobId);
     if (job && job.deleted) return "closed"; // nothing more will come for it
-    const { phase, downSince, everOpened } = this.stream;
-    switch (phase) {
-      case "open":
-        return "live";
-      case "idle":
-      case "connecting":
-        return "connecting";
-      case "closed":
-        return "closed";
-      case "down":
-        if (!everOpened) return "polling";
-        if (downSince !== null && this.now() - downSince >= sub.settings.watchdogTimeout) {
-          return "polling";
-        }
-        return "reconnecting";
-    }
+    return this.source.connection(sub.settings.watchdogTimeout);
   }
 
   /**
@@ -425,12 +453,15 @@ export class Hub {
     this.refreshConnections();
   }
 
-  /** @param {boolean} entered */
-  onError(entered) {
+  /**
+   * @param {boolean} entered
+   * @param {boolean} neverOpened
+   */
+  onError(entered, neverOpened) {
     if (this.closed) return;
     if (entered) {
       this.startDownTimer();
-      if (!this.stream.everOpened) {
+      if (neverOpened) {
         // Never opened: nothing has been shown yet, so go straight to polling.
         for (const job of this.jobs.values()) {
           if (!job.terminal) job.poll("stream never opened");
@@ -442,20 +473,12 @@ export class Hub {
   }
 
   /**
+   * A job event the source delivered (pushed, or the kernel's snapshot).
    * @param {string} type
-   * @param {string} data
+   * @param {Snapshot} snapshot
    */
-  onMessage(type, data) {
+  onSnapshot(type, snapshot) {
     if (this.closed) return;
-    /** @type {Snapshot | null} */
-    let snapshot = null;
-    try {
-      snapshot = JSON.parse(data);
-    } catch {
-      this.trace("unparsable event ignored", data);
-      return;
-    }
-    if (!snapshot || typeof snapshot.id !== "string") return;
     for (const list of this.lists) list.event(type, snapshot);
     const job = this.jobs.get(snapshot.id);
     if (!job) return; // another widget's job, or nobody's
@@ -465,6 +488,15 @@ export class Hub {
       return;
     }
     job.apply(snapshot, type);
+  }
+
+  /**
+   * A page of jobs the source sent on its own (the kernel's answer to a refresh).
+   * @param {import("./source.js").SentPage} page
+   */
+  onPage(page) {
+    if (this.closed) return;
+    for (const list of this.lists) list.receive(page);
   }
 
   /**
@@ -486,7 +518,7 @@ export class Hub {
 
   onDownTooLong() {
     this.cancelDownTimer = null;
-    if (this.closed || this.stream.isOpen) return;
+    if (this.closed || this.source.isOpen) return;
     this.trace("stream down for watchdog_timeout: polling");
     this.refreshConnections();
     for (const job of this.jobs.values()) {
@@ -518,17 +550,11 @@ export class Hub {
    */
   checkStream(timeout) {
     this.refreshConnections();
-    const now = this.now();
-    if (this.stream.isOpen && now - this.stream.lastMessageAt >= timeout) {
-      // Open but mute (not even heartbeats): a half-open TCP connection or a
-      // buffering proxy. Start over; the new stream's open polls to catch up.
-      this.trace("stream silent, rebuilding it");
-      this.stream.restart();
+    if (this.source.restartIfMute(timeout)) {
       this.startDownTimer();
       this.refreshConnections();
     }
-    const { phase, downSince, everOpened } = this.stream;
-    return phase === "down" && downSince !== null && (!everOpened || now - downSince >= timeout);
+    return this.source.downTooLong(timeout);
   }
 
   /** @param {string} jobId */

@@ -1,22 +1,20 @@
 // The jobs view's anywidget side (SPEC §13): a `bw.JobsView` model rendered
 // as every job of the server, newest first, live.
 //
-// With the page's server it follows the page's one stream (connection.js
-// `subscribeList`: no second EventSource, the same recovery layers). Where the
-// page cannot reach the server (SPEC §12), the kernel fetches the page of jobs
-// and sets `kernel_jobs`; the view asks it again every second while a job on
-// it is moving, and every `watchdog_interval` otherwise.
+// It is a view over a list watch (listwatch.js) on the model's source: the
+// page's one stream (no second EventSource, the same recovery layers), or,
+// where the page cannot reach the server (SPEC §12), the kernel, which fetches
+// the page of jobs and sets `kernel_jobs` when asked.
 
 import { subscribeList } from "./connection.js";
 import { createJobsView } from "./jobsview.js";
-import { chooseTransport } from "./kernel.js";
-import { after, defaultTimers } from "./lifetime.js";
-import { listQuery, newestOf } from "./listwatch.js";
+import { chooseSource } from "./kernel.js";
+import { defaultTimers } from "./lifetime.js";
+import { ACTIVE_REFRESH_MS, listQuery } from "./listwatch.js";
 import {
-  act, createMirror, onTraits, pageApi, SETTING_TRAITS, settingsOf, tellKernel,
+  createMirror, onTraits, pageApi, SETTING_TRAITS, settingsOf, viewLifetime,
 } from "./modelsync.js";
 import { notifyControl, pageNotifier } from "./notify.js";
-import { isActive } from "./states.js";
 
 /** @typedef {import("./types.js").ListInfo} ListInfo */
 /** @typedef {import("./types.js").ListQuery} ListQuery */
@@ -39,7 +37,7 @@ export const JOBS_MIRRORED_TRAITS = Object.freeze(
 );
 
 /** How often the view asks the kernel for the page while a job on it moves. */
-export const KERNEL_ACTIVE_REFRESH_MS = 1000;
+export const KERNEL_ACTIVE_REFRESH_MS = ACTIVE_REFRESH_MS;
 
 /** @param {WidgetModel} model */
 function queryOf(model) {
@@ -51,98 +49,17 @@ function queryOf(model) {
 }
 
 /**
- * A page of jobs through the kernel: the same interface as `subscribeList`.
- * @param {(info: ListInfo) => void} listener
- * @param {{
- *   model: WidgetModel,
- *   timers: Timers,
- *   signal: AbortSignal,
- *   watchdogInterval: number,
- *   now?: () => number,
- * }} options
- * @returns {ListSubscription}
- */
-export function followListThroughKernel(listener, options) {
-  const { model, timers } = options;
-  const now = options.now || Date.now;
-  const controller = new AbortController();
-  const lifetime = controller.signal;
-  options.signal.addEventListener("abort", () => controller.abort(), { once: true });
-  let interval = options.watchdogInterval;
-  /** @type {Snapshot[]} */
-  let rows = [];
-  let total = 0;
-  let loaded = false;
-  let polls = 0;
-  /** @type {number | null} */
-  let lastUpdate = null;
-  /** @type {string | null} */
-  let error = null;
-  /** @type {(() => void) | null} */
-  let cancelTimer = null;
-
-  const tell = () =>
-    listener({
-      rows: rows.slice(),
-      total,
-      query: queryOf(model),
-      loaded,
-      connection: lifetime.aborted ? "closed" : "kernel",
-      reconnects: 0,
-      polls,
-      lastUpdate,
-      error,
-    });
-
-  const refresh = () => {
-    if (lifetime.aborted) return;
-    polls += 1;
-    tellKernel(model, { type: "refresh" });
-    schedule();
-  };
-  const schedule = () => {
-    if (cancelTimer) cancelTimer();
-    const active = rows.some((row) => isActive(row.status));
-    cancelTimer = after(timers, active ? KERNEL_ACTIVE_REFRESH_MS : interval, refresh, lifetime);
-  };
-
-  const onJobs = () => {
-    const answer = model.get("kernel_jobs") || {};
-    rows = newestOf(rows, answer.jobs || []);
-    total = Number(answer.total) || 0;
-    error = answer.error || null;
-    loaded = loaded || Array.isArray(answer.jobs);
-    lastUpdate = now();
-    schedule();
-    tell();
-  };
-  onTraits(model, ["kernel_jobs"], onJobs, lifetime);
-  if (model.get("kernel_jobs") && Array.isArray((model.get("kernel_jobs") || {}).jobs)) onJobs();
-  refresh();
-  tell();
-
-  return Object.assign(() => controller.abort(), {
-    update: (/** @type {{watchdogInterval?: number}} */ changes) => {
-      if (changes.watchdogInterval) interval = changes.watchdogInterval;
-    },
-    poll: refresh,
-    query: () => refresh(),
-    offer: () => refresh(),
-  });
-}
-
-/**
- * Render one jobs view of the model.
+ * Render one jobs view of the model: a view over a list watch, on whichever
+ * source the model's `transport` picks.
  * @param {RenderProps} props
  */
-export function renderJobs({ model, el }) {
-  const controller = new AbortController();
+export function renderJobs(props) {
+  const { model, el } = props;
+  const controller = viewLifetime(props);
   const lifetime = controller.signal;
   const { page, api } = pageApi();
   const timers = defaultTimers();
   const notifier = pageNotifier();
-  /** @type {"server" | "kernel" | null} */
-  let mode = null;
   /** @type {ListSubscription | null} */
   let handle = null;
 
@@ -150,9 +67,9 @@ export function renderJobs({ model, el }) {
    * @param {"cancel" | "retry"} type
    * @param {string} jobId
    */
-  const action = async (type, jobId) => mode === "kernel"
-    ? tellKernel(model, { type, job_id: jobId })
-    : act(api[type], jobId, lifetime, handle);
+  const action = async (type, jobId) => {
+    if (handle) await handle.act(type, jobId, lifetime);
+  };
   const view = createJobsView(el, {
     actions: {
       cancel: (jobId) => action("cancel", jobId),
@@ -193,20 +110,18 @@ export function renderJobs({ model, el }) {
   onTraits(model, ["status_filter", "limit", "offset"], onQuery, lifetime);
   onTraits(model, SETTING_TRAITS, onSettings, lifetime);
 
-  const probe = (/** @type {AbortSignal} */ signal) =>
-    api.listJobs({ status: "", limit: 1, offset: 0 }, signal);
-  chooseTransport(model.get("transport"), probe, { timers, signal: lifetime }).then((chosen) => {
+  chooseSource(model, {
+    probe: (signal) => api.listJobs({ status: "", limit: 1, offset: 0 }, signal),
+    page,
+    api,
+    message: (type, jobId) => ({ type, job_id: jobId }),
+    timers,
+    signal: lifetime,
+  }).then((where) => {
     if (lifetime.aborted) return;
-    mode = chosen;
-    if (chosen === "kernel") {
-      view.setNote("Through the kernel: the page cannot reach the server's job API.");
-      handle = followListThroughKernel(listener, { model, timers, signal: lifetime, ...settingsOf(model) });
-      return;
-    }
+    view.setNote(where.note);
     handle = subscribeList(listener, {
-      baseUrl: page.baseUrl,
-      token: page.token,
-      api,
+      ...where.options,
       signal: lifetime,
       ...settingsOf(model),
       ...queryOf(model),

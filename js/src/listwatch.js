@@ -6,21 +6,26 @@
 // job the page has not seen joins the first page when its event arrives (a new
 // job is the newest); a deleted one leaves it. A fetch of the page is the
 // authority on which jobs are on it.
+//
+// Through a source that sends pages only when asked (the kernel), the watchdog
+// asks again every second while a job on the page moves, and every
+// `watchdogInterval` otherwise.
 
 import { childController, retimable } from "./lifetime.js";
 import { isActive } from "./states.js";
+import { isNewer } from "./version.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./types.js").JobsPage} JobsPage */
 /** @typedef {import("./types.js").ListQuery} ListQuery */
-/** @typedef {import("./types.js").Api} Api */
+/** @typedef {import("./source.js").Source} Source */
 /** @typedef {import("./types.js").Timers} Timers */
 /** @typedef {import("./watch.js").Subscriber} Subscriber */
 
 /**
- * What a list watch needs from the page-wide hub.
+ * What a list watch needs from its hub.
  * @typedef {object} ListContext
- * @property {Api} api
+ * @property {Source} source where fetches of the page go
  * @property {() => number} now
  * @property {Timers} timers
  * @property {(message: string, ...details: unknown[]) => void} trace
@@ -31,6 +36,9 @@ import { isActive } from "./states.js";
 
 /** The most rows a page of the jobs view holds (the API caps `limit` there too). */
 export const MAX_PAGE = 1000;
+
+/** How often a page of jobs sent only on request is asked for while a job on it moves. */
+export const ACTIVE_REFRESH_MS = 1000;
 
 /**
  * @param {Partial<ListQuery>} [query]
@@ -63,7 +71,7 @@ export function newestOf(shown, fetched) {
   const known = new Map(shown.map((row) => [row.id, row]));
   return fetched.map((row) => {
     const current = known.get(row.id);
-    return current && Number(current.version) > Number(row.version) ? current : row;
+    return current && isNewer(current, row) ? current : row;
   });
 }
 
@@ -109,9 +117,13 @@ export class ListWatch {
     return this.rows.some((row) => isActive(row.status));
   }
 
-  /** (Re)start the watchdog at the subscriber's interval. */
+  /**
+   * (Re)start the watchdog at the subscriber's interval, or every second while a
+   * job on a page the source sends only on request is moving.
+   */
   retime() {
-    this.watchdogAt(this.sub.settings.watchdogInterval);
+    const quick = this.context.source.listsOnRequest && this.active;
+    this.watchdogAt(quick ? ACTIVE_REFRESH_MS : this.sub.settings.watchdogInterval);
   }
 
   close() {
@@ -137,7 +149,8 @@ export class ListWatch {
    */
   check(streamDownTooLong) {
     const age = this.context.now() - this.lastUpdate;
-    if (streamDownTooLong) this.pollIfDue("stream down, polling");
+    if (this.context.source.listsOnRequest) this.poll("refresh: the page is sent only on request");
+    else if (streamDownTooLong) this.pollIfDue("stream down, polling");
     else if (!this.loaded || (this.active && age >= this.sub.settings.watchdogTimeout)) {
       this.poll("watchdog: no update");
     }
@@ -166,14 +179,13 @@ export class ListWatch {
     const query = this.query;
     this.context.trace(`poll jobs list (${reason})`, query);
     const { signal } = this.controller;
-    Promise.resolve()
-      .then(() => this.context.api.listJobs(query, signal))
+    // Asked at once (a throw becomes a rejection): a message to the kernel goes out now.
+    new Promise((resolve) => resolve(this.context.source.fetchList(query, signal)))
       .then(
         (answer) => {
           if (signal.aborted || query !== this.query) return;
-          this.error = null;
-          this.lastUpdate = this.context.now();
-          this.load(answer);
+          if (answer) this.receive(answer);
+          else this.context.notify(this); // the page comes later (the kernel): show the count
         },
         (error) => {
           if (signal.aborted) return;
@@ -186,6 +198,23 @@ export class ListWatch {
         this.inflight = false;
         if (this.again && !signal.aborted) this.poll("asked again");
       });
+  }
+
+  /**
+   * A page of jobs, fetched or sent by the source: its `error` (the kernel's
+   * failed fetch) is shown; without a list of jobs it loads nothing.
+   * @param {JobsPage | import("./source.js").SentPage} answer
+   */
+  receive(answer) {
+    this.error = ("error" in answer && answer.error) || null;
+    this.lastUpdate = this.context.now();
+    if (Array.isArray(answer.jobs)) {
+      this.load({ jobs: answer.jobs, total: Number(answer.total) || 0 });
+    } else {
+      this.rows = [];
+      this.total = Number(answer.total) || 0;
+      this.context.notify(this);
+    }
   }
 
   /**
@@ -205,6 +234,7 @@ export class ListWatch {
     this.early = [];
     if (!wasLoaded) for (const [type, snapshot] of early) this.event(type, snapshot, true);
     this.lastChangeAt = this.context.now();
+    this.retime(); // a page sent on request is asked for sooner while a job on it moves
     this.context.notify(this);
   }
 
@@ -232,7 +262,7 @@ export class ListWatch {
     }
     this.lastUpdate = this.context.now();
     if (at >= 0) {
-      if (!(Number(snapshot.version) > Number(this.rows[at].version))) return false;
+      if (!isNewer(snapshot, this.rows[at])) return false;
       this.rows[at] = snapshot;
       this.changed(quiet);
       return true;

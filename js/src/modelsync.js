@@ -1,13 +1,12 @@
 // What both widgets (the progress widget and the jobs view) do with their
 // anywidget model: read the page's API and timing settings, follow trait
 // changes for as long as the view lives, mirror what they show back to Python,
-// talk to the kernel, and apply the answer to Cancel or Retry.
+// and talk to the kernel.
 
 import { createApi } from "./api.js";
 import { defaultTimers } from "./lifetime.js";
 import { readCookie, readPageConfig } from "./page.js";
 
-/** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./types.js").WidgetModel} WidgetModel */
 /** @typedef {import("./types.js").ModelState} ModelState */
 /** @typedef {import("./types.js").Timers} Timers */
@@ -28,6 +27,23 @@ export function pageApi() {
     getXsrf: () => readCookie("_xsrf"),
   });
   return { page, api };
+}
+
+/**
+ * A view's lifetime: aborted by anywidget's render signal, or by the cleanup
+ * that `render` returns (which anywidget calls when the view is removed, and
+ * which is all that older front ends and the tests call).
+ * @param {{signal?: AbortSignal}} props the render props
+ * @returns {AbortController}
+ */
+export function viewLifetime(props) {
+  const controller = new AbortController();
+  const { signal } = props;
+  if (signal) {
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
+  return controller;
 }
 
 /**
@@ -68,26 +84,6 @@ export function tellKernel(model, content) {
   } catch (error) {
     console.debug("batch_widget: could not send a message to the kernel", content, error);
   }
-}
-
-/**
- * Run Cancel or Retry and show its answer; on a refusal (e.g. 409: the job already
- * ended) poll at once, since the refusal means what is shown is stale.
- * @param {(jobId: string, signal?: AbortSignal) => Promise<Snapshot>} call
- * @param {string} jobId
- * @param {AbortSignal} signal
- * @param {{poll: () => void, offer: (snapshot: Snapshot) => void} | null} handle what shows the job
- */
-export async function act(call, jobId, signal, handle) {
-  /** @type {Snapshot} */
-  let snapshot;
-  try {
-    snapshot = await call(jobId, signal);
-  } catch (error) {
-    if (handle) handle.poll();
-    throw error;
-  }
-  if (handle) handle.offer(snapshot);
 }
 
 /**

@@ -164,23 +164,16 @@
  */
 
 /**
- * The part of anywidget's model (`AnyModel` in @anywidget/types) the widget uses.
- * @typedef {object} WidgetModel
- * @property {<K extends keyof ModelState>(name: K) => ModelState[K]} get
- * @property {<K extends keyof ModelState>(name: K, value: ModelState[K]) => void} set
- * @property {() => void} save_changes
- * @property {(event: string, callback: () => void) => void} on
- * @property {(event: string, callback: () => void) => void} off
- * @property {(content: object) => void} send a custom message to the kernel
+ * anywidget's model of a batch_widget widget (`AnyModel` of @anywidget/types).
+ * @typedef {import("@anywidget/types").AnyModel<ModelState>} WidgetModel
  */
 
 /**
- * anywidget's render props (`RenderProps`): the model and the element. No
- * AbortSignal: the widget's lifetime ends when the returned cleanup is called.
- * @typedef {object} RenderProps
- * @property {WidgetModel} model
- * @property {HTMLElement} el
- * @property {unknown} [experimental]
+ * anywidget's render props (`RenderProps` of @anywidget/types): the model, the
+ * element and the view's AbortSignal. A view ends when that signal aborts or when
+ * the cleanup `render` returns is called, whichever comes first (older anywidget
+ * front ends, and the tests, only call the cleanup).
+ * @typedef {import("@anywidget/types").RenderProps<ModelState>} RenderProps
  */
 
 export {};

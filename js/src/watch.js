@@ -2,16 +2,18 @@
 //
 // A watch holds what the page knows of one job (its newest snapshot) and the
 // subscribers (widgets) that show it. It never goes backwards: a snapshot is
-// shown only if its version is newer, whether it came by SSE, a poll or the
-// answer to an action.
+// shown only if its version is newer, whether it came by SSE, the kernel, a
+// poll or the answer to an action. It polls through its hub's Source (REST for
+// the page, a refresh message for the kernel) and never asks which one it is.
 
 import { isNotFound } from "./api.js";
 import { childController, retimable } from "./lifetime.js";
 import { DEFAULTS, isTerminal } from "./states.js";
+import { isNewer } from "./version.js";
 
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./types.js").Timing} Timing */
-/** @typedef {import("./types.js").Api} Api */
+/** @typedef {import("./source.js").Source} Source */
 /** @typedef {import("./types.js").Timers} Timers */
 /** @typedef {"reconnectDelay" | "watchdogInterval" | "watchdogTimeout"} TimingName */
 
@@ -31,9 +33,9 @@ import { DEFAULTS, isTerminal } from "./states.js";
  */
 
 /**
- * What a watch needs from the page-wide hub.
+ * What a watch needs from its hub.
  * @typedef {object} WatchContext
- * @property {Api} api
+ * @property {Source} source where polls go
  * @property {() => number} now
  * @property {Timers} timers
  * @property {(message: string, ...details: unknown[]) => void} trace
@@ -121,7 +123,7 @@ export class JobWatch {
   }
 
   /**
-   * The watchdog's decision for this job, given how long the stream has been down.
+   * The watchdog's decision for this job, given how long the source has been down.
    * @param {boolean} streamDownTooLong
    */
   check(streamDownTooLong) {
@@ -148,14 +150,16 @@ export class JobWatch {
     for (const sub of this.subs) sub.polls += 1;
     this.context.trace(`poll ${this.id} (${reason})`);
     const { signal } = this.controller;
-    Promise.resolve()
-      .then(() => this.context.api.getJob(this.id, signal))
+    // Asked at once (a throw becomes a rejection): a message to the kernel goes out now.
+    new Promise((resolve) => resolve(this.context.source.fetchJob(this.id, signal)))
       .then(
         (snapshot) => {
           if (signal.aborted) return;
           this.error = null;
+          // An answer that comes later as a snapshot (the kernel) counts from the ask,
+          // so a quiet kernel is asked again after watchdogTimeout, not every tick.
           this.lastUpdate = this.context.now();
-          if (!this.apply(snapshot, "poll")) this.context.notify(this);
+          if (!snapshot || !this.apply(snapshot, "poll")) this.context.notify(this);
         },
         (error) => {
           if (signal.aborted) return;
@@ -181,7 +185,7 @@ export class JobWatch {
   apply(snapshot, source) {
     if (this.deleted || !snapshot || snapshot.id !== this.id) return false;
     const version = Number(snapshot.version);
-    if (!(version > this.version)) {
+    if (!isNewer(snapshot, this.snapshot)) {
       this.context.trace(`${source} v${version} of ${this.id} ignored: showing v${this.version}`);
       return false;
     }

@@ -1,12 +1,13 @@
-// The anywidget entry point: wires the page config, the shared connection
-// hub, the view and the model mirror together. See SPEC §8.
+// The anywidget entry point: wires the page config, the source of updates
+// (chosen once: the page's shared hub or the kernel), the view and the model
+// mirror together. See SPEC §8.
 
 import { subscribe } from "./connection.js";
 import { JOBS_VIEW, renderJobs } from "./jobswidget.js";
-import { chooseTransport, followThroughKernel } from "./kernel.js";
+import { chooseSource } from "./kernel.js";
 import { defaultTimers } from "./lifetime.js";
 import {
-  act, createMirror, onTraits, pageApi, SETTING_TRAITS, settingsOf, tellKernel,
+  createMirror, onTraits, pageApi, SETTING_TRAITS, settingsOf, viewLifetime,
 } from "./modelsync.js";
 import { notifyControl, pageNotifier } from "./notify.js";
 import { isTerminal } from "./states.js";
@@ -18,6 +19,7 @@ import { createView } from "./view.js";
 /** @typedef {import("./types.js").RenderProps} RenderProps */
 /** @typedef {import("./types.js").Snapshot} Snapshot */
 /** @typedef {import("./connection.js").Subscription} Subscription */
+/** @typedef {import("./kernel.js").Chosen} Chosen */
 /** @typedef {"status" | "total" | "done" | "failed" | "version" | "connection" | "reconnects" | "polls"} MirroredTrait */
 /** @typedef {Pick<ModelState, MirroredTrait>} Mirrored */
 
@@ -66,42 +68,34 @@ function render(props) {
 }
 
 /**
- * Render one progress widget. anywidget's render props are `model`, `el` and
- * `experimental`, with no AbortSignal: the view's lifetime is a controller it
- * owns, aborted by the cleanup it returns (anywidget calls it when the view is
- * removed). Every timer, listener, fetch and subscription hangs off it.
+ * Render one progress widget: a view over the job's watch, on whichever source
+ * the model's `transport` picks (the page's shared stream, or the kernel). Every
+ * timer, listener, fetch and subscription hangs off the view's lifetime (see
+ * `viewLifetime`).
  * @param {RenderProps} props
  */
-function renderProgress({ model, el }) {
-  const controller = new AbortController();
+function renderProgress(props) {
+  const { model, el } = props;
+  const controller = viewLifetime(props);
   const lifetime = controller.signal;
 
   const { page, api } = pageApi();
   /** @type {Subscription | null} */
   let handle = null;
   const timers = defaultTimers();
-  /** Where updates come from, once chosen (SPEC §12 `transport`). @type {"server" | "kernel" | null} */
-  let mode = null;
-  /** @returns {NonNullable<import("./types.js").ModelState["kernel_extras"]>} */
-  const extras = () => model.get("kernel_extras") || {};
+  /** Where the job is followed, once chosen (SPEC §12 `transport`). @type {Chosen | null} */
+  let chosen = null;
+  const following = () => {
+    if (!handle) throw new Error("no job is followed");
+    return handle;
+  };
 
   /** @type {import("./view.js").Actions} */
   const actions = {
-    cancel: async (jobId) => (mode === "kernel"
-      ? tellKernel(model, { type: "cancel" })
-      : act(api.cancel, jobId, lifetime, handle)),
-    retry: async (jobId) => (mode === "kernel"
-      ? tellKernel(model, { type: "retry" })
-      : act(api.retry, jobId, lifetime, handle)),
-    failedItems: async (jobId, limit) =>
-      mode === "kernel"
-        ? extras().failed_items || { items: [], total: 0 }
-        : api.getFailedItems(jobId, limit, lifetime),
-    outputs: async (jobId, limit) => {
-      if (mode !== "kernel") return api.getOutputs(jobId, limit, lifetime);
-      const outputs = extras().outputs || []; // the kernel sends only the first ones
-      return { outputs, total: extras().outputs_total ?? outputs.length };
-    },
+    cancel: async (jobId) => following().act("cancel", jobId, lifetime),
+    retry: async (jobId) => following().act("retry", jobId, lifetime),
+    failedItems: async (jobId, limit) => following().failedItems(jobId, limit ?? 20, lifetime),
+    outputs: async (jobId, limit) => following().outputs(jobId, limit ?? 20, lifetime),
     gone: () => {
       if (handle) handle.gone();
     },
@@ -133,18 +127,9 @@ function renderProgress({ model, el }) {
       notifier.observe(info.snapshot);
     };
     // Subscribe before releasing the old job, so the shared stream stays up.
-    if (!jobId || mode === null) handle = null;
-    else if (mode === "kernel") {
-      handle = followThroughKernel(jobId, listener, { model, timers, signal: lifetime, ...settingsOf(model) });
-    } else {
-      handle = subscribe(jobId, listener, {
-        baseUrl: page.baseUrl,
-        token: page.token,
-        api,
-        signal: lifetime,
-        ...settingsOf(model),
-      });
-    }
+    handle = jobId && chosen
+      ? subscribe(jobId, listener, { ...chosen.options, signal: lifetime, ...settingsOf(model) })
+      : null;
     if (previous) previous();
   }
 
@@ -156,14 +141,16 @@ function renderProgress({ model, el }) {
   onTraits(model, SETTING_TRAITS, onSettings, lifetime);
 
   // Never awaited here: the choice (at most 2 s) happens while the view says "connecting".
-  chooseTransport(model.get("transport"), (signal) => api.getJob(model.get("job_id"), signal), {
+  chooseSource(model, {
+    probe: (signal) => api.getJob(model.get("job_id"), signal),
+    page,
+    api,
+    announce: true, // the kernel may stop following the job
     timers,
     signal: lifetime,
-  }).then((chosen) => {
+  }).then((where) => {
     if (lifetime.aborted) return;
-    mode = chosen;
-    // The kernel may stop following the job.
-    if (chosen === "server") tellKernel(model, { type: "transport", value: "server" });
+    chosen = where;
     follow();
   });
   return () => controller.abort();

@@ -6,7 +6,8 @@ import { describe, test } from "node:test";
 
 import { subscribe, subscribeList } from "../src/connection.js";
 import { createJobsView, rangeText } from "../src/jobsview.js";
-import { followListThroughKernel, KERNEL_ACTIVE_REFRESH_MS } from "../src/jobswidget.js";
+import { KERNEL_ACTIVE_REFRESH_MS } from "../src/jobswidget.js";
+import { KernelSource } from "../src/kernel.js";
 import { Notifier, notifyControl, OPT_IN_KEY, pageNotifier } from "../src/notify.js";
 import { fakeDocument } from "./fakedom.js";
 import { FakeClock, flush, pageEnvironment, snap } from "./helpers.js";
@@ -296,6 +297,10 @@ describe("the jobs view's DOM", () => {
 });
 
 describe("the jobs view through the kernel", () => {
+  /** A page of jobs through the kernel's channel: a list watch over a KernelSource. */
+  const followListThroughKernel = (listener, { model, ...options }) =>
+    subscribeList(listener, { source: new KernelSource(model), ...options });
+
   function kernelModel() {
     const state = { kernel_jobs: {}, status_filter: "", limit: 50, offset: 0 };
     const handlers = new Map();

@@ -1,8 +1,13 @@
 // The kernel transport of SPEC §12: the `auto` choice, and a job followed through the model.
+
+/** Follow `jobId` through the kernel's channel: the hub's watches over a KernelSource. */
+const followThroughKernel = (jobId, listener, { model, ...options }) =>
+  subscribe(jobId, listener, { source: new KernelSource(model), ...options });
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AUTO_PROBE_MS, chooseTransport, followThroughKernel } from "../src/kernel.js";
+import { subscribe } from "../src/connection.js";
+import { AUTO_PROBE_MS, chooseTransport, KernelSource } from "../src/kernel.js";
 import { FakeClock, flush, snap } from "./helpers.js";
 
 function kernelModel(snapshot = {}) {
@@ -94,7 +99,8 @@ test("the watchdog asks the kernel for a fresh snapshot when updates stop", asyn
     now: clock.now,
     signal: controller.signal,
     watchdogInterval: 1000,
-    watchdogTimeout: 3000,
+    // Between two ticks: the page's rule (age >= watchdogTimeout) polls at the tick after it.
+    watchdogTimeout: 3500,
   });
   await clock.advance(3000);
   assert.deepEqual(model.sent, [], "not before watchdogTimeout");
