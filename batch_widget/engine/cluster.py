@@ -236,6 +236,14 @@ def check_versions(client: Any, pickled: bool, where: str) -> None:
     cloudpickled function also needs the same Python (major.minor) and
     cloudpickle. Asked of the workers with standard-library functions, so a
     worker without batch_widget answers too.
+
+    Why not Dask's own ``Client.get_versions(check=True)``: it answers a different
+    question. It only warns (``warnings.warn``; its error is never set), so a
+    worker with another batch_widget would still get the job; it compares the whole
+    Dask stack (dask, distributed, tornado, msgpack, toolz...) and Python to the
+    patch release, which an import-path job does not need to match; and its
+    broadcast ignores a worker that fails to answer, where this check names it.
+    The rule here is what a chunk needs, and nothing more.
     """
     wanted: list[tuple[str, Callable[..., Any], tuple[Any, ...], str]] = [
         ("batch_widget", importlib.metadata.version, ("batch_widget",), _own("batch_widget"))]

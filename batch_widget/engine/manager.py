@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from batch_widget.engine import records, validation
-from batch_widget.engine.cluster import ClusterError, DaskCluster
-from batch_widget.engine.control import RunEnd, batch_niceness
+from batch_widget.engine.cluster import ClusterError
+from batch_widget.engine.control import RunEnd
+from batch_widget.engine.executors import Executors
 from batch_widget.engine.ledger import ResultsChunk
-from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.processor_rules import ProcessorError
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
 from batch_widget.engine.records import Entry, now_iso, persist, snapshot_of
@@ -29,7 +28,7 @@ from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import OutputsPage, Store
 from batch_widget.engine.validation import JobRequest
-from batch_widget.engine.worker import Outcome, init_process
+from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -67,11 +66,8 @@ class JobManager:
         self.log = log or _log
         self.outbox = Outbox(broadcaster, settings, self._version, self.log, loop)
         self.rules = validation.Rules(settings)
-        #: Worker processes kept between process jobs (until process_idle_timeout).
-        self.process_pools = WarmProcessPools(settings.process_idle_timeout, init_process,
-                                              (batch_niceness(), os.getpid()))
-        #: The Dask client (and LocalCluster) of executor="dask" jobs, made on first use.
-        self.dask = DaskCluster(settings.dask_address, settings.dask_connect_timeout, self.log)
+        #: What runs the chunks: warm process pools, the Dask client, made on first use.
+        self.executors = Executors(settings, self.log)
         # _lock guards the in-memory records and is only ever held briefly, so
         # reads (status polls on the IOLoop) never wait on the disk. _actions
         # serialises state changes (cancel, retry, delete, finish), which may
@@ -144,8 +140,7 @@ class JobManager:
             if thread.is_alive():
                 self.log.warning("batch_widget: %s did not end within %.0f s of shutdown",
                                  thread.name, timeout)
-        self.process_pools.close()
-        self.dask.close()
+        self.executors.close()
 
     # -- queries ---------------------------------------------------------------
 
@@ -351,12 +346,12 @@ class JobManager:
             ref=row.processor if row.callable_size is None
             else lambda: self.store.load_callable(key),
             params=validation.load_params(row.params),
-            workers=row.max_workers, executor=row.executor,
+            executor=self.executors.make(row.executor, row.max_workers, job_id=row.id,
+                                         job_key=key),
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
-            settings=self.settings, log=self.log, process_pools=self.process_pools,
-            dask=self.dask,
+            settings=self.settings, log=self.log,
         )
         return run
 

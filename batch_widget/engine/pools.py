@@ -12,7 +12,8 @@ module, and without re-importing the server's ``__main__`` (the Jupyter server,
 over a second of imports per process). :class:`WarmProcessPools` keeps them
 between jobs until they have been idle for ``process_idle_timeout``, so a job
 does not pay for starting Python. :func:`terminate_workers` ends a pool's
-workers when a run gives up on them (a hung item at cancel or shutdown).
+workers when a run gives up on them (a hung item at cancel or shutdown). What
+runs the chunks of a job on them is :mod:`batch_widget.engine.executors.process`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -90,8 +93,19 @@ class DaemonThreadPool(Executor):
             del task, future  # drop references to a big chunk while waiting for the next
 
 
-#: What the forkserver imports once, so every worker forked from it has it already.
+#: What the forkserver imports once, so every worker forked from it has it already
+#: (this module too: its initializer runs in the workers).
 WORKER_MODULE = "batch_widget.engine.worker"
+PRELOAD = [WORKER_MODULE, __name__]
+
+# Why the lean start below reaches into multiprocessing (the one private hook left
+# here): every spawn or forkserver child re-runs the parent's ``__main__``, which in
+# the server is the ``jupyter-server`` script (over a second of imports, and
+# jupyter_server in every worker), and multiprocessing has no public switch for it.
+# loky, which avoids it, starts each worker as a fresh interpreter instead of
+# forking it from a preloaded forkserver (and its reusable executor is one pool for
+# the whole process, where each process job here has its own, so one job's crash or
+# cancel never reaches another's): this hook is smaller than either change.
 
 _lean = threading.local()
 _original_preparation_data = spawn.get_preparation_data
@@ -137,7 +151,7 @@ def lean_context() -> multiprocessing.context.BaseContext:
         spawn.get_preparation_data = _preparation_data
     context = _LeanContext()
     # Takes effect when the forkserver starts (once per server process).
-    context.set_forkserver_preload([WORKER_MODULE])
+    context.set_forkserver_preload(PRELOAD)
     return context
 
 
@@ -148,7 +162,22 @@ class ProcessLease:
     pool: ProcessPoolExecutor
     cancel: Any  # a multiprocessing Event, shared with the pool's workers
     workers: int
+    #: Where each worker puts its pid as it starts (see :func:`_start_worker`).
+    started: Any = None  # a multiprocessing SimpleQueue
+    pids: set[int] = dataclasses.field(default_factory=set)
     idle_since: float = 0.0
+
+    def worker_pids(self) -> set[int]:
+        """The pool's worker processes: every one that started so far."""
+        while self.started is not None and not self.started.empty():
+            self.pids.add(self.started.get())
+        return self.pids
+
+
+def _start_worker(started: Any, initializer: Callable[..., None], *initargs: Any) -> None:
+    """A pool worker's initializer: tell the pool which process this is, then ``initializer``."""
+    started.put(os.getpid())
+    initializer(*initargs)
 
 
 class WarmProcessPools:
@@ -156,6 +185,14 @@ class WarmProcessPools:
 
     A pool that has been idle for ``idle_timeout`` seconds is shut down (0 keeps
     none). ``initializer(cancel_event, *initargs)`` runs once in each worker.
+
+    Built on the public surface of ``concurrent.futures``: a new pool gets one
+    no-op task per worker at once, and ``ProcessPoolExecutor`` starts a worker for
+    each ``submit`` that finds none idle, so all of them start together (on
+    demand, how many a pool has would depend on timing). Each worker names itself
+    as it starts (:func:`_start_worker`): a warm pool is lent again only while
+    every one of them lives (one that died while idle broke its pool), and
+    :func:`terminate_workers` finds them by these pids.
     """
 
     def __init__(
@@ -170,21 +207,31 @@ class WarmProcessPools:
         self._sweeper: threading.Thread | None = None
 
     def lease(self, workers: int) -> ProcessLease:
-        """A pool of ``workers`` processes: a warm one if one waits, else a new one."""
-        with self._lock:
-            for index, lease in enumerate(self._idle):
-                if lease.workers == workers and not _broken(lease.pool):
-                    return self._idle.pop(index)
+        """A pool of ``workers`` processes: a warm one whose workers all live, else a new one."""
+        while (lease := self._take_idle(workers)) is not None:
+            if all(_signal(pid, 0) for pid in lease.worker_pids()):
+                return lease
+            self.discard(lease)  # a worker died while it waited: that pool is broken
         context = lean_context()
         cancel = context.Event()
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=self._initializer,
-                                   initargs=(cancel, *self._initargs))
-        _start_every_worker(pool)
-        return ProcessLease(pool, cancel, workers)
+        started = context.SimpleQueue()
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker,
+            initargs=(started, self._initializer, cancel, *self._initargs))
+        for _ in range(workers):  # each starts a worker; none waits for it
+            pool.submit(os.getpid)
+        return ProcessLease(pool, cancel, workers, started)
+
+    def _take_idle(self, workers: int) -> ProcessLease | None:
+        with self._lock:
+            for index, lease in enumerate(self._idle):
+                if lease.workers == workers:
+                    return self._idle.pop(index)
+        return None
 
     def give_back(self, lease: ProcessLease) -> None:
         """Keep a pool whose run ended with nothing in flight, for the next job."""
-        if self._closed or self.idle_timeout <= 0 or _broken(lease.pool):
+        if self._closed or self.idle_timeout <= 0:
             self.discard(lease)
             return
         lease.cancel.clear()
@@ -201,7 +248,7 @@ class WarmProcessPools:
     def discard(lease: ProcessLease, *, terminate: bool = False) -> None:
         """Shut a pool down (terminating its workers first if asked)."""
         if terminate:
-            terminate_workers(lease.pool)
+            terminate_workers(lease)
         lease.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -228,33 +275,26 @@ class WarmProcessPools:
             self._sweeper = None
 
 
-def _start_every_worker(pool: ProcessPoolExecutor) -> None:
-    """Start all of a new pool's workers now, so every job it serves runs on the same ones.
+def terminate_workers(lease: ProcessLease) -> int:
+    """SIGTERM every live worker of the lease's pool, SIGKILL those still there 5 s later.
 
-    ``ProcessPoolExecutor`` otherwise starts workers one per submit while none is
-    idle, so how many a pool has depends on timing. Its ``_launch_processes`` (what
-    it does itself on the fork context) exists from Python 3.9 on; without it the
-    pool simply starts them on demand.
+    Python 3.14 has ``ProcessPoolExecutor.terminate_workers``; before it the pool does
+    not name its processes, so they named themselves as they started. They are the forkserver's
+    children, not ours, so their ends are watched with signal 0 instead of ``join``.
     """
-    launch = getattr(pool, "_launch_processes", None)
-    if callable(launch):
-        launch()
+    ended = [pid for pid in lease.worker_pids() if _signal(pid, signal.SIGTERM)]
+    deadline = time.monotonic() + 5
+    while ended and time.monotonic() < deadline and any(_signal(p, 0) for p in ended):
+        time.sleep(0.05)
+    for pid in ended:
+        _signal(pid, signal.SIGKILL)
+    return len(ended)
 
 
-def _broken(pool: ProcessPoolExecutor) -> bool:
-    return bool(getattr(pool, "_broken", False))
-
-
-def terminate_workers(pool: ProcessPoolExecutor) -> int:
-    """SIGTERM every live worker of ``pool`` (Python 3.14 has ``terminate_workers``)."""
-    processes: dict[int, Any] = dict(getattr(pool, "_processes", None) or {})
-    ended = 0
-    for process in processes.values():
-        if process.is_alive():
-            process.terminate()
-            ended += 1
-    for process in processes.values():
-        process.join(timeout=5)
-        if process.is_alive():
-            process.kill()
-    return ended
+def _signal(pid: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid``; False if no such process (any more)."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True

@@ -4,44 +4,27 @@ A ``JobRun`` lives in its own thread. It reads pending items from the store in
 chunks sized from the measured item duration (one item at a time for slow
 processors so progress stays smooth, thousands for fast ones so no item pays a
 hand-off of its own), keeps each worker fed, and commits every outcome at most
-``progress_interval`` apart, telling its owner after each commit.
+``progress_interval`` apart, telling its owner after each commit. Where the chunks
+run is its :class:`~batch_widget.engine.executors.ChunkExecutor`'s business: the
+run never asks which one it has.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    BrokenExecutor,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from concurrent.futures import CancelledError as FutureCancelled
 from typing import Any
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.cluster import ClusterError, DaskCluster, DaskPool
-from batch_widget.engine.control import (
-    CancelFlag,
-    ChunkSizer,
-    RunEnd,
-    StallWatch,
-    yield_cpu,
-)
-from batch_widget.engine.pools import (
-    DaemonThreadPool,
-    ProcessLease,
-    WarmProcessPools,
-    terminate_workers,
-)
-from batch_widget.engine.processor_rules import Grant, ProcessorRules
+from batch_widget.engine.cluster import ClusterError
+from batch_widget.engine.control import CancelFlag, ChunkSizer, RunEnd, StallWatch, yield_cpu
+from batch_widget.engine.executors import ChunkExecutor, Task
+from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import StoreIOError
@@ -87,9 +70,9 @@ class JobRun:
         The job's id and store key, processor and params. ``ref`` is an import path,
         or a function returning the job's pickled function: it is called when the run
         starts, so a stored pickle is in memory only while its job runs.
-    workers, executor
-        Pool size (None: ``max_workers`` of the settings, or for ``"dask"`` every
-        thread of the cluster), and ``"thread"``, ``"process"`` or ``"dask"``.
+    executor
+        What runs the chunks (made by :class:`~batch_widget.engine.executors.Executors`
+        for this run, with its pool size).
     fetch
         ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
     commit
@@ -101,10 +84,6 @@ class JobRun:
         stop before process workers are terminated and threads abandoned),
         ``store_write_timeout`` (how long it retries a failing store),
         ``stall_warning_after`` and ``max_result_bytes``.
-    process_pools
-        Warm process pools that ``"process"`` runs lease a pool from and give it back to.
-    dask
-        The server's Dask cluster, which ``"dask"`` runs send their chunks to.
     """
 
     def __init__(
@@ -114,25 +93,20 @@ class JobRun:
         job_key: int,
         ref: str | Callable[[], bytes],
         params: dict[str, Any],
-        workers: int | None,
-        executor: str,
+        executor: ChunkExecutor,
         undispatched: int,
         fetch: Callable[[int, int], list[Item]],
         commit: CommitHook,
         settings: Settings,
         log: logging.Logger,
-        process_pools: WarmProcessPools,
-        dask: DaskCluster | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
         self.max_result_bytes = settings.max_result_bytes
         self.processor_rules = ProcessorRules.of(settings)
         self.ref = ref
-        self.task_ref: _worker.Ref | None = None  # what each chunk gets; set by prepare()
+        self.prepared = False
         self.params = params
-        self.asked_workers = workers
-        self.workers = workers or settings.max_workers
         self.executor = executor
         self.undispatched = undispatched
         self.fetch = fetch
@@ -143,98 +117,54 @@ class JobRun:
         self.store_write_timeout = settings.store_write_timeout
         self.flag = CancelFlag()
         self.stall = StallWatch(settings.stall_warning_after, job_id, log)
-        self.cpu_watch = _worker.CpuWatch(job_id, log) if executor == "thread" else None
         self.sizer = ChunkSizer(target=max(0.005, min(progress_interval / 2, 0.05)))
         #: Items whose worker process died with them inside: each runs again alone.
         self.suspects: deque[Item] = deque()
         self.abandoned: list[int] = []
-        self._pool: Executor | None = None
-        self.process_pools = process_pools
-        self._lease: ProcessLease | None = None
-        self.dask = dask
-        self._dask_pool: DaskPool | None = None  # connected by prepare()
         #: Set when the Dask scheduler was lost mid-run: the run ends and raises it.
         self.lost: ClusterError | None = None
 
-    # -- pools -------------------------------------------------------------------
-
-    def _make_pool(self) -> Executor:
-        if self.executor == "process":
-            self._lease = self.process_pools.lease(self.workers)
-            self.flag.process_event = self._lease.cancel
-            if self.flag.is_set():
-                self._lease.cancel.set()
-            return self._lease.pool
-        if self._dask_pool is not None:
-            return self._dask_pool
-        return DaemonThreadPool(self.workers, f"batch-worker-{self.job_key}", yield_cpu)
-
-    def _connect_dask(self) -> None:
-        if self.dask is None:
-            raise ClusterError("this engine has no Dask cluster configured")
-        pickled = isinstance(self.task_ref, Grant) and self.task_ref.pickled
-        pool = self.dask.pool(pickled=pickled, log_job=self.job_id)
-        self.flag.process_event = pool.cancel_remote()
-        if self.flag.is_set():
-            self.flag.process_event.set()
-        if self.asked_workers is None:
-            self.workers = max(1, pool.threads())
-        self._dask_pool = pool
+    # -- the executor ------------------------------------------------------------
 
     def pool_label(self) -> str:
         """Where the run's items run, for the log."""
-        if self._dask_pool is not None:
-            return f"{self.workers} thread(s) of {self._dask_pool.where}"
-        return f"{self.workers} {self.executor} workers"
+        return self.executor.label()
 
     def pool_workers(self) -> int | None:
         """How many workers run the job now: the pool's size, or the Dask cluster's workers."""
-        if self._dask_pool is not None:
-            return self._dask_pool.workers()
-        return self.workers if self._pool is not None else None
-
-    def _close_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            if self.abandoned:  # hung items: their workers cannot serve another job
-                self.process_pools.discard(lease, terminate=True)
-            else:  # every chunk ended: warm for the next job
-                self.process_pools.give_back(lease)
-        elif pool is not None:
-            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+        return self.executor.workers()
 
     # -- the run -----------------------------------------------------------------
 
     def prepare(self) -> None:
         """Check the processor against the rules now in force; raise ``ProcessorError`` if refused.
 
-        Thread workers share the one function, loaded here. Each process gets the
-        grant (import path or pickle) with its chunks and loads it once, checking it
-        again: a pickled function is never loaded in the server for those. A Dask
-        run connects to its cluster here and checks its workers' versions: raise
-        ``ClusterError`` when that fails.
+        The executor then gets ready for the task: thread workers share the one
+        function, loaded here; each process gets the grant (import path or pickle)
+        with its chunks and loads it once, checking it again, so a pickled function
+        is never loaded in the server for those; a Dask run connects to its cluster
+        and checks its workers' versions (``ClusterError`` when that fails).
         """
         ref = self.ref if isinstance(self.ref, str) else self.ref()
         grant = self.processor_rules.grant(ref)
-        self.task_ref = grant.load() if self.executor == "thread" else grant
-        if self.executor == "dask":
-            self._connect_dask()
+        self.executor.prepare(Task(grant, self.params, self.job_key, self.max_result_bytes))
+        self.prepared = True
 
     def run(self) -> RunEnd:
         """Process every pending item (or stop early when asked); return how it ended.
 
         Raises ``StoreIOError``/``StoreLost`` when the store stays unwritable.
         """
-        if self.task_ref is None:
+        if not self.prepared:
             self.prepare()
         yield_cpu()
-        self._pool = self._make_pool()
+        self.executor.start(self.flag)
         try:
             self._drive()
         finally:
-            self._close_pool()
-            self.task_ref = None  # a notebook function may hold a lot: let it go now
+            self.executor.shutdown(abandoned=bool(self.abandoned))
+            self.executor.release()  # a notebook function may hold a lot: let it go now
+            self.prepared = False
         if self.lost is not None:
             raise self.lost
         return self.flag.reason or RunEnd.FINISHED
@@ -279,11 +209,10 @@ class JobRun:
         exhausted: bool,
     ) -> tuple[int, bool]:
         """Keep every worker fed; return the new cursor and whether the ledger ran dry."""
-        if isinstance(self._pool, DaskPool) and self.asked_workers is None:
-            self.workers = max(1, self._pool.threads())  # the cluster may have grown or shrunk
-        while not exhausted and len(inflight) < self.workers * _CHUNKS_PER_WORKER:
+        workers = self.executor.capacity()
+        while not exhausted and len(inflight) < workers * _CHUNKS_PER_WORKER:
             try:
-                chunk = self.fetch(cursor, self.sizer.size(self.undispatched, self.workers))
+                chunk = self.fetch(cursor, self.sizer.size(self.undispatched, workers))
             except StoreIOError as exc:
                 self._store_failed(unsaved, exc)
                 if not inflight:
@@ -298,22 +227,8 @@ class JobRun:
         return cursor, exhausted
 
     def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
-        assert self._pool is not None
-        assert self.task_ref is not None, "run() prepares the processor first"
-        cancel: threading.Event | _worker.RemoteStop | None = None
-        if self.executor == "thread":
-            cancel = self.flag.thread_event
-        elif isinstance(self._pool, DaskPool):
-            cancel = self._pool.stop_flag()
-        try:
-            future = self._pool.submit(_worker.run_chunk, self.task_ref, self.params,
-                                       self.job_key, chunk.items, cancel=cancel,
-                                       cpu_watch=self.cpu_watch,
-                                       max_result_bytes=self.max_result_bytes)
-        except BrokenExecutor as exc:  # the pool broke between two chunks: a fresh one
-            future = Future()
-            future.set_exception(exc)
-        inflight[future] = chunk
+        assert self.prepared, "run() prepares the processor first"
+        inflight[self.executor.submit(chunk.items)] = chunk
 
     def _wait_for(self, next_commit: float) -> float:
         now = time.monotonic()
@@ -332,7 +247,7 @@ class JobRun:
         self, inflight: dict[Future[list[Outcome]], _Chunk], finished: Iterable[Future[Any]],
         unsaved: _Unsaved,
     ) -> bool:
-        """Take the outcomes of ``finished`` chunks; return True if the process pool broke."""
+        """Take the outcomes of ``finished`` chunks; return True if a crash broke the pool."""
         broken = False
         for future in finished:
             chunk = inflight.pop(future)
@@ -344,7 +259,7 @@ class JobRun:
             except FutureCancelled:  # abandoned after a cancel: it is settled elsewhere
                 continue
             except BrokenExecutor as exc:
-                broken = broken or self.executor == "process"
+                broken = broken or self.executor.crash_breaks_pool
                 if chunk.isolated:
                     unsaved.outcomes.extend(self._died(chunk.items, exc))
                 else:
@@ -378,7 +293,7 @@ class JobRun:
     def _rebuild_pool(
         self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
     ) -> None:
-        """A worker process died: settle the dead pool's other chunks, start a fresh pool.
+        """A worker died and broke the pool: settle its other chunks, start a fresh pool.
 
         The items of every chunk the dead pool held become suspects and run again,
         one at a time, so the next crash names the item that causes it; only that
@@ -390,10 +305,7 @@ class JobRun:
             "batch_widget: job %s: a worker process died; %d item(s) it may have been "
             "running will run again one at a time to find the one that crashes it",
             self.job_id, len(self.suspects))
-        lease, self._lease = self._lease, None
-        assert lease is not None, "only a process pool breaks"
-        self.process_pools.discard(lease)
-        self._pool = self._make_pool()
+        self.executor.replace_broken_pool()
 
     def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:
         """Give up on items still running ``cancel_timeout`` after a cancel or stop."""
@@ -401,17 +313,7 @@ class JobRun:
         shown = ", ".join(map(str, self.abandoned[:10])) + (
             ", ..." if len(self.abandoned) > 10 else "")
         what = "cancel" if self.flag.reason is RunEnd.CANCELLED else "server shutdown"
-        if isinstance(self._pool, ProcessPoolExecutor):
-            ended = terminate_workers(self._pool)
-            fate = f"terminated {ended} worker process(es)"
-        elif isinstance(self._pool, DaskPool):
-            for future in inflight:
-                future.cancel()  # releases the Dask tasks; running Python goes on regardless
-            fate = ("Dask cannot stop running Python either: those tasks run on in their "
-                    "workers until the processor returns, and their results are discarded")
-        else:
-            fate = ("threads cannot be stopped: they run on in the background until the "
-                    "processor returns, and their results are discarded")
+        fate = self.executor.abandon(list(inflight))
         self.log.warning(
             "batch_widget: job %s: %d item(s) still running %.1f s after the %s (index(es) "
             "%s); %s", self.job_id, len(self.abandoned), self.cancel_timeout, what, shown, fate)
@@ -449,12 +351,7 @@ class JobRun:
     def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning("batch_widget: job %s: item %s crashed its worker process (%s)",
                          self.job_id, ", ".join(str(i) for i, _ in items), exc)
-        if self.executor == "dask":
-            message = ("the Dask workers running this item died each time (os._exit, a "
-                       "segfault or the out-of-memory killer?); the other items went on")
-        else:
-            message = ("the worker process running this item died (os._exit, a segfault or "
-                       "the out-of-memory killer?); the other items went on in a fresh worker")
+        message = self.executor.crash_message
         return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
