@@ -13,10 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from batch_widget.protocol import RUNTIME_FILE
 
@@ -78,3 +80,14 @@ def isolated(home: Path) -> dict[str, str]:
     env = isolated_env(home)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An isolated environment under ``tmp_path``; every batch server it started is stopped
+    after the test."""
+    environment = isolated(tmp_path / "home")
+    try:
+        yield environment
+    finally:
+        stop_batch_servers(environment)

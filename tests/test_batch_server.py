@@ -15,14 +15,15 @@ import subprocess
 import sys
 import time
 import urllib.error
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
-from _batch_server import isolated, run_python, runtime_record, stop_batch_servers
+from _batch_server import env, run_python, runtime_record, stop_batch_servers
 from _server import QUIET_EXTENSIONS, build_server
+
+__all__ = ["env"]  # a fixture, imported for the tests below
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,15 +55,6 @@ from batch_widget.kernel import client
 info = client.default_client()
 print(json.dumps({"url": info.url}))
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    environment = isolated(tmp_path / "home")
-    try:
-        yield environment
-    finally:
-        stop_batch_servers(environment)
 
 
 def test_a_plain_python_starts_a_batch_server_that_outlives_it(env: dict[str, str]) -> None:

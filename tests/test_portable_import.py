@@ -8,11 +8,10 @@ Each check runs a fresh ``python`` in which ``sys.modules["fcntl"] = None``, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from _batch_server import isolated, run_python, stop_batch_servers
+from _batch_server import env, run_python
+
+__all__ = ["env"]  # a fixture, imported for the tests below
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,15 +37,6 @@ job.wait(timeout=60)
 print(json.dumps({"results": job.results(), "lock": filelock.FileLock.__name__,
                   "fcntl": sys.modules.get("fcntl") is not None}))
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    environment = isolated(tmp_path / "home")
-    try:
-        yield environment
-    finally:
-        stop_batch_servers(environment)
 
 
 def test_every_module_of_the_package_imports_without_fcntl(env: dict[str, str]) -> None:

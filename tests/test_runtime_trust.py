@@ -28,11 +28,13 @@ from typing import Any
 
 import psutil
 import pytest
-from _batch_server import is_serve_command, isolated, runtime_record, stop_batch_servers
+from _batch_server import env, is_serve_command, isolated, runtime_record, stop_batch_servers
 from _recorder import Recorder, other_user, own_private_dir, what_it_was_sent
 
 from batch_widget.kernel.launcher import START_TIMEOUT
 from batch_widget.protocol import RUNTIME_FILE
+
+__all__ = ["env"]  # a fixture, imported for the tests below
 
 #: The batch server's files in the runtime dir, and its proof route (README).
 LOG_FILE = "batch_widget-server.log"
@@ -58,15 +60,6 @@ try:
 except Exception as exc:
     print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    environment = isolated(tmp_path / "home")
-    try:
-        yield environment
-    finally:
-        stop_batch_servers(environment)
 
 
 @pytest.fixture
