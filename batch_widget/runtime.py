@@ -22,8 +22,9 @@ import re
 import stat
 from pathlib import Path
 
-__all__ = ["NONCE_PATTERN", "PROOF_ROUTE", "UnsafeRuntimeDir", "open_private",
-           "private_dir_problem", "private_file_problem", "read_private", "runtime_proof"]
+__all__ = ["NONCE_PATTERN", "PROOF_ROUTE", "UnsafeRuntimeDir", "open_no_symlink",
+           "open_private", "private_dir_problem", "private_file_problem",
+           "private_runtime_dir", "read_private", "runtime_proof"]
 
 #: The batch server's one route that answers without the token (it answers nothing
 #: but the keyed hash), relative to its base URL: ``GET api/batch/proof?nonce=<hex>``.
@@ -59,6 +60,31 @@ def private_dir_problem(path: Path) -> str | None:
     return None
 
 
+def private_runtime_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if needed and return it, if only this user can write there.
+
+    The batch server (before it writes its runtime file) and the kernel (before it
+    trusts one) both ask this.
+
+    Raises
+    ------
+    UnsafeRuntimeDir
+        If the directory is another user's or others can write in it (a kernel would
+        then trust a file or follow a symlink another user planted); the message
+        says what to do.
+    OSError
+        If it cannot be created.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    problem = private_dir_problem(path)
+    if problem is not None:
+        raise UnsafeRuntimeDir(
+            f"the Jupyter runtime dir {path} {problem}, so another user could plant files "
+            "there. Set JUPYTER_RUNTIME_DIR to a private folder of yours (e.g. "
+            "`mkdir -m 700 ~/.batch-runtime`)")
+    return path
+
+
 def private_file_problem(info: os.stat_result, *, readable_by_others: bool = False) -> str | None:
     """Why the file ``info`` describes is not this user's alone; None if it is.
 
@@ -90,7 +116,7 @@ def read_private(path: Path, limit: int = 1 << 16) -> bytes:
     OSError
         If it cannot be read (``FileNotFoundError`` if there is none).
     """
-    fd = _open_no_symlink(path, os.O_RDONLY)
+    fd = open_no_symlink(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as file:
         problem = private_file_problem(os.fstat(fd))
         if problem is not None:
@@ -110,7 +136,7 @@ def open_private(path: Path, flags: int) -> int:
     OSError
         If the file cannot be opened for another reason.
     """
-    fd = _open_no_symlink(path, flags)
+    fd = open_no_symlink(path, flags)
     try:
         problem = private_file_problem(os.fstat(fd), readable_by_others=True)
         if problem is not None:
@@ -123,8 +149,15 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
-def _open_no_symlink(path: Path, flags: int) -> int:
-    """``os.open`` (mode 0600 if created) that refuses a symlink with a clear error."""
+def open_no_symlink(path: Path, flags: int) -> int:
+    """``os.open`` (mode 0600 if created) that refuses a symlink with a clear error.
+
+    Raises
+    ------
+    UnsafeRuntimeDir
+        If ``path`` is a symbolic link (``O_NOFOLLOW``; where the platform has none,
+        looked at first).
+    """
     if not _NOFOLLOW and os.path.islink(path):  # Windows: no O_NOFOLLOW; look first
         raise UnsafeRuntimeDir(errno.ELOOP, "is a symbolic link", str(path))
     try:

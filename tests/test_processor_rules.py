@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import sys
@@ -281,11 +280,7 @@ def connected(server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> ServerHa
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("executor", [
-    "process",
-    pytest.param("dask", marks=pytest.mark.skipif(
-        importlib.util.find_spec("distributed") is None, reason="needs batch_widget[dask]")),
-])
+@pytest.mark.parametrize("executor", ["process", "dask"])  # the test extra has Dask
 def test_a_process_jobs_pickle_is_loaded_in_its_workers_never_in_the_server(
     connected: ServerHandle, tmp_path: Path, executor: str
 ) -> None:

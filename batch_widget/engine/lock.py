@@ -12,6 +12,7 @@ from typing import Any
 from filelock import lock_descriptor
 
 from batch_widget.engine.store import open_private
+from batch_widget.runtime import open_no_symlink
 
 #: Where the owner record starts. Windows enforces the lock on the byte it locks
 #: (byte 0, ``LockFileEx``): another server could not read a record that began there.
@@ -82,7 +83,7 @@ class StoreLock:
     def owner(self) -> dict[str, Any]:
         """What the current holder recorded (empty if unreadable)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = open_no_symlink(self.path, os.O_RDONLY)
             with os.fdopen(fd, "rb") as file:
                 file.seek(_RECORD_OFFSET)
                 recorded = json.loads(file.read())

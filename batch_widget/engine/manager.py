@@ -214,8 +214,15 @@ class JobManager:
         validation.after_index(after)
         validation.page(limit, 0)
         with self._lock:
-            key = self._entry(job_id).row.key
-        return self.store.outputs(key, after, limit)
+            entry = self._entry(job_id)
+            key, version = entry.row.key, entry.row.version
+            finished = entry.row.status.terminal
+            known = entry.outputs_total
+        total = known[1] if known is not None and known[0] == version else None
+        page = self.store.outputs(key, after, limit, total=total)
+        if finished and total is None:  # every result of a finished job is committed
+            entry.outputs_total = (version, page.total)
+        return page
 
     def wait(self, job_id: str, timeout: float | None = None) -> Snapshot:
         """Block until the job is terminal; raise ``TimeoutError`` after ``timeout`` seconds."""

@@ -34,6 +34,9 @@ class Entry:
     row: JobRow
     meter: RateMeter = dataclasses.field(default_factory=RateMeter)
     run: JobRun | None = None
+    #: ``(version, total)``: a finished job's count of outputs at that version, so that
+    #: paging through them (``GET .../outputs``) counts them once, not once a page.
+    outputs_total: tuple[int, int] | None = None
 
 
 def counted(row: JobRow, status: ItemStatus | None) -> int | None:

@@ -7,7 +7,6 @@ The store knows nothing of HTTP, threads pools or widgets.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import json
 import logging
@@ -33,6 +32,7 @@ from batch_widget.protocol import (
     StoreLost,
     StoreUnavailable,
 )
+from batch_widget.runtime import UnsafeRuntimeDir, open_no_symlink
 
 SCHEMA_VERSION = 3
 
@@ -94,18 +94,14 @@ _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
-#: Where an outcome tuple (see ``worker.Outcome``) holds the item's log, and the status
-#: of an outcome that sends its item back to pending (``worker.SKIPPED``).
+#: Where an outcome tuple (see ``worker.Outcome``) holds the item's log.
 _LOG_FIELD = 5
-_PENDING = "pending"
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
 _LOG_BYTES_OF_JOB = ("SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
                      "WHERE items.job = jobs.key AND log IS NOT ?")
 _LOG = logging.getLogger("batch_widget")
 _POSIX = os.name == "posix"
-_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
-_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _PRIVATE_FILE = 0o600
 _PRIVATE_DIR = 0o700
 #: The files SQLite keeps beside a WAL store.
@@ -461,7 +457,7 @@ class Store:
         capped: list[Sequence[Any]] = []
         for outcome in outcomes:
             log = outcome[_LOG_FIELD]
-            if log is None or outcome[0] == _PENDING:
+            if log is None or outcome[0] == ItemStatus.PENDING.value:  # sent back: never saved
                 capped.append(outcome)
             elif job.log_bytes < self.max_job_log_bytes:
                 job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
@@ -528,13 +524,17 @@ class Store:
         """The next lines of the results stream after index ``after`` (see ``ledger``)."""
         return ledger.results_chunk(self._reader(), job_key, status, after, limit)
 
-    def outputs(self, job_key: int, after: int = -1, limit: int = 1000) -> OutputsPage:
+    def outputs(
+        self, job_key: int, after: int = -1, limit: int = 1000, *, total: int | None = None
+    ) -> OutputsPage:
         """The paths listed under ``"outputs"`` by the done items after index ``after``.
 
         A page holds the outputs of up to ``limit`` items (each item's outputs whole),
         in item order. SQLite reads each result's ``"outputs"`` itself (JSON1), so
-        ``total`` (every output of the job) is counted without loading the results
-        into Python, and the page parses only the lists it returns.
+        the job's ``total`` (every output) is counted without loading the results
+        into Python, and the page parses only the lists it returns. A ``total`` the
+        caller already knows (a finished job's) is not counted again: that count
+        reads every result of the job.
         """
         conn = self._reader()
         conn.execute("BEGIN")  # one snapshot for the page and its total
@@ -544,10 +544,11 @@ class Store:
                 f"WHERE job = ? AND idx > ? AND {_HAS_OUTPUTS} ORDER BY idx LIMIT ?",
                 (job_key, after, limit + 1),
             ).fetchall()
-            (total,) = conn.execute(
-                f"SELECT COALESCE(SUM(json_array_length(result, '$.outputs')), 0) FROM items "
-                f"WHERE job = ? AND {_HAS_OUTPUTS}", (job_key,),
-            ).fetchone()
+            if total is None:
+                (total,) = conn.execute(
+                    f"SELECT COALESCE(SUM(json_array_length(result, '$.outputs')), 0) "
+                    f"FROM items WHERE job = ? AND {_HAS_OUTPUTS}", (job_key,),
+                ).fetchone()
         finally:
             conn.execute("COMMIT")
         paths: list[str] = []
@@ -693,14 +694,10 @@ def open_private(path: Path, flags: int, log: logging.Logger, *, what: str) -> i
     made 0600 (INFO line). Raise ``StoreUnavailable`` for a symbolic link or
     anything but a regular file, naming it and what to do; nothing is written.
     """
-    if not _NOFOLLOW and path.is_symlink():  # Windows: no O_NOFOLLOW; check first
-        raise _refused(path, what, "is a symbolic link")
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC, _PRIVATE_FILE)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or path.is_symlink():
-            raise _refused(path, what, "is a symbolic link") from None
-        raise
+        fd = open_no_symlink(path, flags)
+    except UnsafeRuntimeDir:
+        raise _refused(path, what, "is a symbolic link") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -47,7 +47,7 @@ from batch_widget.runtime import (
     PROOF_ROUTE,
     UnsafeRuntimeDir,
     open_private,
-    private_dir_problem,
+    private_runtime_dir,
     read_private,
     runtime_proof,
 )
@@ -331,17 +331,13 @@ def batch_server(runtime_dir: Path, timeout: float = START_TIMEOUT) -> dict[str,
 def _private_runtime_dir(runtime_dir: Path) -> None:
     """Create the runtime dir (0700) if needed; refuse one other users could write in."""
     try:
-        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        problem = private_dir_problem(runtime_dir)
+        private_runtime_dir(runtime_dir)
+    except UnsafeRuntimeDir as exc:
+        raise BatchServerUnavailable(f"the batch server cannot start: {exc}") from exc
     except OSError as exc:
         raise BatchServerUnavailable(
             f"the batch server cannot start: the Jupyter runtime dir {runtime_dir} is not "
             f"writable ({exc}). Set JUPYTER_RUNTIME_DIR to a writable folder") from exc
-    if problem is not None:
-        raise BatchServerUnavailable(
-            f"the batch server cannot start: the Jupyter runtime dir {runtime_dir} {problem}, "
-            "so another user could plant files there. Set JUPYTER_RUNTIME_DIR to a private "
-            "folder of yours (e.g. `mkdir -m 700 ~/.batch-runtime`)")
 
 
 def serve_command(runtime_dir: Path,

@@ -127,6 +127,12 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
         if not allowed:
             raise web.HTTPError(403, _EXECUTE_DENIED)
 
+    def close_connection(self) -> None:
+        """Close the socket mid-answer: a stalled client, or a body that must not end."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.close()
+
     def write_json(self, data: Any, status: int = 200) -> None:
         """Finish with ``data`` as JSON."""
         self.set_status(status)
@@ -307,9 +313,7 @@ class ResultsHandler(BatchHandler):
         self.log.log(logging.INFO if crash is None else logging.ERROR,
                      "batch_widget: the results stream of job %s broke off after index %s: %s",
                      job_id, after, why, exc_info=crash)
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.close()
+        self.close_connection()
 
 
 class OutputsHandler(BatchHandler):
@@ -464,12 +468,6 @@ class EventsHandler(BatchHandler):
         super().on_connection_close()
         if self._hub is not None and self._subscriber is not None:
             self._hub.unsubscribe(self._subscriber)
-
-    def close_connection(self) -> None:
-        """Close the socket of a stalled client."""
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.close()
 
     def end_stream(self) -> None:
         """Finish the response unless the connection is already gone."""

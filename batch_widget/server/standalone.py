@@ -40,29 +40,11 @@ from jupyter_core.paths import jupyter_data_dir, jupyter_runtime_dir
 from tornado.ioloop import PeriodicCallback
 
 from batch_widget.protocol import RUNTIME_FILE
-from batch_widget.runtime import UnsafeRuntimeDir, private_dir_problem
+from batch_widget.runtime import private_runtime_dir
 from batch_widget.server.app import BatchWidgetApp
 from batch_widget.server.proof import proof_route
 
-__all__ = ["IdleWatch", "main", "private_runtime_dir", "write_private"]
-
-
-def private_runtime_dir(path: Path) -> Path:
-    """Create ``path`` (0700) if needed and return it, if only this user can write there.
-
-    Raises
-    ------
-    UnsafeRuntimeDir
-        If the directory is another user's or others can write in it: a kernel
-        would then trust a file or follow a symlink another user planted.
-    """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    problem = private_dir_problem(path)
-    if problem is not None:
-        raise UnsafeRuntimeDir(
-            f"the Jupyter runtime dir {path} {problem}. Set JUPYTER_RUNTIME_DIR to a "
-            "private folder of yours (e.g. mkdir -m 700 ~/.batch-runtime)")
-    return path
+__all__ = ["IdleWatch", "main", "write_private"]
 
 
 def write_private(path: Path, data: Mapping[str, Any]) -> None:

@@ -1182,9 +1182,7 @@ var PageSource = class {
   }
   /** @param {number} timeout */
   downTooLong(timeout) {
-    if (!this.stream || !this.host) return false;
-    const { phase, downSince, everOpened } = this.stream;
-    return phase === "down" && downSince !== null && (!everOpened || this.host.now() - downSince >= timeout);
+    return this.connection(timeout) === "polling";
   }
   /**
    * @param {string} jobId

@@ -194,10 +194,7 @@ export class PageSource {
 
   /** @param {number} timeout */
   downTooLong(timeout) {
-    if (!this.stream || !this.host) return false;
-    const { phase, downSince, everOpened } = this.stream;
-    return phase === "down" && downSince !== null &&
-      (!everOpened || this.host.now() - downSince >= timeout);
+    return this.connection(timeout) === "polling"; // down for `timeout`, or never opened
   }
 
   /**
