@@ -26,7 +26,8 @@ ADVICE = 'executor="process"'
 async def test_a_cpu_bound_job_on_threads_is_named_once_in_the_log(
     api: Api, server_log: _Records
 ) -> None:
-    job = await api.create(list(range(40)), processor=SPIN, params={"seconds": 0.05})
+    # 3 s of CPU: the probe starts after 1 s and has the rest of the job to measure in
+    job = await api.create(list(range(60)), processor=SPIN, params={"seconds": 0.05})
     assert (await api.wait(job["id"]))["status"] == "completed"
     warnings = server_log.messages(logging.WARNING, ADVICE)
     assert len(warnings) == 1, server_log.messages(logging.WARNING)

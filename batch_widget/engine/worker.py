@@ -11,6 +11,8 @@ import contextlib
 import logging
 import math
 import os
+import statistics
+import sys
 import threading
 import time
 import traceback
@@ -28,6 +30,8 @@ Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", "
 #: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
 SKIPPED = "pending"
 _MiB = 1024 * 1024
+#: How often a long chunk on a thread worker reports its CPU time to its CpuWatch.
+_CPU_REPORT_EVERY = 0.2
 
 _process_cancel: Any = None
 #: The tokens of the Dask runs cancelled while this worker process lived (see RemoteStop).
@@ -86,20 +90,20 @@ class CpuWatch:
     ``GET api/status`` p99 from 2 ms idle to 92 ms; 7 ms with the process executor).
     Worker threads report the CPU time of each chunk. Once they have used
     ``min_cpu`` seconds at ``share`` of a core or more, a probe thread measures
-    how long it waits for the GIL after a short sleep, as the server's event loop
-    does after every socket call: code that releases the GIL (hashlib, NumPy, I/O)
-    costs no wait, Python code costs the switch interval (5 ms). A wait over
-    ``gil_wait`` puts the job's id and ``executor="process"`` in the log at WARNING.
+    how long the GIL keeps it waiting (:func:`gil_hold`): code that releases the
+    GIL (hashlib, NumPy, I/O) costs nothing, Python code costs most of the switch
+    interval (5 ms). A hold over ``gil_hold`` seconds (default: a fifth of the
+    switch interval) puts the job's id and ``executor="process"`` in the log at WARNING.
     """
 
     def __init__(
         self, job_id: str, log: logging.Logger, *, min_cpu: float = 1.0, share: float = 0.5,
-        gil_wait: float = 0.001,
+        gil_hold: float | None = None,
     ) -> None:
         self.job_id = job_id
         self.log = log
         self.share = share
-        self.gil_wait = gil_wait
+        self.gil_hold = sys.getswitchinterval() / 5 if gil_hold is None else gil_hold
         self._lock = threading.Lock()
         self._started = time.perf_counter()
         self._cpu = 0.0
@@ -112,7 +116,7 @@ class CpuWatch:
             self._cpu += cpu_seconds
             if self._done or self._cpu < self._next_probe:
                 return
-            self._next_probe = self._cpu * 4  # a job that passed the probe is probed rarely
+            self._next_probe = self._cpu * 2  # probed again after as much CPU again
             cores = self._cpu / max(time.perf_counter() - self._started, 1e-9)
             if cores < self.share:
                 return
@@ -120,9 +124,9 @@ class CpuWatch:
                          name=f"batch-gil-probe-{self.job_id}").start()
 
     def _probe(self, cores: float) -> None:
-        waited = gil_wait()
+        held = gil_hold()
         with self._lock:
-            if self._done or waited < self.gil_wait:
+            if self._done or held < self.gil_hold:
                 return
             self._done = True
         self.log.warning(
@@ -130,17 +134,48 @@ class CpuWatch:
             "and holds the GIL: every request to this Jupyter server waits %.1f ms more per "
             "step. Run CPU-bound processors with executor=\"process\" "
             "(bw.submit(..., executor=\"process\"), or c.BatchWidgetApp.executor).",
-            self.job_id, cores * 100, waited * 1000)
+            self.job_id, cores * 100, held * 1000)
 
 
-def gil_wait(samples: int = 9, nap: float = 0.0005) -> float:
-    """Median seconds the calling thread waits to run again after a ``nap``-second sleep."""
+#: Where Linux counts a thread's time on a CPU and waiting for one (nanoseconds).
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def gil_hold(samples: int = 15, nap: float = 0.0005) -> float:
+    """Median seconds the GIL keeps a thread waiting after a ``nap``-second sleep.
+
+    A thread that wakes while Python code runs elsewhere waits for the GIL (up
+    to the 5 ms switch interval, more when several threads want it); on a busy
+    machine it also waits for a free core, which is not the job's doing. Linux
+    counts, per thread, the time spent running and the time spent waiting in the
+    run queue (``/proc/thread-self/schedstat``): what is left of the wake-up
+    once both and the nap are taken out is the time the thread slept on the
+    GIL, however loaded the machine is. Where that count is missing (macOS,
+    Windows, kernels without scheduler statistics) the whole wake-up delay is
+    taken, as before: a busy machine can then look like a held GIL.
+    """
+    counted = _scheduler_times() is not None
     waits = []
     for _ in range(samples):
+        before = _scheduler_times() if counted else None
         started = time.perf_counter()
         time.sleep(nap)
-        waits.append(time.perf_counter() - started - nap)
-    return sorted(waits)[samples // 2]
+        waited = time.perf_counter() - started - nap
+        after = _scheduler_times() if counted else None
+        if before is not None and after is not None:
+            waited -= (after[0] - before[0]) + (after[1] - before[1])
+        waits.append(max(0.0, waited))
+    return statistics.median(waits)
+
+
+def _scheduler_times() -> tuple[float, float] | None:
+    """This thread's ``(seconds on a CPU, seconds waiting for one)``, or None if unknown."""
+    try:
+        with open(_SCHEDSTAT, "rb") as stream:
+            running, queued, _ = stream.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(running) / 1e9, int(queued) / 1e9
 
 
 def init_process(cancel_event: Any, niceness: int, server_pid: int) -> None:
@@ -209,7 +244,8 @@ def run_chunk(
     """Run the processor over ``chunk`` of ``(index, input_json)``; never raises.
 
     Items not started once ``cancel`` is set come back as ``SKIPPED``. A thread
-    worker reports the chunk's CPU time to ``cpu_watch``. A result whose JSON is
+    worker reports the chunk's CPU time to ``cpu_watch`` (every
+    ``_CPU_REPORT_EVERY`` seconds of a long chunk, and at its end). A result whose JSON is
     over ``max_result_bytes`` fails its item.
     """
     cpu_started = time.thread_time()
@@ -221,7 +257,12 @@ def run_chunk(
     clock = time.perf_counter
     begin, end = capture.begin, capture.end
     inputs = jsontext.loads_many([raw for _, raw in chunk])  # one parse for the chunk
+    reported = clock()
     for (index, _), item in zip(chunk, inputs, strict=True):
+        if cpu_watch is not None and clock() - reported >= _CPU_REPORT_EVERY:
+            cpu_now = time.thread_time()  # a chunk of slow items reports as it goes
+            cpu_watch.add(cpu_now - cpu_started)
+            cpu_started, reported = cpu_now, clock()
         if stop is not None and stop.is_set():
             append((SKIPPED, None, None, None, None, None, job_key, index))
             continue
