@@ -35,7 +35,8 @@ from batch_widget.protocol import InvalidRequest
 
 RUN_CHUNK = "batch_widget.engine.worker:run_chunk"
 OWN = ["batch_widget*"]  # the allowlist of the report: "our package only"
-TESTS_DIR = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # the workers unpickle loads_as from this module
+TESTS_DIR = HERE.parent  # tests/: sample_processors and the helpers this module imports
 
 
 def run_chunk_exploit(marker: Path) -> dict[str, Any]:
@@ -263,7 +264,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """A real ``jupyter server`` whose worker processes can import this module."""
     handle = build_server(tmp_path_factory.mktemp("server"))
     handle.env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(TESTS_DIR), handle.env.get("PYTHONPATH")]))
+        filter(None, [str(HERE), str(TESTS_DIR), handle.env.get("PYTHONPATH")]))
     handle.start()
     try:
         yield handle

@@ -1,6 +1,6 @@
 """The kernel-side API end to end, against a real ``jupyter server`` subprocess.
 
-Runs alone: ``pytest -q tests/test_client_api.py``. The server helper lives in
+Runs alone: ``pytest -q tests/kernel/test_client_api.py``. The server helper lives in
 ``tests/_server.py``.
 """
 

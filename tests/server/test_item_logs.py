@@ -62,7 +62,7 @@ async def test_an_item_that_writes_nothing_has_no_log(make_manager: ManagerFacto
 def test_a_megabyte_per_item_is_cut_and_the_server_stays_responsive(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # sample_processors
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # sample_processors
     with running_server(tmp_path) as server:
         job = server.api("POST", "api/batch/jobs", {
             "processor": "sample_processors:loud", "items": list(range(40)),

@@ -99,7 +99,7 @@ async def test_bad_paging_is_a_400_that_names_the_argument(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     handle = build_server(tmp_path_factory.mktemp("outputs"))
-    tests_dir = str(Path(__file__).resolve().parent)  # the server imports sample_processors
+    tests_dir = str(Path(__file__).resolve().parents[1])  # the server imports sample_processors
     paths = [tests_dir, os.environ.get("PYTHONPATH")]
     handle.env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     handle.start()

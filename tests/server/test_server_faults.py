@@ -20,7 +20,7 @@ from _server import ServerHandle, build_server
 
 from batch_widget.server.app import TAKEOVER_INTERVAL
 
-TESTS_DIR = Path(__file__).parent
+TESTS_DIR = Path(__file__).resolve().parents[1]  # tests/, where sample_processors lives
 
 
 @contextlib.contextmanager

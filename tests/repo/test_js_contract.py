@@ -22,7 +22,7 @@ from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
 from batch_widget.protocol import ACTIVE_STATES, DELETED, TERMINAL_STATES, JobStatus, Snapshot
 from batch_widget.server.events import COMPLETE, PROGRESS, event_name
 
-JS_SRC = Path(__file__).resolve().parent.parent / "js" / "src"
+JS_SRC = Path(__file__).resolve().parents[2] / "js" / "src"
 
 _READ = """
 const states = await import(process.argv[1] + "/states.js");

@@ -12,7 +12,7 @@ import traitlets
 
 from batch_widget.kernel.widget import CONNECTION_STATES, BatchProgress
 
-STATIC = Path(__file__).resolve().parents[1] / "batch_widget" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "batch_widget" / "static"
 
 SYNCED = {
     "job_id",

@@ -121,7 +121,7 @@ def test_the_kernel_warns_when_a_function_carries_much_data(
 
 # --------------------------------------------------------------------------- big results
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]  # tests/, where sample_processors lives
 NEAR_CAP = 15 * MB  # the default max_result_bytes is 16 MiB
 
 

@@ -65,7 +65,7 @@ def shared() -> Iterator[Path]:
 
 def with_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let servers import ``sample_processors``, and the batch_widget this test imports."""
-    paths = [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]
+    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
 
 
