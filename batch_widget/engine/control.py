@@ -37,7 +37,7 @@ class ChunkSizer:
 
     def observe(self, outcomes: Sequence[Outcome]) -> None:
         """Fold the durations of a finished chunk into the estimate."""
-        durations = [o[4] for o in outcomes if o[4] is not None]
+        durations = [o.duration for o in outcomes if o.duration is not None]
         if not durations:
             return
         mean = sum(durations) / len(durations)

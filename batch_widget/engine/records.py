@@ -11,13 +11,14 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable
 from datetime import datetime, timezone
 
 from batch_widget.engine.control import RateMeter
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.store import JobRow
 from batch_widget.engine.validation import JobSpec
+from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import ItemStatus, JobStatus, Snapshot, StoreIOError, StoreLost
 
 __all__ = ["Entry", "counted", "log_recovered", "new_id", "new_row", "now_iso", "persist",
@@ -67,13 +68,13 @@ def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
                   version=1, created_at=now_iso())
 
 
-def tally(outcomes: Iterable[Sequence[object]]) -> tuple[int, int]:
+def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
     """How many of a batch of worker outcomes are ``done`` and how many ``failed``."""
     done = failed = 0
     for outcome in outcomes:
-        if outcome[0] == "done":
+        if outcome.status == ItemStatus.DONE:
             done += 1
-        elif outcome[0] == "failed":
+        elif outcome.status == ItemStatus.FAILED:
             failed += 1
     return done, failed
 

@@ -352,15 +352,15 @@ class JobRun:
         self.log.warning("batch_widget: job %s: item %s crashed its worker process (%s)",
                          self.job_id, ", ".join(str(i) for i, _ in items), exc)
         message = self.executor.crash_message
-        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
+        return [_worker.lost(message, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning("batch_widget: job %s: a chunk of %d item(s) could not run: %r",
                          self.job_id, len(items), exc)
         message = f"the worker could not run this item: {_worker.describe(exc)}"
-        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
+        return [_worker.lost(message, self.job_key, i) for i, _ in items]
 
 
 def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:
     """Outcomes that send never-run items back to pending (the job's end decides their fate)."""
-    return [(_worker.SKIPPED, None, None, None, None, None, job_key, i) for i, _ in items]
+    return [_worker.not_run(job_key, i) for i, _ in items]

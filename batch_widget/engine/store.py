@@ -94,8 +94,9 @@ _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
-#: Where an outcome tuple (see ``worker.Outcome``) holds the item's log.
-_LOG_FIELD = 5
+#: Where an outcome row (``worker.Outcome``, or any tuple in its column order) holds the
+#: item's status and its log: the store takes plain rows, so it reads them by position.
+_STATUS_FIELD, _LOG_FIELD = 0, 5
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
 _LOG_BYTES_OF_JOB = ("SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
@@ -457,7 +458,7 @@ class Store:
         capped: list[Sequence[Any]] = []
         for outcome in outcomes:
             log = outcome[_LOG_FIELD]
-            if log is None or outcome[0] == ItemStatus.PENDING.value:  # sent back: never saved
+            if log is None or outcome[_STATUS_FIELD] == ItemStatus.PENDING:  # sent back: not saved
                 capped.append(outcome)
             elif job.log_bytes < self.max_job_log_bytes:
                 job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
