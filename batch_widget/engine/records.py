@@ -82,10 +82,10 @@ def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
 def log_recovered(log: logging.Logger, interrupted: list[str], completed: list[str]) -> None:
     """Say what a server start found of the jobs the previous server left unfinished."""
     if interrupted:
-        log.warning("batch_widget: %d job(s) were unfinished when the server stopped and are "
+        log.warning("%d job(s) were unfinished when the server stopped and are "
                     "now interrupted: %s", len(interrupted), ", ".join(interrupted))
     if completed:
-        log.info("batch_widget: %d job(s) had run every item when the server stopped and are "
+        log.info("%d job(s) had run every item when the server stopped and are "
                  "now completed: %s", len(completed), ", ".join(completed))
 
 
@@ -126,7 +126,7 @@ def persist(write: Callable[[], object], timeout: float, log: logging.Logger) ->
             if time.monotonic() >= deadline:
                 raise
             if not warned:
-                log.warning("batch_widget: %s; retrying for up to %.0f s", exc, timeout)
+                log.warning("%s; retrying for up to %.0f s", exc, timeout)
                 warned = True
             time.sleep(WRITE_RETRY_PAUSE)
         else:

@@ -651,16 +651,16 @@ def private_dir(path: Path, log: logging.Logger) -> None:
     if not mode & 0o077:
         return
     if info.st_uid != os.getuid():
-        log.info("batch_widget: the job store's directory %s (mode %o) belongs to another "
+        log.info("the job store's directory %s (mode %o) belongs to another "
                  "user (uid %d): left as it is; the store's files in it are readable by their "
                  "owner only", path, mode, info.st_uid)
     elif not _holds_only_stores(path):
-        log.info("batch_widget: the job store's directory %s (mode %o) holds other files: "
+        log.info("the job store's directory %s (mode %o) holds other files: "
                  "left as it is; the store's files in it are readable by their owner only",
                  path, mode)
     else:
         os.chmod(path, _PRIVATE_DIR)
-        log.info("batch_widget: the job store's directory %s was open to other users "
+        log.info("the job store's directory %s was open to other users "
                  "(mode %o): made it %o (owner only)", path, mode, _PRIVATE_DIR)
 
 
@@ -706,7 +706,7 @@ def open_private(path: Path, flags: int, log: logging.Logger, *, what: str) -> i
         mode = stat.S_IMODE(info.st_mode)
         if _POSIX and mode & 0o077 and info.st_uid == os.getuid():
             os.fchmod(fd, _PRIVATE_FILE)
-            log.info("batch_widget: %s file %s was readable by other users (mode %o): made "
+            log.info("%s file %s was readable by other users (mode %o): made "
                      "it %o (owner only)", what, path, mode, _PRIVATE_FILE)
     except BaseException:
         os.close(fd)

@@ -154,7 +154,7 @@ class CpuWatch:
                 return
             self._done = True
         self.log.warning(
-            "batch_widget: job %s runs Python code on its thread workers (%.0f%% of a core) "
+            "job %s runs Python code on its thread workers (%.0f%% of a core) "
             "and holds the GIL: every request to this Jupyter server waits %.1f ms more per "
             "step. Run CPU-bound processors with executor=\"process\" "
             "(bw.submit(..., executor=\"process\"), or c.BatchWidgetApp.executor).",

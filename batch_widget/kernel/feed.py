@@ -119,7 +119,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(follower.last)
         except (BatchError, OSError) as exc:
-            _log.warning("batch_widget: the kernel stopped following job %s for its widget: %s",
+            _log.warning("the kernel stopped following job %s for its widget: %s",
                          self.widget.job_id, exc)
 
     def _refresh(self) -> None:
@@ -129,7 +129,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except (BatchError, OSError) as exc:
-            _log.info("batch_widget: refreshing job %s for its widget failed: %s",
+            _log.info("refreshing job %s for its widget failed: %s",
                       self.widget.job_id, exc)
 
     def _act(self, action: str) -> None:
@@ -140,7 +140,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except BatchError as exc:  # e.g. 409: already finished; show what is true now
-            _log.info("batch_widget: %s of job %s from its widget: %s", action,
+            _log.info("%s of job %s from its widget: %s", action,
                       self.widget.job_id, exc)
             self._refresh()
         if action == "retry":
