@@ -16,14 +16,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from batch_widget.engine import records, validation
+from batch_widget.engine import job_entry, validation
 from batch_widget.engine.cluster import ClusterError
 from batch_widget.engine.control import RunEnd
 from batch_widget.engine.executors import Executors
+from batch_widget.engine.job_entry import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.processor_rules import ProcessorError
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
-from batch_widget.engine.records import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import OutputsPage, Store
@@ -81,7 +81,7 @@ class JobManager:
         self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
-        records.log_recovered(self.log, *store.interrupt_unfinished(now_iso()))
+        job_entry.log_recovered(self.log, *store.interrupt_unfinished(now_iso()))
         self._jobs: dict[str, Entry] = {row.id: Entry(row) for row in store.load_jobs()}
 
     @property
@@ -192,7 +192,7 @@ class JobManager:
         validation.page(limit, offset)
         with self._lock:
             row = self._entry(job_id).row
-            total = records.counted(row, wanted)
+            total = job_entry.counted(row, wanted)
         return self.store.items_page(row.key, wanted, position, limit, total=total)
 
     def results_chunk(
@@ -239,7 +239,7 @@ class JobManager:
         self._check_running()
         spec = self.rules.job_spec(request)
         items = request.items
-        row = records.new_row(records.new_id(self._jobs), spec, len(items))
+        row = job_entry.new_row(job_entry.new_id(self._jobs), spec, len(items))
         self.store.insert_job(row, items, spec.pickled)
         with self._lock:
             entry = self._jobs[row.id] = Entry(row)
@@ -409,7 +409,7 @@ class JobManager:
         """Store a batch of progress, then show it; on a store error change nothing and raise."""
         if not started and not outcomes:
             return
-        done, failed = records.tally(outcomes)
+        done, failed = job_entry.tally(outcomes)
         with self._lock:
             if entry.run is not run:
                 return

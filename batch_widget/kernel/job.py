@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from batch_widget.kernel.answers import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.kernel.errors import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.follow import POLL_INTERVAL, JobFollower, deadline_after
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
 from batch_widget.kernel.listing import JobList, snapshot_html

@@ -1,4 +1,4 @@
-"""What the manager keeps of each job, and the small pieces it builds from that.
+"""What the manager keeps of each job (its Entry), and the small pieces it builds from that.
 
 A job's :class:`Entry` (its stored row, rate meter and current run), its
 snapshot, what its counters say about item counts, and the store-write retry
