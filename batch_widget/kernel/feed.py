@@ -25,7 +25,14 @@ from typing import Any
 
 from batch_widget.kernel.client import Client
 from batch_widget.kernel.follow import JobFollower
-from batch_widget.protocol import DELETED, BatchError, JobNotFound, JobStatus, Snapshot
+from batch_widget.protocol import (
+    DELETED,
+    BatchError,
+    ItemStatus,
+    JobNotFound,
+    JobStatus,
+    Snapshot,
+)
 
 __all__ = ["KernelFeed"]
 
@@ -172,7 +179,7 @@ class KernelFeed:
         with contextlib.suppress(BatchError, OSError):
             if snapshot["failed"]:
                 extras["failed_items"] = self.client.items(
-                    snapshot["id"], status="failed", limit=FAILED_ITEMS_SHOWN)
+                    snapshot["id"], status=ItemStatus.FAILED.value, limit=FAILED_ITEMS_SHOWN)
             page = self.client.outputs(snapshot["id"], limit=OUTPUTS_SHOWN)
             outputs = [str(path) for path in page.get("outputs", [])][:OUTPUTS_SHOWN]
             extras["outputs"] = outputs
