@@ -47,6 +47,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import Any
 
 from batch_widget.engine import worker as _worker
+from batch_widget.engine.errors import ClusterError
 
 #: What to install when ``distributed`` is missing.
 INSTALL_HINT = "pip install 'batch_widget[dask]'"
@@ -59,10 +60,6 @@ LOOPBACK = "127.0.0.1"
 #: authentication, and the HTTP servers cannot be turned off: they serve nothing.
 _NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [],
                                           "distributed.worker.http.routes": []}
-
-
-class ClusterError(Exception):
-    """The job cannot run on the Dask cluster; the message says why and names the address."""
 
 
 class WorkerLost(BrokenExecutor):

@@ -17,12 +17,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from batch_widget.engine import job_entry, validation
-from batch_widget.engine.cluster import ClusterError
 from batch_widget.engine.control import RunEnd
+from batch_widget.engine.errors import ClusterError, ProcessorError
 from batch_widget.engine.executors import Executors
 from batch_widget.engine.job_entry import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.ledger import ResultsChunk
-from batch_widget.engine.processor_rules import ProcessorError
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings

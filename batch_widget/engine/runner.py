@@ -21,8 +21,8 @@ from concurrent.futures import CancelledError as FutureCancelled
 from typing import Any
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.cluster import ClusterError
 from batch_widget.engine.control import CancelFlag, ChunkSizer, RunEnd, StallWatch, yield_cpu
+from batch_widget.engine.errors import ClusterError
 from batch_widget.engine.executors import ChunkExecutor, Task
 from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.settings import Settings

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from batch_widget.engine import capture, jsontext
-from batch_widget.engine.processor_rules import Grant, Processor, ProcessorError, checked
+from batch_widget.engine.errors import ProcessorError
+from batch_widget.engine.processor_rules import Grant, Processor, checked
 from batch_widget.protocol import ItemStatus
 
 #: A processor as a worker receives it: a grant (path or pickle), or (threads) the function.
