@@ -47,6 +47,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import Any
 
 from batch_widget.engine import worker as _worker
+from batch_widget.engine.errors import ClusterError
 
 #: What to install when ``distributed`` is missing.
 INSTALL_HINT = "pip install 'batch_widget[dask]'"
@@ -59,10 +60,6 @@ LOOPBACK = "127.0.0.1"
 #: authentication, and the HTTP servers cannot be turned off: they serve nothing.
 _NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [],
                                           "distributed.worker.http.routes": []}
-
-
-class ClusterError(Exception):
-    """The job cannot run on the Dask cluster; the message says why and names the address."""
 
 
 class WorkerLost(BrokenExecutor):
@@ -115,7 +112,7 @@ class DaskCluster:
         client = self._connected()
         check_versions(client, pickled, self.where)
         pool = DaskPool(client, self.where)
-        self.log.info("batch_widget: job %s runs on %s (%s) with %d worker(s), %d thread(s)",
+        self.log.info("job %s runs on %s (%s) with %d worker(s), %d thread(s)",
                       log_job, self.where, client.scheduler.address, pool.workers(),
                       pool.threads())
         return pool
@@ -134,7 +131,7 @@ class DaskCluster:
             if client is not None and client.status == "running":
                 return client
             if client is not None:
-                self.log.warning("batch_widget: the Dask client lost %s (status %s); "
+                self.log.warning("the Dask client lost %s (status %s); "
                                  "connecting again", self.where, client.status)
                 self._drop()
             self._client = self._connect()
@@ -149,7 +146,7 @@ class DaskCluster:
 
         if not self.address.startswith("tls://"):
             self.log.warning(
-                "batch_widget: dask_address %s is not a tls:// address: whoever can reach "
+                "dask_address %s is not a tls:// address: whoever can reach "
                 "that scheduler runs code as its workers' user, and this server unpickles "
                 "what the workers send back. Name only a cluster you trust", self.address)
         try:  # the Security comes from Dask's config (distributed.comm.tls.*)
@@ -160,7 +157,7 @@ class DaskCluster:
                 f"cannot reach the Dask scheduler at {self.address} within "
                 f"{self.connect_timeout:g} s ({_worker.describe(exc)}). Start it (or correct "
                 f"BatchWidgetApp.dask_address{self._tls_hint()}), then retry the job") from exc
-        self.log.info("batch_widget: connected to the Dask scheduler at %s", self.address)
+        self.log.info("connected to the Dask scheduler at %s", self.address)
         return client
 
     def _tls_hint(self) -> str:
@@ -174,7 +171,7 @@ class DaskCluster:
         """Start the server's own cluster, on loopback and mutual TLS, and a client of it."""
         from distributed import Client  # optional extra
 
-        self.log.info("batch_widget: starting a Dask LocalCluster on %s, TLS only, for "
+        self.log.info("starting a Dask LocalCluster on %s, TLS only, for "
                       "executor='dask' jobs (set BatchWidgetApp.dask_address to use a "
                       "cluster of your own)", LOOPBACK)
         security = _temporary_security()
@@ -196,7 +193,7 @@ class DaskCluster:
             try:
                 closing.close()
             except Exception as exc:  # closing after a lost scheduler may complain
-                self.log.debug("batch_widget: closing %r: %s", closing, exc)
+                self.log.debug("closing %r: %s", closing, exc)
 
 
 def _temporary_security() -> Any:
@@ -390,5 +387,5 @@ class _RemoteCancel:
             self.client.run(_worker.cancel_remote, self.token, on_error="ignore")
         except Exception as exc:  # the scheduler is gone: nothing runs there any more anyway
             logging.getLogger("batch_widget").warning(
-                "batch_widget: could not tell the Dask workers to cancel run %s: %s",
+                "could not tell the Dask workers to cancel run %s: %s",
                 self.token, exc)

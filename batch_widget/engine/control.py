@@ -37,7 +37,7 @@ class ChunkSizer:
 
     def observe(self, outcomes: Sequence[Outcome]) -> None:
         """Fold the durations of a finished chunk into the estimate."""
-        durations = [o[4] for o in outcomes if o[4] is not None]
+        durations = [o.duration for o in outcomes if o.duration is not None]
         if not durations:
             return
         mean = sum(durations) / len(durations)
@@ -144,7 +144,7 @@ class StallWatch:
         indexes = sorted(chunk[0][0] for chunk in running if chunk)
         shown = ", ".join(map(str, indexes[:10])) + (", ..." if len(indexes) > 10 else "")
         self.log.warning(
-            "batch_widget: job %s: no item has finished for %.1f s; %d chunk(s) still running, "
+            "job %s: no item has finished for %.1f s; %d chunk(s) still running, "
             "starting at item index(es) %s. A processor may be hung: see "
             "GET api/batch/jobs/%s/items?status=running",
             self.job_id, now - self.last, len(indexes), shown, self.job_id)

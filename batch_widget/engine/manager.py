@@ -16,14 +16,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from batch_widget.engine import records, validation
-from batch_widget.engine.cluster import ClusterError
+from batch_widget.engine import job_entry, validation
 from batch_widget.engine.control import RunEnd
+from batch_widget.engine.errors import ClusterError, ProcessorError
 from batch_widget.engine.executors import Executors
+from batch_widget.engine.job_entry import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.ledger import ResultsChunk
-from batch_widget.engine.processor_rules import ProcessorError
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
-from batch_widget.engine.records import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import OutputsPage, Store
@@ -81,7 +80,7 @@ class JobManager:
         self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
-        records.log_recovered(self.log, *store.interrupt_unfinished(now_iso()))
+        job_entry.log_recovered(self.log, *store.interrupt_unfinished(now_iso()))
         self._jobs: dict[str, Entry] = {row.id: Entry(row) for row in store.load_jobs()}
 
     @property
@@ -108,11 +107,11 @@ class JobManager:
 
     def _resume(self, job_id: str) -> None:
         """Re-queue one interrupted job; a job that cannot resume stays as it is, logged."""
-        self.log.info("batch_widget: resuming interrupted job %s", job_id)
+        self.log.info("resuming interrupted job %s", job_id)
         try:
             self.retry(job_id)
         except BatchError as exc:
-            self.log.warning("batch_widget: interrupted job %s cannot be resumed: %s",
+            self.log.warning("interrupted job %s cannot be resumed: %s",
                              job_id, exc)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -138,7 +137,7 @@ class JobManager:
         for thread in threads:  # a thread frees its run's slot a little before it ends
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                self.log.warning("batch_widget: %s did not end within %.0f s of shutdown",
+                self.log.warning("%s did not end within %.0f s of shutdown",
                                  thread.name, timeout)
         self.executors.close()
 
@@ -192,7 +191,7 @@ class JobManager:
         validation.page(limit, offset)
         with self._lock:
             row = self._entry(job_id).row
-            total = records.counted(row, wanted)
+            total = job_entry.counted(row, wanted)
         return self.store.items_page(row.key, wanted, position, limit, total=total)
 
     def results_chunk(
@@ -239,13 +238,13 @@ class JobManager:
         self._check_running()
         spec = self.rules.job_spec(request)
         items = request.items
-        row = records.new_row(records.new_id(self._jobs), spec, len(items))
+        row = job_entry.new_row(job_entry.new_id(self._jobs), spec, len(items))
         self.store.insert_job(row, items, spec.pickled)
         with self._lock:
             entry = self._jobs[row.id] = Entry(row)
             self._queue.append(row.id)
             snapshot = snapshot_of(entry)
-        self.log.info("batch_widget: job %s (%s) created: %d items, processor %s",
+        self.log.info("job %s (%s) created: %d items, processor %s",
                       row.id, row.name, row.total, row.processor)
         self.outbox.publish(snapshot)
         self._schedule()
@@ -264,13 +263,13 @@ class JobManager:
                     raise JobStateConflict(f"job {job_id} is already {status.value}")
                 if entry.run is not None:
                     entry.run.flag.set(RunEnd.CANCELLED)
-                    self.log.info("batch_widget: job %s cancel requested; running items get "
+                    self.log.info("job %s cancel requested; running items get "
                                   "%g s to finish", job_id, self.settings.cancel_timeout)
                     return snapshot_of(entry)
                 if job_id in self._queue:
                     self._queue.remove(job_id)
                 else:  # neither queued nor running: end it rather than leave it stuck
-                    self.log.warning("batch_widget: job %s was %s with no run; cancelling it",
+                    self.log.warning("job %s was %s with no run; cancelling it",
                                      job_id, status.value)
             return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
 
@@ -301,14 +300,14 @@ class JobManager:
                                                  finished_at=None, error=None,
                                                  version=row.version + 1)
             if nothing_left:
-                self.log.info("batch_widget: job %s had every item done: completed", job_id)
+                self.log.info("job %s had every item done: completed", job_id)
                 return self._finish(entry, JobStatus.COMPLETED)
             self.store.reset_for_retry(queued)
             with self._lock:
                 entry.row = queued
                 self._queue.append(job_id)
                 snapshot = snapshot_of(entry)
-        self.log.info("batch_widget: job %s queued for retry (%d items to run)",
+        self.log.info("job %s queued for retry (%d items to run)",
                       job_id, queued.total - queued.done)
         self.outbox.publish(snapshot)
         self._schedule()
@@ -326,7 +325,7 @@ class JobManager:
             with self._lock:
                 del self._jobs[job_id]
                 farewell = snapshot_of(entry)
-        self.log.info("batch_widget: job %s deleted", job_id)
+        self.log.info("job %s deleted", job_id)
         # Widgets still showing the job learn it is gone (and stop asking for it).
         self.outbox.publish({**farewell, "status": DELETED, "version": farewell["version"] + 1})
 
@@ -373,7 +372,7 @@ class JobManager:
         except (ProcessorError, StoreUnavailable, ClusterError) as exc:
             status, error = JobStatus.FAILED, str(exc)
         except BaseException as exc:
-            self.log.exception("batch_widget: job %s crashed", entry.row.id)
+            self.log.exception("job %s crashed", entry.row.id)
             status, error = JobStatus.FAILED, f"the job crashed: {exc!r}"
         else:
             if end is RunEnd.CANCELLED:
@@ -398,7 +397,7 @@ class JobManager:
             entry.row = saved
             entry.meter.reset(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
-        self.log.info("batch_widget: job %s started: %d items to run on %s",
+        self.log.info("job %s started: %d items to run on %s",
                       saved.id, saved.total - saved.done, run.pool_label())
         self.outbox.publish(snapshot)
 
@@ -409,7 +408,7 @@ class JobManager:
         """Store a batch of progress, then show it; on a store error change nothing and raise."""
         if not started and not outcomes:
             return
-        done, failed = records.tally(outcomes)
+        done, failed = job_entry.tally(outcomes)
         with self._lock:
             if entry.run is not run:
                 return
@@ -421,7 +420,7 @@ class JobManager:
             entry.row = saved
             entry.meter.record(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
-        self.log.debug("batch_widget: job %s progress %d done, %d failed of %d",
+        self.log.debug("job %s progress %d done, %d failed of %d",
                        saved.id, saved.done, saved.failed, saved.total)
         self.outbox.publish(snapshot)
 
@@ -447,7 +446,7 @@ class JobManager:
                 persist(write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT),
                         self.log)
             except StoreUnavailable as exc:
-                self.log.error("batch_widget: job %s ended %s, but the job store could not "
+                self.log.error("job %s ended %s, but the job store could not "
                                "record it: %s", row.id, status.value, exc)
                 if status is not JobStatus.FAILED:
                     saved = dataclasses.replace(saved, status=JobStatus.FAILED)
@@ -458,7 +457,7 @@ class JobManager:
                 snapshot = snapshot_of(entry)
                 self._changed.notify_all()
         level = logging.WARNING if saved.status is JobStatus.FAILED else logging.INFO
-        self.log.log(level, "batch_widget: job %s %s: %d done, %d failed of %d%s",
+        self.log.log(level, "job %s %s: %d done, %d failed of %d%s",
                      row.id, saved.status.value, saved.done, saved.failed, saved.total,
                      f" ({saved.error})" if saved.error else "")
         self.outbox.publish(snapshot)

@@ -25,6 +25,7 @@ from typing import Any
 
 import cloudpickle
 
+from batch_widget.engine.errors import ProcessorError, ProcessorRefused
 from batch_widget.engine.settings import Settings
 
 __all__ = ["Grant", "Processor", "ProcessorError", "ProcessorRefused", "ProcessorRules"]
@@ -37,14 +38,6 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 _OWN_PACKAGE = "batch_widget"
 #: ...but for the one meant to be named (SPEC §20).
 _OWN_PROCESSORS = "batch_widget.processors"
-
-
-class ProcessorError(Exception):
-    """The processor cannot be resolved to a callable (a request error: 400)."""
-
-
-class ProcessorRefused(ProcessorError):
-    """The server's rules do not let this processor run (a permission error: 403)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Outbox:
         try:
             self.loop.add_callback(self._deliver, snapshot, 0)
         except RuntimeError:  # the loop is closed: the server is gone, nobody is listening
-            self.log.debug("batch_widget: dropped an event for job %s: loop closed",
+            self.log.debug("dropped an event for job %s: loop closed",
                            snapshot["id"])
 
     def _deliver(self, snapshot: Snapshot, attempt: int) -> None:
@@ -82,12 +82,12 @@ class Outbox:
             terminal = _is_last_word(snapshot)
             if terminal and attempt < retries:
                 self.log.warning(
-                    "batch_widget: broadcasting %s of job %s failed (attempt %d of %d): %r; "
+                    "broadcasting %s of job %s failed (attempt %d of %d): %r; "
                     "retrying in %ss", snapshot["status"], snapshot["id"], attempt + 1,
                     retries + 1, exc, delay)
                 self.loop.call_later(delay, self._deliver, snapshot, attempt + 1)
             else:
-                self.log.warning("batch_widget: broadcasting %s of job %s failed, giving up: "
+                self.log.warning("broadcasting %s of job %s failed, giving up: "
                                  "%r; clients catch up by polling", snapshot["status"],
                                  snapshot["id"], exc)
 

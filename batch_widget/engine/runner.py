@@ -21,8 +21,8 @@ from concurrent.futures import CancelledError as FutureCancelled
 from typing import Any
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.cluster import ClusterError
 from batch_widget.engine.control import CancelFlag, ChunkSizer, RunEnd, StallWatch, yield_cpu
+from batch_widget.engine.errors import ClusterError
 from batch_widget.engine.executors import ChunkExecutor, Task
 from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.settings import Settings
@@ -287,7 +287,7 @@ class JobRun:
         for chunk in inflight.values():
             unsaved.outcomes.extend(_skipped(chunk.items, self.job_key))
         inflight.clear()
-        self.log.warning("batch_widget: job %s: %s; its unfinished items stay pending for a "
+        self.log.warning("job %s: %s; its unfinished items stay pending for a "
                          "retry", self.job_id, self.lost)
 
     def _rebuild_pool(
@@ -302,7 +302,7 @@ class JobRun:
         wait(inflight)  # a broken pool fails every future it still holds at once
         self._collect(inflight, list(inflight), unsaved)
         self.log.warning(
-            "batch_widget: job %s: a worker process died; %d item(s) it may have been "
+            "job %s: a worker process died; %d item(s) it may have been "
             "running will run again one at a time to find the one that crashes it",
             self.job_id, len(self.suspects))
         self.executor.replace_broken_pool()
@@ -315,7 +315,7 @@ class JobRun:
         what = "cancel" if self.flag.reason is RunEnd.CANCELLED else "server shutdown"
         fate = self.executor.abandon(list(inflight))
         self.log.warning(
-            "batch_widget: job %s: %d item(s) still running %.1f s after the %s (index(es) "
+            "job %s: %d item(s) still running %.1f s after the %s (index(es) "
             "%s); %s", self.job_id, len(self.abandoned), self.cancel_timeout, what, shown, fate)
         inflight.clear()
 
@@ -331,7 +331,7 @@ class JobRun:
                 time.sleep(min(1.0, max(self.interval, 0.05)))
                 continue
             if unsaved.failing_since is not None:
-                self.log.warning("batch_widget: job %s: the job store is writable again after "
+                self.log.warning("job %s: the job store is writable again after "
                                  "%.1f s; progress saved", self.job_id,
                                  time.monotonic() - unsaved.failing_since)
             unsaved.started, unsaved.outcomes, unsaved.failing_since = {}, [], None
@@ -343,24 +343,24 @@ class JobRun:
         if unsaved.failing_since is None:
             unsaved.failing_since = now
             self.log.warning(
-                "batch_widget: job %s: %s; holding its progress in memory and retrying for "
+                "job %s: %s; holding its progress in memory and retrying for "
                 "up to %.0f s", self.job_id, exc, self.store_write_timeout)
         elif now - unsaved.failing_since >= self.store_write_timeout:
             raise StoreIOError(f"{exc} (still failing after {self.store_write_timeout:g} s)")
 
     def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
-        self.log.warning("batch_widget: job %s: item %s crashed its worker process (%s)",
+        self.log.warning("job %s: item %s crashed its worker process (%s)",
                          self.job_id, ", ".join(str(i) for i, _ in items), exc)
         message = self.executor.crash_message
-        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
+        return [_worker.lost(message, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
-        self.log.warning("batch_widget: job %s: a chunk of %d item(s) could not run: %r",
+        self.log.warning("job %s: a chunk of %d item(s) could not run: %r",
                          self.job_id, len(items), exc)
         message = f"the worker could not run this item: {_worker.describe(exc)}"
-        return [("failed", None, message, None, None, None, self.job_key, i) for i, _ in items]
+        return [_worker.lost(message, self.job_key, i) for i, _ in items]
 
 
 def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:
     """Outcomes that send never-run items back to pending (the job's end decides their fate)."""
-    return [(_worker.SKIPPED, None, None, None, None, None, job_key, i) for i, _ in items]
+    return [_worker.not_run(job_key, i) for i, _ in items]

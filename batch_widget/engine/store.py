@@ -94,8 +94,9 @@ _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
-#: Where an outcome tuple (see ``worker.Outcome``) holds the item's log.
-_LOG_FIELD = 5
+#: Where an outcome row (``worker.Outcome``, or any tuple in its column order) holds the
+#: item's status and its log: the store takes plain rows, so it reads them by position.
+_STATUS_FIELD, _LOG_FIELD = 0, 5
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
 _LOG_BYTES_OF_JOB = ("SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
@@ -457,7 +458,7 @@ class Store:
         capped: list[Sequence[Any]] = []
         for outcome in outcomes:
             log = outcome[_LOG_FIELD]
-            if log is None or outcome[0] == ItemStatus.PENDING.value:  # sent back: never saved
+            if log is None or outcome[_STATUS_FIELD] == ItemStatus.PENDING:  # sent back: not saved
                 capped.append(outcome)
             elif job.log_bytes < self.max_job_log_bytes:
                 job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
@@ -650,16 +651,16 @@ def private_dir(path: Path, log: logging.Logger) -> None:
     if not mode & 0o077:
         return
     if info.st_uid != os.getuid():
-        log.info("batch_widget: the job store's directory %s (mode %o) belongs to another "
+        log.info("the job store's directory %s (mode %o) belongs to another "
                  "user (uid %d): left as it is; the store's files in it are readable by their "
                  "owner only", path, mode, info.st_uid)
     elif not _holds_only_stores(path):
-        log.info("batch_widget: the job store's directory %s (mode %o) holds other files: "
+        log.info("the job store's directory %s (mode %o) holds other files: "
                  "left as it is; the store's files in it are readable by their owner only",
                  path, mode)
     else:
         os.chmod(path, _PRIVATE_DIR)
-        log.info("batch_widget: the job store's directory %s was open to other users "
+        log.info("the job store's directory %s was open to other users "
                  "(mode %o): made it %o (owner only)", path, mode, _PRIVATE_DIR)
 
 
@@ -705,7 +706,7 @@ def open_private(path: Path, flags: int, log: logging.Logger, *, what: str) -> i
         mode = stat.S_IMODE(info.st_mode)
         if _POSIX and mode & 0o077 and info.st_uid == os.getuid():
             os.fchmod(fd, _PRIVATE_FILE)
-            log.info("batch_widget: %s file %s was readable by other users (mode %o): made "
+            log.info("%s file %s was readable by other users (mode %o): made "
                      "it %o (owner only)", what, path, mode, _PRIVATE_FILE)
     except BaseException:
         os.close(fd)

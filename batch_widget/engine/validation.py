@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from batch_widget.engine import jsontext, ledger
 from batch_widget.engine.cluster import dask_installed, missing_message
-from batch_widget.engine.processor_rules import ProcessorError, ProcessorRefused, ProcessorRules
+from batch_widget.engine.errors import ProcessorError, ProcessorRefused
+from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.settings import EXECUTORS, Settings
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
 

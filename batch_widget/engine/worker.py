@@ -1,8 +1,8 @@
 """What runs inside a worker: resolve a processor, run a chunk of items.
 
 Kept free of tornado and jupyter_server so a process-pool child imports little.
-Each outcome is a tuple in the column order of the store's result UPDATE, so
-the driver hands it to SQLite without rebuilding it.
+Each outcome is an :class:`Outcome`, a named tuple in the column order of the
+store's result UPDATE, so the driver hands it to SQLite without rebuilding it.
 """
 
 from __future__ import annotations
@@ -17,18 +17,43 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from batch_widget.engine import capture, jsontext
-from batch_widget.engine.processor_rules import Grant, Processor, ProcessorError, checked
+from batch_widget.engine.errors import ProcessorError
+from batch_widget.engine.processor_rules import Grant, Processor, checked
+from batch_widget.protocol import ItemStatus
 
 #: A processor as a worker receives it: a grant (path or pickle), or (threads) the function.
 Ref = Grant | Processor
-#: ``(status, result_json, error, traceback, duration, log, job_key, index)``
-Outcome = tuple[str, "str | None", "str | None", "str | None", "float | None", "str | None",
-                int, int]
-#: Status of an item a cancelled or stopping chunk never started (it goes back to pending).
-SKIPPED = "pending"
+
+class Outcome(NamedTuple):
+    """What running one item gave, in the column order of the store's result UPDATE.
+
+    A tuple, so ``executemany`` binds it as it is; defined at module level so it
+    pickles back from process and Dask workers. An item a cancelled or stopping
+    chunk never started comes back ``PENDING`` (the job's end decides its fate).
+    """
+
+    status: ItemStatus
+    result_json: str | None
+    error: str | None
+    traceback: str | None
+    duration: float | None
+    log: str | None
+    job_key: int
+    idx: int  #: the item's index in the job (the column ``idx``; ``index`` is tuple's)
+
+
+def not_run(job_key: int, index: int) -> Outcome:
+    """The outcome of an item its chunk never started: sent back to pending."""
+    return Outcome(ItemStatus.PENDING, None, None, None, None, None, job_key, index)
+
+
+def lost(message: str, job_key: int, index: int) -> Outcome:
+    """The outcome of an item that failed before it ran (its worker died or refused it)."""
+    return Outcome(ItemStatus.FAILED, None, message, None, None, None, job_key, index)
+
 _MiB = 1024 * 1024
 #: How often a long chunk on a thread worker reports its CPU time to its CpuWatch.
 _CPU_REPORT_EVERY = 0.2
@@ -130,7 +155,7 @@ class CpuWatch:
                 return
             self._done = True
         self.log.warning(
-            "batch_widget: job %s runs Python code on its thread workers (%.0f%% of a core) "
+            "job %s runs Python code on its thread workers (%.0f%% of a core) "
             "and holds the GIL: every request to this Jupyter server waits %.1f ms more per "
             "step. Run CPU-bound processors with executor=\"process\" "
             "(bw.submit(..., executor=\"process\"), or c.BatchWidgetApp.executor).",
@@ -243,7 +268,7 @@ def run_chunk(
 ) -> list[Outcome]:
     """Run the processor over ``chunk`` of ``(index, input_json)``; never raises.
 
-    Items not started once ``cancel`` is set come back as ``SKIPPED``. A thread
+    Items not started once ``cancel`` is set come back ``PENDING`` (:func:`not_run`). A thread
     worker reports the chunk's CPU time to ``cpu_watch`` (every
     ``_CPU_REPORT_EVERY`` seconds of a long chunk, and at its end). A result whose JSON is
     over ``max_result_bytes`` fails its item.
@@ -264,7 +289,7 @@ def run_chunk(
             cpu_watch.add(cpu_now - cpu_started)
             cpu_started, reported = cpu_now, clock()
         if stop is not None and stop.is_set():
-            append((SKIPPED, None, None, None, None, None, job_key, index))
+            append(not_run(job_key, index))
             continue
         started = clock()
         begin()
@@ -272,22 +297,22 @@ def run_chunk(
             result = func(item, **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
             trace = _traceback()
-            append(("failed", None, describe(exc), trace, clock() - started, _storable(end()),
-                    job_key, index))
+            append(Outcome(ItemStatus.FAILED, None, describe(exc), trace, clock() - started,
+                           _storable(end()), job_key, index))
             continue
         duration = clock() - started
         log = _storable(end())
         try:
             encoded = encode_result(result)
         except (TypeError, ValueError, RecursionError) as exc:
-            append(("failed", None, f"result is not JSON-serialisable: {exc}", None, duration,
-                    log, job_key, index))
+            append(Outcome(ItemStatus.FAILED, None, f"result is not JSON-serialisable: {exc}",
+                           None, duration, log, job_key, index))
             continue
         if len(encoded) > max_result_bytes:  # ASCII: json.dumps escapes the rest
-            append(("failed", None, _too_big(len(encoded), max_result_bytes), None, duration,
-                    log, job_key, index))
+            append(Outcome(ItemStatus.FAILED, None, _too_big(len(encoded), max_result_bytes),
+                           None, duration, log, job_key, index))
             continue
-        append(("done", encoded, None, None, duration, log, job_key, index))
+        append(Outcome(ItemStatus.DONE, encoded, None, None, duration, log, job_key, index))
     if cpu_watch is not None:
         cpu_watch.add(time.thread_time() - cpu_started)
     return outcomes

@@ -21,7 +21,14 @@ import urllib.request
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
-from batch_widget.kernel.answers import (
+from batch_widget.kernel.discovery import (
+    ServerInfo,
+    ServerNotFound,
+    discover,
+    server_url,
+    with_slash,
+)
+from batch_widget.kernel.errors import (
     GATEWAY_STATUSES,
     NOT_JSON,
     RedirectRefused,
@@ -35,13 +42,6 @@ from batch_widget.kernel.answers import (
     not_batch_widget,
     redirect_refused,
     token_rejected,
-)
-from batch_widget.kernel.discovery import (
-    ServerInfo,
-    ServerNotFound,
-    discover,
-    server_url,
-    with_slash,
 )
 from batch_widget.kernel.redirects import REDIRECT_STATUSES, may_follow, open_url, target_of
 from batch_widget.kernel.sse import SSEEvent, SSEParser

@@ -167,7 +167,7 @@ def _from_jupyterhub() -> ServerInfo | None:
     except ValueError:
         port = None
     if not service.hostname or not port:
-        _log.info("batch_widget: JUPYTERHUB_SERVICE_URL is %s, so the JupyterHub server is not "
+        _log.info("JUPYTERHUB_SERVICE_URL is %s, so the JupyterHub server is not "
                   "used: its token goes to no guessed address. Set BATCH_WIDGET_URL (and "
                   "BATCH_WIDGET_TOKEN) or call bw.connect(url, token) to use it",
                   repr(service_url) if service_url else "not set")
@@ -228,6 +228,6 @@ def discover() -> ServerInfo:
             continue
         if has_batch_api(found):
             return found
-        _log.info("batch_widget: the Jupyter server at %s (%s) does not have the batch_widget "
+        _log.info("the Jupyter server at %s (%s) does not have the batch_widget "
                   "extension enabled; using the batch server", found.url, found.source)
     return _from_batch_server()

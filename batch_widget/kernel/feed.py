@@ -25,7 +25,14 @@ from typing import Any
 
 from batch_widget.kernel.client import Client
 from batch_widget.kernel.follow import JobFollower
-from batch_widget.protocol import DELETED, BatchError, JobNotFound, JobStatus, Snapshot
+from batch_widget.protocol import (
+    DELETED,
+    BatchError,
+    ItemStatus,
+    JobNotFound,
+    JobStatus,
+    Snapshot,
+)
 
 __all__ = ["KernelFeed"]
 
@@ -119,7 +126,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(follower.last)
         except (BatchError, OSError) as exc:
-            _log.warning("batch_widget: the kernel stopped following job %s for its widget: %s",
+            _log.warning("the kernel stopped following job %s for its widget: %s",
                          self.widget.job_id, exc)
 
     def _refresh(self) -> None:
@@ -129,7 +136,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except (BatchError, OSError) as exc:
-            _log.info("batch_widget: refreshing job %s for its widget failed: %s",
+            _log.info("refreshing job %s for its widget failed: %s",
                       self.widget.job_id, exc)
 
     def _act(self, action: str) -> None:
@@ -140,7 +147,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except BatchError as exc:  # e.g. 409: already finished; show what is true now
-            _log.info("batch_widget: %s of job %s from its widget: %s", action,
+            _log.info("%s of job %s from its widget: %s", action,
                       self.widget.job_id, exc)
             self._refresh()
         if action == "retry":
@@ -172,7 +179,7 @@ class KernelFeed:
         with contextlib.suppress(BatchError, OSError):
             if snapshot["failed"]:
                 extras["failed_items"] = self.client.items(
-                    snapshot["id"], status="failed", limit=FAILED_ITEMS_SHOWN)
+                    snapshot["id"], status=ItemStatus.FAILED.value, limit=FAILED_ITEMS_SHOWN)
             page = self.client.outputs(snapshot["id"], limit=OUTPUTS_SHOWN)
             outputs = [str(path) for path in page.get("outputs", [])][:OUTPUTS_SHOWN]
             extras["outputs"] = outputs

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from batch_widget.kernel.answers import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.kernel.errors import ResultsIncomplete, results_incomplete
 from batch_widget.kernel.follow import POLL_INTERVAL, JobFollower, deadline_after
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
 from batch_widget.kernel.listing import JobList, snapshot_html
@@ -23,6 +23,7 @@ from batch_widget.protocol import (
     BatchError,
     InvalidRequest,
     ItemError,
+    ItemStatus,
     JobNotFound,
     JobStatus,
     Snapshot,
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 #: Item states that will not change until a retry.
-_ENDED = frozenset({"done", "failed", "cancelled"})
+_ENDED = frozenset(s.value for s in (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED))
 
 
 class BatchFailed(BatchError):  # public name fixed by the API brief
@@ -163,7 +164,7 @@ class Job:
         results: list[Any] = [None] * total
         with contextlib.closing(self._result_lines(0, total)) as lines:
             for line in lines:
-                if line["status"] == "done":
+                if line["status"] == ItemStatus.DONE:
                     results[line["index"]] = line["result"]
         return results
 
@@ -210,7 +211,7 @@ class Job:
             for line in lines:
                 if line["status"] not in _ENDED:
                     return
-                yield line["result"] if line["status"] == "done" else None
+                yield line["result"] if line["status"] == ItemStatus.DONE else None
 
     def _result_lines(
         self, position: int, total: int
@@ -270,7 +271,7 @@ class Job:
                 traceback=record["traceback"],
                 log=record.get("log"),
             )
-            for record in self.client.all_items(self.id, status="failed")
+            for record in self.client.all_items(self.id, status=ItemStatus.FAILED.value)
         ]
         return sorted(failed, key=lambda error: error["index"])
 

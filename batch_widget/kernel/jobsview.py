@@ -191,7 +191,7 @@ class JobsView(anywidget.AnyWidget, LiveTraits):
             if kind in {"cancel", "retry", "refresh"}:
                 self.refresh()
         except BatchError as error:
-            _log.warning("batch_widget: the jobs view's %s failed: %s", kind, error)
+            _log.warning("the jobs view's %s failed: %s", kind, error)
             self._send_to_browser(None, str(error))
 
     # -- validation -----------------------------------------------------------------------

@@ -74,7 +74,7 @@ def read_runtime_file(runtime_dir: Path) -> dict[str, Any] | None:
     (:func:`runtime_record`); else None, and why is logged at INFO."""
     info, why = runtime_record(runtime_dir)
     if why:
-        _log.info("batch_widget: ignoring %s: %s. Starting a batch server of your own",
+        _log.info("ignoring %s: %s. Starting a batch server of your own",
                   runtime_dir / RUNTIME_FILE, why)
     return info
 

@@ -12,7 +12,7 @@ POST answered 301/302/303 into a GET. The rule here, the same for
 - a redirect to another scheme, host or port is never followed, and a write
   (POST, DELETE, ...) follows no redirect at all, so it is never re-sent nor
   turned into a GET. The 3xx then comes back to the caller as the answer, and
-  :func:`batch_widget.kernel.answers.redirect_refused` names it.
+  :func:`batch_widget.kernel.errors.redirect_refused` names it.
 
 Standard library only: the discovery probe (:mod:`~batch_widget.kernel.launcher`)
 uses it before anything else of the package is loaded.

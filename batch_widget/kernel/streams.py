@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from batch_widget.kernel.answers import ServerUnreachable
+from batch_widget.kernel.errors import ServerUnreachable
 from batch_widget.kernel.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, may_follow, target_of
 from batch_widget.kernel.sse import SSEEvent, SSEParser
 

@@ -243,14 +243,19 @@ class BatchWidgetApp(ExtensionApp):
 
     @property
     def server_log(self) -> logging.Logger:
-        """The Jupyter server's logger (SPEC §9), so ``--debug`` shows our DEBUG lines."""
+        """A child of the Jupyter server's logger (SPEC §9): ``--debug`` shows our DEBUG lines,
+        and Jupyter's formatter names it (``[I ... ServerApp.batch_widget] ...``), so no
+        message carries a hand-written prefix. Its records propagate to the server's logger.
+        """
         log = self.serverapp.log if self.serverapp is not None else self.log
-        return log if isinstance(log, logging.Logger) else logging.getLogger("batch_widget")
+        if not isinstance(log, logging.Logger):
+            return logging.getLogger("batch_widget")
+        return log.getChild("batch_widget")
 
     def initialize_settings(self) -> None:
         """Build the broadcaster, and the store and manager if this server owns the store."""
         settings = self.batch_settings
-        self.server_log.debug("batch_widget: malloc mmap threshold %s",
+        self.server_log.debug("malloc mmap threshold %s",
                               fix_mmap_threshold(settings.malloc_mmap_threshold))
         self.broadcaster = self.broadcaster_class(
             heartbeat_interval=settings.heartbeat_interval,
@@ -264,7 +269,7 @@ class BatchWidgetApp(ExtensionApp):
             self.broadcaster = None  # to load, and nothing starts or retries it every 5 s
             raise
         if not taken:
-            self.server_log.warning("batch_widget: %s", self._in_use_message())
+            self.server_log.warning("%s", self._in_use_message())
 
     def _take_store(self) -> bool:
         """Own the store if no other server does, then build the store and the manager."""
@@ -339,7 +344,7 @@ class BatchWidgetApp(ExtensionApp):
         return activity
 
     def _on_takeover(self) -> None:
-        self.server_log.warning("batch_widget: took over the job store %s: the server that "
+        self.server_log.warning("took over the job store %s: the server that "
                                 "owned it has stopped", path_from_url(self.db_url))
         if self._started and self.manager is not None:
             self.manager.start(IOLoop.current())
@@ -372,7 +377,7 @@ class BatchWidgetApp(ExtensionApp):
         if self._started or self.broadcaster is None:
             return
         self._started = True
-        self.server_log.info("batch_widget: starting with %s", self.config_summary())
+        self.server_log.info("starting with %s", self.config_summary())
         self.broadcaster.start()
         if self.manager is not None:
             self.manager.start(IOLoop.current())
@@ -397,7 +402,7 @@ class BatchWidgetApp(ExtensionApp):
         if self.store_lock is not None:
             self.store_lock.release()
         self._started = False
-        self.server_log.info("batch_widget: stopped")
+        self.server_log.info("stopped")
 
 
 def _positive(proposal: dict[str, Any]) -> Any:

@@ -381,7 +381,7 @@ class Broadcaster:
         sub = Subscriber(self._numbers, wanted)
         self._subscribers[sub.number] = sub
         self.log.debug(
-            "batch_widget: SSE subscriber %s connected (%s subscribers)",
+            "SSE subscriber %s connected (%s subscribers)",
             sub,
             self.subscriber_count,
         )
@@ -392,7 +392,7 @@ class Broadcaster:
         sub.close("unsubscribed")
         if self._subscribers.pop(sub.number, None) is not None:
             self.log.debug(
-                "batch_widget: SSE subscriber %s disconnected (%s subscribers)",
+                "SSE subscriber %s disconnected (%s subscribers)",
                 sub,
                 self.subscriber_count,
             )
@@ -420,6 +420,6 @@ class Broadcaster:
         """Close and forget ``sub``, logging ``reason`` at WARNING."""
         if sub.number not in self._subscribers:
             return
-        self.log.warning("batch_widget: dropping SSE subscriber %s: %s", sub, reason)
+        self.log.warning("dropping SSE subscriber %s: %s", sub, reason)
         sub.close(reason)
         self._subscribers.pop(sub.number, None)

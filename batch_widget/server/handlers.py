@@ -74,6 +74,11 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
         await super().prepare()
 
     @property
+    def log(self) -> logging.Logger:
+        """The extension's logger (the server's ``batch_widget`` child), named in each line."""
+        return self.app.server_log
+
+    @property
     def app(self) -> BatchService:
         """The extension app that registered this handler (jupyter_server's own lookup,
         ``self.settings[self.name]``), used only through :class:`BatchService`."""
@@ -104,7 +109,7 @@ class BatchHandler(ExtensionHandlerMixin, APIHandler):
             # A 5xx (the store is gone or owned elsewhere) is the server's state: loud.
             self.log.log(
                 logging.ERROR if status >= 500 else logging.INFO,
-                "batch_widget: %s %s -> %s: %s",
+                "%s %s -> %s: %s",
                 self.request.method,
                 self.request.path,
                 status,
@@ -311,7 +316,7 @@ class ResultsHandler(BatchHandler):
     def break_off(self, job_id: str, after: int, why: str, crash: Exception | None) -> None:
         """Close the connection mid-body (the reader gets an incomplete answer), and log why."""
         self.log.log(logging.INFO if crash is None else logging.ERROR,
-                     "batch_widget: the results stream of job %s broke off after index %s: %s",
+                     "the results stream of job %s broke off after index %s: %s",
                      job_id, after, why, exc_info=crash)
         self.close_connection()
 

@@ -9,6 +9,7 @@ mypy). So app.py imports handlers.py for its routes, and nothing imports app.py 
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from batch_widget.engine.manager import JobManager
@@ -19,7 +20,12 @@ __all__ = ["BatchService"]
 
 
 class BatchService(Protocol):
-    """The three things a request asks of the running extension."""
+    """The four things a request asks of the running extension."""
+
+    @property
+    def server_log(self) -> logging.Logger:
+        """The extension's logger: the ``batch_widget`` child of the server's."""
+        ...
 
     @property
     def batch_settings(self) -> Settings:

@@ -102,7 +102,7 @@ class IdleWatch:
         idle = self.idle_for()
         if idle >= self.timeout:
             self._callback.stop()
-            self.serverapp.log.info("batch_widget: the batch server has been idle for %.0f s "
+            self.app.server_log.info("the batch server has been idle for %.0f s "
                                     "(no job, no subscriber, no request): stopping", idle)
             self.serverapp.stop()
 
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "idle_timeout": app.batch_server_idle_timeout,
         "log": os.environ.get("BATCH_WIDGET_LOG", ""),
     })
-    serverapp.log.info("batch_widget: batch server at %s (pid %d), described in %s",
+    app.server_log.info("batch server at %s (pid %d), described in %s",
                        serverapp.connection_url, os.getpid(), runtime_file)
     IdleWatch(app, serverapp, app.batch_server_idle_timeout).start()
     try:

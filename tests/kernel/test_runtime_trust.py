@@ -338,7 +338,7 @@ def test_on_python_3_10_the_batch_server_runs_in_the_runtime_dir(env: dict[str, 
 
     assert done.returncode == 0, done.stderr
     assert "was imported" not in done.stderr
-    assert "batch_widget: batch server at" in done.stderr
+    assert "batch_widget] batch server at" in done.stderr
 
 
 def test_the_batch_server_command_keeps_pythonpath(tmp_path: Path, env: dict[str, str]) -> None:

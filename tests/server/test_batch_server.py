@@ -83,7 +83,7 @@ def test_four_processes_started_at_once_share_one_batch_server(env: dict[str, st
     record = runtime_record(env)
     assert record is not None and answers[0]["url"] == record["url"]
     log = (Path(env["JUPYTER_RUNTIME_DIR"]) / "batch_widget-server.log").read_text()
-    assert log.count("batch_widget: batch server at") == 1, "one server was ever started"
+    assert log.count("batch_widget] batch server at") == 1, "one server was ever started"
 
 
 def test_a_jupyter_server_without_the_extension_is_skipped(

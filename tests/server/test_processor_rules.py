@@ -27,7 +27,7 @@ from _helpers import SLEEP, Api
 from _server import ServerHandle, build_server
 
 import batch_widget.kernel.job as bw
-from batch_widget.engine import records, worker
+from batch_widget.engine import job_entry, worker
 from batch_widget.engine.store import Store
 from batch_widget.engine.validation import JobSpec
 from batch_widget.kernel import client as _client
@@ -147,7 +147,7 @@ def stored_exploit(tmp_path: Path) -> tuple[str, Path]:
                    params_json=json.dumps(body["params"]), max_workers=None, executor="thread")
     store = Store(tmp_path / "store" / "jobs.sqlite")  # where jp_server_config puts it
     try:
-        row = records.new_row("0123456789ab", spec, 1)
+        row = job_entry.new_row("0123456789ab", spec, 1)
         store.insert_job(row, body["items"])
     finally:
         store.close()

@@ -131,7 +131,7 @@ def test_sigterm_with_a_hung_item_stops_the_server_and_leaves_no_process(
         for leftover in alive:
             leftover.kill()
         assert not alive, f"processes outlived the server: {alive}"
-        assert "batch_widget: stopped" in server.log()
+        assert "batch_widget] stopped" in server.log()
         assert "still running 1.0 s after the server shutdown" in server.log()
 
         server.restart()  # the same store: the job is interrupted, nothing left running

@@ -1,4 +1,4 @@
-"""What the manager keeps of each job, and the small pieces it builds from that.
+"""What the manager keeps of each job (its Entry), and the small pieces it builds from that.
 
 A job's :class:`Entry` (its stored row, rate meter and current run), its
 snapshot, what its counters say about item counts, and the store-write retry
@@ -11,13 +11,14 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable
 from datetime import datetime, timezone
 
 from batch_widget.engine.control import RateMeter
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.store import JobRow
 from batch_widget.engine.validation import JobSpec
+from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import ItemStatus, JobStatus, Snapshot, StoreIOError, StoreLost
 
 __all__ = ["Entry", "counted", "log_recovered", "new_id", "new_row", "now_iso", "persist",
@@ -67,13 +68,13 @@ def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
                   version=1, created_at=now_iso())
 
 
-def tally(outcomes: Iterable[Sequence[object]]) -> tuple[int, int]:
+def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
     """How many of a batch of worker outcomes are ``done`` and how many ``failed``."""
     done = failed = 0
     for outcome in outcomes:
-        if outcome[0] == "done":
+        if outcome.status == ItemStatus.DONE:
             done += 1
-        elif outcome[0] == "failed":
+        elif outcome.status == ItemStatus.FAILED:
             failed += 1
     return done, failed
 
@@ -81,10 +82,10 @@ def tally(outcomes: Iterable[Sequence[object]]) -> tuple[int, int]:
 def log_recovered(log: logging.Logger, interrupted: list[str], completed: list[str]) -> None:
     """Say what a server start found of the jobs the previous server left unfinished."""
     if interrupted:
-        log.warning("batch_widget: %d job(s) were unfinished when the server stopped and are "
+        log.warning("%d job(s) were unfinished when the server stopped and are "
                     "now interrupted: %s", len(interrupted), ", ".join(interrupted))
     if completed:
-        log.info("batch_widget: %d job(s) had run every item when the server stopped and are "
+        log.info("%d job(s) had run every item when the server stopped and are "
                  "now completed: %s", len(completed), ", ".join(completed))
 
 
@@ -125,7 +126,7 @@ def persist(write: Callable[[], object], timeout: float, log: logging.Logger) ->
             if time.monotonic() >= deadline:
                 raise
             if not warned:
-                log.warning("batch_widget: %s; retrying for up to %.0f s", exc, timeout)
+                log.warning("%s; retrying for up to %.0f s", exc, timeout)
                 warned = True
             time.sleep(WRITE_RETRY_PAUSE)
         else:
