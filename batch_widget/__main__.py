@@ -5,7 +5,7 @@
 ``--BatchWidgetApp.<name>=`` on the ``jupyter lab`` / ``jupyter server``
 command line) with its default and help. ``jupyter server --help-all`` cannot
 show them: Jupyter prints its help before it loads any extension.
-``--markdown`` prints the same as the table in the README.
+``--markdown`` prints the same as the table in docs/configuration.md.
 
 ``python -m batch_widget serve`` (also ``batch-widget serve``) runs the batch
 server: the same API on 127.0.0.1, for kernels with no Jupyter server that has
@@ -70,7 +70,7 @@ def config_text() -> str:
 
 
 def config_markdown() -> str:
-    """Every setting as the README's Markdown table."""
+    """Every setting as docs/configuration.md's Markdown table."""
     rows = ["| name | default | meaning |", "|---|---|---|"]
     for name, trait in _traits():
         help_text = _help(trait).replace("|", "\\|")
@@ -80,14 +80,21 @@ def config_markdown() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m batch_widget", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m batch_widget",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     config = commands.add_parser("config", help="list the server extension's settings")
-    config.add_argument("--markdown", action="store_true",
-                        help="print them as the README's Markdown table")
-    commands.add_parser("serve", add_help=False,
-                        help="run the batch server (--help for its options)")
+    config.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print them as docs/configuration.md's Markdown table",
+    )
+    commands.add_parser(
+        "serve", add_help=False, help="run the batch server (--help for its options)"
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         from batch_widget.server.standalone import main as serve

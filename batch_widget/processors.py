@@ -1,4 +1,4 @@
-"""Built-in processors (SPEC §2), used by the examples and the tests.
+"""Built-in processors (docs/http-api.md), used by the examples and the tests.
 
 A processor is a plain function ``f(item, **params)`` returning a
 JSON-serialisable result. This module imports nothing from the package.

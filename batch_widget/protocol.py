@@ -53,7 +53,7 @@ ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 #: event. Not a job state: ``GET`` answers 404 for a deleted job.
 DELETED = "deleted"
 
-#: The batch server's runtime file (SPEC §12), in the Jupyter runtime dir:
+#: The batch server's runtime file (docs/batch-server.md), in the Jupyter runtime dir:
 #: ``{"url", "token", "pid", ...}``, readable by its user alone.
 RUNTIME_FILE = "batch_widget-server.json"
 
@@ -179,13 +179,15 @@ class StoreInUse(StoreUnavailable):
 #: The one table between domain errors and HTTP statuses. A subclass travels as
 #: its nearest listed ancestor; a client turns a status back into the first
 #: class listed for it.
-HTTP_STATUS: Mapping[type[BatchError], int] = MappingProxyType({
-    InvalidRequest: 400,
-    PermissionDenied: 403,
-    JobNotFound: 404,
-    JobStateConflict: 409,
-    StoreUnavailable: 503,
-})
+HTTP_STATUS: Mapping[type[BatchError], int] = MappingProxyType(
+    {
+        InvalidRequest: 400,
+        PermissionDenied: 403,
+        JobNotFound: 404,
+        JobStateConflict: 409,
+        StoreUnavailable: 503,
+    }
+)
 
 
 def http_status(cls: type) -> int | None:

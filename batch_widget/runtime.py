@@ -1,4 +1,6 @@
-"""What the kernel and the batch server agree on about the Jupyter runtime dir (SPEC §12, §20).
+"""What the kernel and the batch server agree on about the Jupyter runtime dir.
+
+See docs/batch-server.md and docs/security.md.
 
 The batch server describes itself in a file of the runtime dir, and a kernel
 trusts what it finds there with its token, items and params. So both sides
@@ -22,9 +24,18 @@ import re
 import stat
 from pathlib import Path
 
-__all__ = ["NONCE_PATTERN", "PROOF_ROUTE", "UnsafeRuntimeDir", "open_no_symlink",
-           "open_private", "private_dir_problem", "private_file_problem",
-           "private_runtime_dir", "read_private", "runtime_proof"]
+__all__ = [
+    "NONCE_PATTERN",
+    "PROOF_ROUTE",
+    "UnsafeRuntimeDir",
+    "open_no_symlink",
+    "open_private",
+    "private_dir_problem",
+    "private_file_problem",
+    "private_runtime_dir",
+    "read_private",
+    "runtime_proof",
+]
 
 #: The batch server's one route that answers without the token (it answers nothing
 #: but the keyed hash), relative to its base URL: ``GET api/batch/proof?nonce=<hex>``.
@@ -81,7 +92,8 @@ def private_runtime_dir(path: Path) -> Path:
         raise UnsafeRuntimeDir(
             f"the Jupyter runtime dir {path} {problem}, so another user could plant files "
             "there. Set JUPYTER_RUNTIME_DIR to a private folder of yours (e.g. "
-            "`mkdir -m 700 ~/.batch-runtime`)")
+            "`mkdir -m 700 ~/.batch-runtime`)"
+        )
     return path
 
 

@@ -57,23 +57,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
     # The workers (spawned by the cluster) and the server import _workloads.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE),
-                                                            os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(HERE), os.environ.get("PYTHONPATH")])
+    )
     from distributed import Client, LocalCluster
 
     workloads = [
-        ("no-op", f"{100_000 // scale:,} no-op items", list(range(100_000 // scale)),
-         operator.pos, "operator:pos", 1),
-        ("cpu", f"{200 // scale} CPU-bound items (~6 ms of pure Python each)",
-         list(range(200 // scale)), _workloads.busy, "_workloads:busy", 3),
+        (
+            "no-op",
+            f"{100_000 // scale:,} no-op items",
+            list(range(100_000 // scale)),
+            operator.pos,
+            "operator:pos",
+            1,
+        ),
+        (
+            "cpu",
+            f"{200 // scale} CPU-bound items (~6 ms of pure Python each)",
+            list(range(200 // scale)),
+            _workloads.busy,
+            "_workloads:busy",
+            3,
+        ),
     ]
     ratios: dict[str, float] = {}
     report = []
-    with LocalCluster(n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
-                      dashboard_address=None) as cluster, \
-            Client(cluster, set_as_default=False) as client, \
-            tempfile.TemporaryDirectory(prefix="bw-dask-") as tmp, \
-            server(Path(tmp) / "server", dask_address=cluster.scheduler_address) as handle:
+    with (
+        LocalCluster(
+            n_workers=WORKERS, threads_per_worker=THREADS, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+        tempfile.TemporaryDirectory(prefix="bw-dask-") as tmp,
+        server(Path(tmp) / "server", dask_address=cluster.scheduler_address) as handle,
+    ):
         bw.connect(handle.url, handle.token)
         bw.map("operator:pos", range(10), executor="dask")  # connects the server's client
 
@@ -87,19 +103,26 @@ def main(argv: list[str] | None = None) -> int:
                 return bw.map(processor, items, executor="dask")
 
             seconds: dict[str, float] = {}
-            for peer, run in (("bw.map executor=\"dask\"", ours), ("client.map + gather", raw)):
+            for peer, run in (('bw.map executor="dask"', ours), ("client.map + gather", raw)):
                 seconds[peer] = min(timed(run, expected) for _ in range(repeat))
                 print(f"{name}: {peer}: {seconds[peer]:.2f} s", flush=True)
             reference = seconds["client.map + gather"]
-            ratios[key] = reference / seconds["bw.map executor=\"dask\""]
-            lines = [f"\n### {name}\n", "| peer | seconds | items/s | speed vs client.map |",
-                     "|---|---|---|---|"]
+            ratios[key] = reference / seconds['bw.map executor="dask"']
+            lines = [
+                f"\n### {name}\n",
+                "| peer | seconds | items/s | speed vs client.map |",
+                "|---|---|---|---|",
+            ]
             for peer, value in seconds.items():
-                lines.append(f"| {peer} | {value:.2f} | {len(items) / value:,.0f} | "
-                             f"{reference / value:.2f}x |")
+                lines.append(
+                    f"| {peer} | {value:.2f} | {len(items) / value:,.0f} | "
+                    f"{reference / value:.2f}x |"
+                )
             report.append("\n".join(lines))
-    print(f"\nOne LocalCluster: {WORKERS} worker processes x {THREADS} threads, "
-          f"{os.cpu_count()} cores.")
+    print(
+        f"\nOne LocalCluster: {WORKERS} worker processes x {THREADS} threads, "
+        f"{os.cpu_count()} cores."
+    )
     print("\n".join(report))
     print("\n| target | measured | |\n|---|---|---|")
     for key, target, label in (("no-op", 10.0, "no-op items"), ("cpu", 0.8, "CPU-bound items")):

@@ -47,9 +47,13 @@ def run_job(n_items: int) -> dict[str, float]:
         store = Store(Path(tmp) / "jobs.sqlite")
         manager = JobManager(store, None, Settings(max_workers=WORKERS, max_items=n_items))
         manager.start()
-        job = manager.create(JobRequest(items=list(range(n_items)),
-                                        processor="batch_widget.processors:sleep",
-                                        params={"seconds": 0}))
+        job = manager.create(
+            JobRequest(
+                items=list(range(n_items)),
+                processor="batch_widget.processors:sleep",
+                params={"seconds": 0},
+            )
+        )
         final = manager.wait(job["id"])
         elapsed = time.perf_counter() - started
         items, _ = manager.items(job["id"], offset=n_items - 1, limit=1)
@@ -83,8 +87,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=THROUGHPUT_ITEMS)
     parser.add_argument("--memory-items", type=int, default=MEMORY_ITEMS)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds of job and pool; the best of each is compared")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of job and pool; the best of each is compared",
+    )
     args = parser.parse_args()
 
     job_times, pool_times = [], []
@@ -93,22 +101,32 @@ def main() -> int:
         pool_times.append(_in_child("run_pool", args.items)["seconds"])
     job_best, pool_best = min(job_times), min(pool_times)
     ratio = pool_best / job_best
-    print(f"throughput, {args.items:,} items of sleep(seconds=0), {WORKERS} workers, "
-          f"best of {args.rounds} alternating rounds")
-    print(f"  batch_widget job (every result committed): {job_best:7.2f} s  "
-          f"{args.items / job_best:>10,.0f} items/s   rounds: "
-          + ", ".join(f"{t:.2f}" for t in job_times))
-    print(f"  ThreadPoolExecutor({WORKERS}).map:            {pool_best:7.2f} s  "
-          f"{args.items / pool_best:>10,.0f} items/s   rounds: "
-          + ", ".join(f"{t:.2f}" for t in pool_times))
-    print(f"  ratio job/pool throughput: {ratio:.2f}  (target >= 1.0: "
-          f"{'met' if ratio >= 1.0 else 'NOT met'})")
+    print(
+        f"throughput, {args.items:,} items of sleep(seconds=0), {WORKERS} workers, "
+        f"best of {args.rounds} alternating rounds"
+    )
+    print(
+        f"  batch_widget job (every result committed): {job_best:7.2f} s  "
+        f"{args.items / job_best:>10,.0f} items/s   rounds: "
+        + ", ".join(f"{t:.2f}" for t in job_times)
+    )
+    print(
+        f"  ThreadPoolExecutor({WORKERS}).map:            {pool_best:7.2f} s  "
+        f"{args.items / pool_best:>10,.0f} items/s   rounds: "
+        + ", ".join(f"{t:.2f}" for t in pool_times)
+    )
+    print(
+        f"  ratio job/pool throughput: {ratio:.2f}  (target >= 1.0: "
+        f"{'met' if ratio >= 1.0 else 'NOT met'})"
+    )
 
     memory = _in_child("run_job", args.memory_items)
     growth = memory["peak"] - memory["rss_before"]
-    print(f"memory, {args.memory_items:,}-item job: RSS before {memory['rss_before']:.0f} MB, "
-          f"peak {memory['peak']:.0f} MB, growth {growth:.0f} MB in {memory['seconds']:.1f} s "
-          f"(target < 300 MB: {'met' if growth < 300 else 'NOT met'})")
+    print(
+        f"memory, {args.memory_items:,}-item job: RSS before {memory['rss_before']:.0f} MB, "
+        f"peak {memory['peak']:.0f} MB, growth {growth:.0f} MB in {memory['seconds']:.1f} s "
+        f"(target < 300 MB: {'met' if growth < 300 else 'NOT met'})"
+    )
     return 0 if ratio >= 1.0 and growth < 300 else 1
 
 

@@ -59,7 +59,9 @@ class Server:
 
     def call(self, method: str, path: str, body: Any) -> Any:
         request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), method=method,
+            self.url + path,
+            data=json.dumps(body).encode(),
+            method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=300) as response:
@@ -82,15 +84,19 @@ def running(tmp: Path, tree: Path) -> Iterator[Server]:
 
 def big_job(server: Server, items: int) -> str:
     """Create the job and wait for its end; return its id."""
-    job = server.call("POST", "api/batch/jobs",
-                      {"processor": PROCESSOR, "items": list(range(items)), "executor": "thread"})
+    job = server.call(
+        "POST",
+        "api/batch/jobs",
+        {"processor": PROCESSOR, "items": list(range(items)), "executor": "thread"},
+    )
     deadline = time.monotonic() + 600
     while True:
         snapshot = json.loads(server.get(f"api/batch/jobs/{job['id']}"))
         if snapshot["status"] == "completed":
             return str(job["id"])
         if snapshot["status"] in {"failed", "cancelled", "interrupted"} or (
-                time.monotonic() > deadline):
+            time.monotonic() > deadline
+        ):
             raise RuntimeError(f"the job did not complete: {snapshot}")
         time.sleep(0.1)
 
@@ -149,8 +155,13 @@ def idle(server: Server, count: int = 100) -> dict[str, float]:
         start = time.perf_counter()
         server.get("api/status")
         latencies.append((time.perf_counter() - start) * 1000)
-    return {"p50": statistics.median(latencies), "max": max(latencies), "n": float(count),
-            "seconds": 0.0, "bytes": 0.0}
+    return {
+        "p50": statistics.median(latencies),
+        "max": max(latencies),
+        "n": float(count),
+        "seconds": 0.0,
+        "bytes": 0.0,
+    }
 
 
 def measure(server: Server, items: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -158,8 +169,9 @@ def measure(server: Server, items: int, rounds: int) -> dict[str, dict[str, floa
     return {
         "idle": idle(server),
         "full listing": status_during(server, lambda: list_all(server, job_id), rounds),
-        "widget's first page": status_during(server, lambda: first_page(server, job_id),
-                                             rounds * 20),
+        "widget's first page": status_during(
+            server, lambda: first_page(server, job_id), rounds * 20
+        ),
     }
 
 
@@ -173,8 +185,10 @@ def report(results: dict[str, dict[str, dict[str, float]]], items: int) -> None:
         row = f"{case:24}"
         for name in names:
             figures = results[name][case]
-            row += (f"{figures['p50']:9.1f}{figures['max']:9.1f}{figures['seconds']:9.2f}"
-                    f"{figures['bytes'] / 1e6:9.2f}")
+            row += (
+                f"{figures['p50']:9.1f}{figures['max']:9.1f}{figures['seconds']:9.2f}"
+                f"{figures['bytes'] / 1e6:9.2f}"
+            )
         print(row)
 
 
@@ -194,8 +208,10 @@ def main() -> int:
     report(results, args.items)
     worst = results["this tree"]["full listing"]["max"]
     ok = worst <= TARGET_MS
-    print(f"worst api/status during a full listing (this tree): {worst:.0f} ms "
-          f"(target <= {TARGET_MS:.0f}) {'PASS' if ok else 'FAIL'}")
+    print(
+        f"worst api/status during a full listing (this tree): {worst:.0f} ms "
+        f"(target <= {TARGET_MS:.0f}) {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

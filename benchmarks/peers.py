@@ -120,8 +120,9 @@ class DaskPeer:
         if self.client is None:
             from dask.distributed import Client, LocalCluster
 
-            self.cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                        dashboard_address=None)
+            self.cluster = LocalCluster(
+                n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+            )
             self.client = Client(self.cluster)
         futures = self.client.map(w.func, w.items, pure=False)
         return list(self.client.gather(futures))
@@ -152,8 +153,9 @@ def server(tmp: Path, **traits: Any) -> Iterator[Any]:
     script = Path(sys.executable).with_name("jupyter-server")
     env = dict(handle.env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
-    handle = dataclasses.replace(handle, args=[sys.executable, str(script), *handle.args[3:]],
-                                 env=env)
+    handle = dataclasses.replace(
+        handle, args=[sys.executable, str(script), *handle.args[3:]], env=env
+    )
     handle.start()
     try:
         yield handle
@@ -175,8 +177,11 @@ def measure(peer: Callable[[Workload], list[Any]], w: Workload, expected: list[A
 
 def table(w: Workload, rows: list[Row]) -> str:
     reference = next((r.seconds for r in rows if r.peer == REFERENCE), None)
-    lines = [f"\n### {w.name}\n", "| peer | seconds | items/s | speed vs "
-             f"`{REFERENCE}` |", "|---|---|---|---|"]
+    lines = [
+        f"\n### {w.name}\n",
+        f"| peer | seconds | items/s | speed vs `{REFERENCE}` |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
         if row.seconds is None:
             lines.append(f"| {row.peer} | — | — | not run: {row.note} |")
@@ -221,18 +226,36 @@ def make_files(folder: Path, count: int, size: int) -> list[str]:
 
 def workloads(tmp: Path, quick: bool) -> list[Workload]:
     scale = 10 if quick else 1
-    slow_peers = {"Dask LocalCluster client.map": "one task per item: about 20 times its "
-                  "100,000-item time"}
+    slow_peers = {
+        "Dask LocalCluster client.map": "one task per item: about 20 times its 100,000-item time"
+    }
     files = make_files(tmp / "files", 2000 // scale, 256 * 1024)
     return [
-        Workload(f"{1_000_000 // scale:,} no-op items", range(1_000_000 // scale),
-                 operator.pos, "operator:pos", skip=slow_peers),
-        Workload(f"{100_000 // scale:,} no-op items", range(100_000 // scale), operator.pos,
-                 "operator:pos"),
-        Workload(f"{200 // scale} CPU-bound items (~6 ms of pure Python each)",
-                 range(200 // scale), _workloads.busy, "_workloads:busy"),
-        Workload(f"{len(files):,} files of 256 KB, sha256", files, checksum,
-                 "batch_widget.processors:checksum"),
+        Workload(
+            f"{1_000_000 // scale:,} no-op items",
+            range(1_000_000 // scale),
+            operator.pos,
+            "operator:pos",
+            skip=slow_peers,
+        ),
+        Workload(
+            f"{100_000 // scale:,} no-op items",
+            range(100_000 // scale),
+            operator.pos,
+            "operator:pos",
+        ),
+        Workload(
+            f"{200 // scale} CPU-bound items (~6 ms of pure Python each)",
+            range(200 // scale),
+            _workloads.busy,
+            "_workloads:busy",
+        ),
+        Workload(
+            f"{len(files):,} files of 256 KB, sha256",
+            files,
+            checksum,
+            "batch_widget.processors:checksum",
+        ),
     ]
 
 
@@ -255,13 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     report: list[str] = []
     figures: dict[tuple[str, str], float] = {}
-    with tempfile.TemporaryDirectory(prefix="bw-peers-") as tmp_name, \
-            server(Path(tmp_name) / "server") as handle:
+    with (
+        tempfile.TemporaryDirectory(prefix="bw-peers-") as tmp_name,
+        server(Path(tmp_name) / "server") as handle,
+    ):
         tmp = Path(tmp_name)
         bw.connect(handle.url, handle.token)
         bw.map("operator:pos", range(10))  # a first job warms the server, as any session has
-        chosen = [w for w in workloads(tmp, args.quick)
-                  if not args.only or any(part in w.name for part in args.only)]
+        chosen = [
+            w
+            for w in workloads(tmp, args.quick)
+            if not args.only or any(part in w.name for part in args.only)
+        ]
         cold = cold_process_job(chosen)
         for w in chosen:
             expected = [w.func(item) for item in w.items]
@@ -307,9 +335,11 @@ def read_back(handle: Any, count: int) -> str:
         seconds = time.perf_counter() - started
     assert results == list(range(count))
     growth = (rss.peak - rss.start) / 2**20
-    return (f"\nReading back {count:,} results (`job.results()` of a finished job): "
-            f"{seconds:.2f} s; the server's RSS grew by {growth:.0f} MB while it streamed "
-            f"them (peak {rss.peak / 2**20:.0f} MB).")
+    return (
+        f"\nReading back {count:,} results (`job.results()` of a finished job): "
+        f"{seconds:.2f} s; the server's RSS grew by {growth:.0f} MB while it streamed "
+        f"them (peak {rss.peak / 2**20:.0f} MB)."
+    )
 
 
 if __name__ == "__main__":

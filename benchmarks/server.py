@@ -192,8 +192,10 @@ async def measure(server: Server, args: argparse.Namespace) -> bool:
     await server.wait(created["id"], lambda s: s["status"] != "queued")
     busy = await latencies(server, args.requests, created["id"])
     final = await server.wait(created["id"], lambda s: s["status"] in TERMINAL)
-    cpu = {executor: await cpu_bound_latencies(server, executor, args)
-           for executor in ("thread", "process")}
+    cpu = {
+        executor: await cpu_bound_latencies(server, executor, args)
+        for executor in ("thread", "process")
+    }
 
     fan_ok = received == args.subscribers
     ratio = percentile(busy, 99) / percentile(idle, 99)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
-echo "== ruff";  .venv/bin/ruff check .
+echo "== ruff";  .venv/bin/ruff check .; .venv/bin/ruff format --check .
 echo "== mypy";  .venv/bin/mypy
 echo "== import contracts (engine / server / kernel)"; .venv/bin/lint-imports
 echo "== js";    npm test --prefix js

@@ -29,9 +29,11 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 def is_serve_command(cmdline: list[str]) -> bool:
     """True for ``python [-P] -m batch_widget serve ...`` and ``batch-widget serve ...``."""
-    return any(cmdline[i:i + 3] == ["-m", "batch_widget", "serve"]
-               or (Path(word).name == "batch-widget" and cmdline[i + 1:i + 2] == ["serve"])
-               for i, word in enumerate(cmdline))
+    return any(
+        cmdline[i : i + 3] == ["-m", "batch_widget", "serve"]
+        or (Path(word).name == "batch-widget" and cmdline[i + 1 : i + 2] == ["serve"])
+        for i, word in enumerate(cmdline)
+    )
 
 
 def runtime_record(env: dict[str, str]) -> dict[str, Any] | None:
@@ -45,8 +47,15 @@ def runtime_record(env: dict[str, str]) -> dict[str, Any] | None:
 
 def run_python(env: dict[str, str], code: str, timeout: float = 120) -> Any:
     """Run ``code`` in a fresh ``python``; return the JSON it prints on its last line."""
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False, cwd=env["HOME"])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=env["HOME"],
+    )
     assert done.returncode == 0, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -61,20 +61,31 @@ class TlsFiles:
 
     def cli_args(self) -> list[str]:
         """The ``dask scheduler`` / ``dask worker`` options that use these files."""
-        return ["--tls-ca-file", str(self.ca_file), "--tls-cert", str(self.cert),
-                "--tls-key", str(self.key)]
+        return [
+            "--tls-ca-file",
+            str(self.ca_file),
+            "--tls-cert",
+            str(self.cert),
+            "--tls-key",
+            str(self.key),
+        ]
 
     def config_env(self) -> dict[str, str]:
         """Dask's config as environment variables: a client's TLS files."""
-        return {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(self.ca_file),
-                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(self.cert),
-                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(self.key)}
+        return {
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(self.ca_file),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(self.cert),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(self.key),
+        }
 
     def security(self) -> Security:
         """A client's ``Security`` for these files."""
-        return Security(tls_ca_file=str(self.ca_file),  # type: ignore[no-untyped-call]
-                        tls_client_cert=str(self.cert), tls_client_key=str(self.key),
-                        require_encryption=True)
+        return Security(
+            tls_ca_file=str(self.ca_file),  # type: ignore[no-untyped-call]
+            tls_client_cert=str(self.cert),
+            tls_client_key=str(self.key),
+            require_encryption=True,
+        )
 
 
 @dataclass
@@ -97,16 +108,23 @@ class DaskProcesses:
     def _tls_args(self) -> list[str]:
         return self.tls.cli_args() if self.tls else []
 
-    def _spawn(self, name: str, *args: str, path_first: str | None = None,
-               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        name: str,
+        *args: str,
+        path_first: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         self._files.append(log)
         dask = Path(sys.executable).with_name("dask")
         environment = {**os.environ, **(env or {})}
         environment["PYTHONPATH"] = os.pathsep.join(  # the workers import sample_processors
-            filter(None, [path_first, str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
-        return subprocess.Popen([str(dask), *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=environment)
+            filter(None, [path_first, str(TESTS_DIR), os.environ.get("PYTHONPATH")])
+        )
+        return subprocess.Popen(
+            [str(dask), *args], stdout=log, stderr=subprocess.STDOUT, env=environment
+        )
 
     def start_scheduler(self, allowed_failures: int | None = None) -> None:
         """Start ``dask scheduler`` and wait until it accepts connections.
@@ -114,11 +132,22 @@ class DaskProcesses:
         ``allowed_failures``: how many workers a task may take down with it before
         Dask gives up on it with ``KilledWorker`` (Dask's default is 3).
         """
-        env = {} if allowed_failures is None else {
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)}
-        self.scheduler = self._spawn("scheduler", "scheduler", "--host", "127.0.0.1",
-                                     "--port", str(self.port), "--no-dashboard", *self._tls_args(),
-                                     env=env)
+        env = (
+            {}
+            if allowed_failures is None
+            else {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)}
+        )
+        self.scheduler = self._spawn(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-dashboard",
+            *self._tls_args(),
+            env=env,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -126,27 +155,44 @@ class DaskProcesses:
                 return
             except OSError:
                 if self.scheduler.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dask scheduler did not start:\n{self.log('scheduler')}"
-                                       ) from None
+                    raise RuntimeError(
+                        f"dask scheduler did not start:\n{self.log('scheduler')}"
+                    ) from None
                 time.sleep(0.1)
 
-    def start_worker(self, name: str, nthreads: int = 2, *, first_on_path: str | None = None,
-                     nanny: bool = False) -> int:
+    def start_worker(
+        self, name: str, nthreads: int = 2, *, first_on_path: str | None = None, nanny: bool = False
+    ) -> int:
         """Start ``dask worker``; return its pid. ``first_on_path`` goes first on its
         ``PYTHONPATH`` (to give it other installed packages). With ``nanny`` the pid
         is the nanny's, which starts the worker again each time it dies."""
-        process = self._spawn(name, "worker", self.address, "--nthreads", str(nthreads),
-                              "--nanny" if nanny else "--no-nanny", "--no-dashboard",
-                              "--name", name, "--host", "127.0.0.1", *self._tls_args(),
-                              path_first=first_on_path)
+        process = self._spawn(
+            name,
+            "worker",
+            self.address,
+            "--nthreads",
+            str(nthreads),
+            "--nanny" if nanny else "--no-nanny",
+            "--no-dashboard",
+            "--name",
+            name,
+            "--host",
+            "127.0.0.1",
+            *self._tls_args(),
+            path_first=first_on_path,
+        )
         self.workers[name] = process
         return process.pid
 
     def wait_for_workers(self, count: int) -> None:
         """Wait until ``count`` workers have registered with the scheduler."""
         security = self.tls.security() if self.tls else None
-        with Client(self.address, timeout=START_TIMEOUT, security=security,  # type: ignore[no-untyped-call]
-                    set_as_default=False) as client:
+        with Client(
+            self.address,
+            timeout=START_TIMEOUT,
+            security=security,  # type: ignore[no-untyped-call]
+            set_as_default=False,
+        ) as client:
             client.wait_for_workers(count, timeout=START_TIMEOUT)
 
     def kill_worker(self, name: str) -> None:
@@ -207,7 +253,8 @@ async def _dask_identity(address: str, context: ssl.SSLContext | None) -> str:
     connector = registry.get_backend(scheme).get_connector()
     extra = {} if context is None else {"ssl_context": context}
     comm = await asyncio.wait_for(
-        connector.connect(location, deserialize=True, **extra), ATTEMPT_TIMEOUT)
+        connector.connect(location, deserialize=True, **extra), ATTEMPT_TIMEOUT
+    )
     try:
         await asyncio.wait_for(comm.write(comm.handshake_info()), ATTEMPT_TIMEOUT)
         await asyncio.wait_for(comm.read(), ATTEMPT_TIMEOUT)
@@ -219,8 +266,12 @@ async def _dask_identity(address: str, context: ssl.SSLContext | None) -> str:
 
 def _run_id(address: str, security: Security | None) -> str:
     """What ``id`` prints when run on the cluster through a client of the intruder's own."""
-    with Client(address, timeout=ATTEMPT_TIMEOUT, security=security,  # type: ignore[no-untyped-call]
-                set_as_default=False) as client:
+    with Client(
+        address,
+        timeout=ATTEMPT_TIMEOUT,
+        security=security,  # type: ignore[no-untyped-call]
+        set_as_default=False,
+    ) as client:
         task = client.submit(subprocess.check_output, ["id"], pure=False)
         return bytes(task.result(timeout=ATTEMPT_TIMEOUT)).decode().strip()
 
@@ -234,8 +285,9 @@ def _http_get(port: int) -> str:
     answers = []
     for path in ("/", "/health", "/metrics", "/json/identity.json", "/status"):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                        timeout=ATTEMPT_TIMEOUT) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}{path}", timeout=ATTEMPT_TIMEOUT
+            ) as response:
                 answers.append(f"{path} {response.status}")
         except urllib.error.HTTPError as error:
             if error.code != 404:
@@ -249,8 +301,12 @@ def _attempt(what: str, port: int, call: Any) -> dict[str, Any]:
     try:
         detail = call()
     except Exception as exc:  # any failure is a refusal; its message is shown
-        return {"port": port, "attempt": what, "answered": False,
-                "detail": f"{type(exc).__name__}: {exc}"[:200]}
+        return {
+            "port": port,
+            "attempt": what,
+            "answered": False,
+            "detail": f"{type(exc).__name__}: {exc}"[:200],
+        }
     return {"port": port, "attempt": what, "answered": True, "detail": str(detail)}
 
 
@@ -267,8 +323,11 @@ def intrude(scheduler: str, ports: list[int]) -> list[dict[str, Any]]:
     outcomes = [
         _attempt("Client tcp:// runs id", 0, lambda: _run_id(f"tcp://{host_port}", None)),
         _attempt("Client tls:// runs id", 0, lambda: _run_id(f"tls://{host_port}", None)),
-        _attempt("Client tls:// with its own certificate runs id", 0, lambda: _run_id(
-            f"tls://{host_port}", Security.temporary())),  # type: ignore[no-untyped-call]
+        _attempt(
+            "Client tls:// with its own certificate runs id",
+            0,
+            lambda: _run_id(f"tls://{host_port}", Security.temporary()),
+        ),  # type: ignore[no-untyped-call]
     ]
     for port in ports:
         http = _attempt("HTTP GET", port, lambda p=port: _http_get(p))
@@ -277,11 +336,13 @@ def intrude(scheduler: str, ports: list[int]) -> list[dict[str, Any]]:
             continue  # an HTTP server, which speaks no Dask: the probes would only time out
         plain, bare, own = None, _stranger_tls(False), _stranger_tls(True)
         for what, address, context in (
-                ("identity over tcp", f"tcp://127.0.0.1:{port}", plain),
-                ("identity over TLS, no certificate", f"tls://127.0.0.1:{port}", bare),
-                ("identity over TLS, own certificate", f"tls://127.0.0.1:{port}", own)):
-            outcomes.append(_attempt(what, port, lambda a=address, c=context: asyncio.run(
-                _dask_identity(a, c))))
+            ("identity over tcp", f"tcp://127.0.0.1:{port}", plain),
+            ("identity over TLS, no certificate", f"tls://127.0.0.1:{port}", bare),
+            ("identity over TLS, own certificate", f"tls://127.0.0.1:{port}", own),
+        ):
+            outcomes.append(
+                _attempt(what, port, lambda a=address, c=context: asyncio.run(_dask_identity(a, c)))
+            )
     return outcomes
 
 

@@ -49,14 +49,23 @@ async def make_manager(tmp_path: Path) -> AsyncIterator[ManagerFactory]:
     """Build started managers on a store in the test's temp dir; stop them afterwards."""
     made: list[JobManager] = []
 
-    def factory(recorder: Recorder | None = None, start: bool = True,
-                log: logging.Logger | None = None, **options: Any) -> JobManager:
+    def factory(
+        recorder: Recorder | None = None,
+        start: bool = True,
+        log: logging.Logger | None = None,
+        **options: Any,
+    ) -> JobManager:
         """``options`` are engine settings; ``allowed_processors`` may be a list."""
         options.setdefault("progress_interval", 0.05)
         if "allowed_processors" in options:
             options["allowed_processors"] = tuple(options["allowed_processors"])
-        manager = JobManager(Store(tmp_path / "jobs.sqlite"), recorder, Settings(**options),
-                             loop=IOLoop.current(), log=log)
+        manager = JobManager(
+            Store(tmp_path / "jobs.sqlite"),
+            recorder,
+            Settings(**options),
+            loop=IOLoop.current(),
+            log=log,
+        )
         if start:
             manager.start()
         made.append(manager)
@@ -84,5 +93,3 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
-
-

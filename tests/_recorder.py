@@ -66,8 +66,12 @@ server.serve_forever()
 
 def _tool(name: str) -> str:
     """The path of a system command (``useradd`` and ``runuser`` live in sbin)."""
-    found = shutil.which(name, path=os.pathsep.join(
-        [os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin", "/bin"]))
+    found = shutil.which(
+        name,
+        path=os.pathsep.join(
+            [os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        ),
+    )
     if found is None:
         pytest.fail(f"these tests need `{name}` to act as a second local user")
     return found
@@ -79,11 +83,18 @@ def other_user() -> pwd.struct_passwd:
         return pwd.getpwnam(OTHER_USER)
     except KeyError:
         pass
-    done = subprocess.run([_tool("useradd"), "-m", OTHER_USER], capture_output=True, text=True,
-                          check=False, timeout=60)
+    done = subprocess.run(
+        [_tool("useradd"), "-m", OTHER_USER],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     if done.returncode != 0:
-        pytest.fail(f"these tests need a second local user and `useradd -m {OTHER_USER}` "
-                    f"failed ({done.returncode}): {done.stderr.strip()}. Run them as root.")
+        pytest.fail(
+            f"these tests need a second local user and `useradd -m {OTHER_USER}` "
+            f"failed ({done.returncode}): {done.stderr.strip()}. Run them as root."
+        )
     return pwd.getpwnam(OTHER_USER)
 
 
@@ -96,12 +107,22 @@ def python_for(user: str | None) -> str:
     if user is None:
         return sys.executable
     for candidate in (sys.executable, shutil.which("python3", path="/usr/bin:/bin")):
-        if candidate and subprocess.run(_as(user, [candidate, "-c", "pass"]), cwd="/",
-                                        capture_output=True, check=False,
-                                        timeout=60).returncode == 0:
+        if (
+            candidate
+            and subprocess.run(
+                _as(user, [candidate, "-c", "pass"]),
+                cwd="/",
+                capture_output=True,
+                check=False,
+                timeout=60,
+            ).returncode
+            == 0
+        ):
             return candidate
-    pytest.fail(f"no Python interpreter that the user {user} can run (tried {sys.executable} "
-                "and /usr/bin/python3)")
+    pytest.fail(
+        f"no Python interpreter that the user {user} can run (tried {sys.executable} "
+        "and /usr/bin/python3)"
+    )
 
 
 class Recorder:
@@ -112,8 +133,14 @@ class Recorder:
         if user is not None:
             env["HOME"] = pwd.getpwnam(user).pw_dir
         argv = [python_for(user), "-c", RECORDER, *([relay] if relay else [])]
-        self.process = subprocess.Popen(_as(user, argv), cwd="/", env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            _as(user, argv),
+            cwd="/",
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert self.process.stdout is not None
         first = self.process.stdout.readline()
         if not first:
@@ -146,8 +173,7 @@ def what_it_was_sent(requests: list[dict[str, Any]]) -> list[str]:
         headers = {name.lower(): value for name, value in request["headers"].items()}
         for secret in ("authorization", "cookie", "x-xsrftoken"):
             if secret in headers:
-                leaks.append(f"{request['method']} {request['path']}: {secret}: "
-                             f"{headers[secret]}")
+                leaks.append(f"{request['method']} {request['path']}: {secret}: {headers[secret]}")
         if request["body"]:
             leaks.append(f"{request['method']} {request['path']}: body {request['body'][:200]}")
         if "token=" in request["path"]:

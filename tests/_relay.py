@@ -88,8 +88,7 @@ class HoldingRelay:
                 head += data
             hold = self._take_hold(head.split(b"\r\n", 1)[0])
             upstream.sendall(head)
-            threading.Thread(target=self._copy, args=(client, upstream, False),
-                             daemon=True).start()
+            threading.Thread(target=self._copy, args=(client, upstream, False), daemon=True).start()
             self._copy(upstream, client, hold)
         except OSError:
             pass

@@ -69,7 +69,10 @@ def crash(item: int, on: tuple[int, ...] = (), how: str = "exit", seconds: float
 
 
 def hang(
-    item: int, on: tuple[int, ...] = (), pid_dir: str = "", release: str = "",
+    item: int,
+    on: tuple[int, ...] = (),
+    pid_dir: str = "",
+    release: str = "",
     seconds: float = 0.0,
 ) -> int:
     """Never return for chosen items (a processor stuck on a dead network share).
@@ -154,6 +157,8 @@ def some_outputs(item: int) -> Any:
     if item == -2:
         return {"outputs": "not a list"}
     return {"outputs": [f"m/{item}/{k}.txt" for k in range(item % 3)]}
+
+
 def released(gate: str) -> int:
     """How many items the gate file at ``gate`` lets finish (0 while it does not exist)."""
     try:
@@ -193,8 +198,9 @@ def surrogate_error(item: int) -> int:
     return item
 
 
-def where_and_when(item: Any, seconds: float = 0.0, slow_from: int | None = None,
-                   slow_seconds: float = 0.0) -> dict[str, Any]:
+def where_and_when(
+    item: Any, seconds: float = 0.0, slow_from: int | None = None, slow_seconds: float = 0.0
+) -> dict[str, Any]:
     """The item, the pid that ran it and when it started (``time.monotonic``, one clock
     for every process of the machine), after ``seconds`` of work, or ``slow_seconds``
     from item ``slow_from`` on (items that slow down after their chunks were sized)."""

@@ -1,4 +1,4 @@
-"""What a processor prints and logs while it runs an item, kept per item (SPEC §13).
+"""What a processor prints and logs while it runs an item, kept per item (docs/jobs-view.md).
 
 Worker threads share ``sys.stdout``, ``sys.stderr`` and the logging tree, so a
 capture is per *thread*: :func:`install` (once per process) puts a small proxy in
@@ -59,8 +59,10 @@ class ItemLog:
             return None
         kept = "".join(self.parts)
         if self.cut:
-            kept += (f"\n[... {self.cut} more bytes cut: an item's log keeps its first "
-                     f"{self.limit // 1024} KiB]\n")
+            kept += (
+                f"\n[... {self.cut} more bytes cut: an item's log keeps its first "
+                f"{self.limit // 1024} KiB]\n"
+            )
         return kept
 
 

@@ -11,7 +11,7 @@ source of truth, and the cluster holds nothing that must survive.
 What a Dask fault means to a run:
 
 - a worker lost mid-chunk: the scheduler runs the chunk again elsewhere
-  (at-least-once, SPEC §6); a chunk that keeps killing workers comes back as
+  (at-least-once, docs/internals.md); a chunk that keeps killing workers comes back as
   :class:`WorkerLost` and its items are isolated, as for a dead process worker;
 - the scheduler unreachable or lost: :class:`ClusterError` naming the address;
   the job fails, its unfinished items stay pending, and ``retry`` reconnects.
@@ -20,7 +20,7 @@ Cancel is cooperative: ``Client.run`` puts the run's token in a set in every
 worker process (:func:`batch_widget.engine.worker.cancel_remote`), which each
 chunk checks before each item (:class:`~batch_widget.engine.worker.RemoteStop`).
 
-Who may use the cluster (SPEC §20): the ``LocalCluster`` the server starts binds
+Who may use the cluster (docs/security.md): the ``LocalCluster`` the server starts binds
 every socket (scheduler, nannies, workers, their HTTP servers) to 127.0.0.1, and
 speaks only mutual TLS with credentials made for it in memory
 (``Security.temporary()``), which only the server's own client holds: a Dask
@@ -29,7 +29,7 @@ be one of them. It serves no dashboard and no HTTP routes (Dask's HTTP servers
 answer anyone who reaches the port). A cluster named by ``dask_address`` is the
 user's own: the client takes its TLS settings from Dask's configuration, and the
 server unpickles what those workers send back, so only a trusted cluster may be
-named (README, "On a Dask cluster").
+named (docs/dask.md).
 
 ``distributed`` is imported only here, and only when a Dask job runs.
 """
@@ -51,15 +51,19 @@ from batch_widget.engine.errors import ClusterError
 
 #: What to install when ``distributed`` is missing.
 INSTALL_HINT = "pip install 'batch_widget[dask]'"
-_MISSING = (f"executor 'dask' needs Dask's distributed scheduler, which is not installed in "
-            f"the server's environment: {INSTALL_HINT}")
+_MISSING = (
+    f"executor 'dask' needs Dask's distributed scheduler, which is not installed in "
+    f"the server's environment: {INSTALL_HINT}"
+)
 #: Where every socket of the server's own cluster listens, and nowhere else.
 LOOPBACK = "127.0.0.1"
 #: Dask's HTTP routes (health, Prometheus metrics, the cluster's state as JSON and
 #: HTML, a proxy to other ports) answer anyone who reaches the port, without
 #: authentication, and the HTTP servers cannot be turned off: they serve nothing.
-_NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [],
-                                          "distributed.worker.http.routes": []}
+_NO_HTTP_ROUTES: dict[str, list[str]] = {
+    "distributed.scheduler.http.routes": [],
+    "distributed.worker.http.routes": [],
+}
 
 
 class WorkerLost(BrokenExecutor):
@@ -112,9 +116,14 @@ class DaskCluster:
         client = self._connected()
         check_versions(client, pickled, self.where)
         pool = DaskPool(client, self.where)
-        self.log.info("job %s runs on %s (%s) with %d worker(s), %d thread(s)",
-                      log_job, self.where, client.scheduler.address, pool.workers(),
-                      pool.threads())
+        self.log.info(
+            "job %s runs on %s (%s) with %d worker(s), %d thread(s)",
+            log_job,
+            self.where,
+            client.scheduler.address,
+            pool.workers(),
+            pool.threads(),
+        )
         return pool
 
     def close(self) -> None:
@@ -131,8 +140,11 @@ class DaskCluster:
             if client is not None and client.status == "running":
                 return client
             if client is not None:
-                self.log.warning("the Dask client lost %s (status %s); "
-                                 "connecting again", self.where, client.status)
+                self.log.warning(
+                    "the Dask client lost %s (status %s); connecting again",
+                    self.where,
+                    client.status,
+                )
                 self._drop()
             self._client = self._connect()
             return self._client
@@ -148,41 +160,52 @@ class DaskCluster:
             self.log.warning(
                 "dask_address %s is not a tls:// address: whoever can reach "
                 "that scheduler runs code as its workers' user, and this server unpickles "
-                "what the workers send back. Name only a cluster you trust", self.address)
+                "what the workers send back. Name only a cluster you trust",
+                self.address,
+            )
         try:  # the Security comes from Dask's config (distributed.comm.tls.*)
             client = Client(  # type: ignore[no-untyped-call]
-                self.address, timeout=self.connect_timeout, set_as_default=False)
+                self.address, timeout=self.connect_timeout, set_as_default=False
+            )
         except Exception as exc:  # OSError and TimeoutError mostly; a bad address ValueError
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {self.address} within "
                 f"{self.connect_timeout:g} s ({_worker.describe(exc)}). Start it (or correct "
-                f"BatchWidgetApp.dask_address{self._tls_hint()}), then retry the job") from exc
+                f"BatchWidgetApp.dask_address{self._tls_hint()}), then retry the job"
+            ) from exc
         self.log.info("connected to the Dask scheduler at %s", self.address)
         return client
 
     def _tls_hint(self) -> str:
         if not self.address.startswith("tls://"):
             return ""
-        return (", and give the server the cluster's TLS files in Dask's config: "
-                "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
-                "distributed.comm.tls.client.key")
+        return (
+            ", and give the server the cluster's TLS files in Dask's config: "
+            "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+            "distributed.comm.tls.client.key"
+        )
 
     def _start_local(self) -> Any:
         """Start the server's own cluster, on loopback and mutual TLS, and a client of it."""
         from distributed import Client  # optional extra
 
-        self.log.info("starting a Dask LocalCluster on %s, TLS only, for "
-                      "executor='dask' jobs (set BatchWidgetApp.dask_address to use a "
-                      "cluster of your own)", LOOPBACK)
+        self.log.info(
+            "starting a Dask LocalCluster on %s, TLS only, for "
+            "executor='dask' jobs (set BatchWidgetApp.dask_address to use a "
+            "cluster of your own)",
+            LOOPBACK,
+        )
         security = _temporary_security()
         try:
             self._cluster = _local_cluster(security)
             return Client(  # type: ignore[no-untyped-call]
-                self._cluster, security=security, set_as_default=False)
+                self._cluster, security=security, set_as_default=False
+            )
         except Exception as exc:
             self._drop()
-            raise ClusterError(f"the server could not start a Dask LocalCluster: "
-                               f"{_worker.describe(exc)}") from exc
+            raise ClusterError(
+                f"the server could not start a Dask LocalCluster: {_worker.describe(exc)}"
+            ) from exc
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -206,7 +229,8 @@ def _temporary_security() -> Any:
     except ImportError as exc:  # cryptography makes the certificate
         raise ClusterError(
             f"the server's Dask LocalCluster runs on TLS, which needs the 'cryptography' "
-            f"package in the server's environment: {INSTALL_HINT}") from exc
+            f"package in the server's environment: {INSTALL_HINT}"
+        ) from exc
 
 
 def _local_cluster(security: Any) -> Any:
@@ -221,9 +245,14 @@ def _local_cluster(security: Any) -> Any:
 
     with dask.config.set(_NO_HTTP_ROUTES):
         return LocalCluster(  # type: ignore[no-untyped-call]
-            processes=True, host=LOOPBACK, protocol="tls://", security=security,
-            dashboard_address=None, worker_dashboard_address=None,
-            scheduler_kwargs={"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"})
+            processes=True,
+            host=LOOPBACK,
+            protocol="tls://",
+            security=security,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"},
+        )
 
 
 def check_versions(client: Any, pickled: bool, where: str) -> None:
@@ -243,7 +272,8 @@ def check_versions(client: Any, pickled: bool, where: str) -> None:
     The rule here is what a chunk needs, and nothing more.
     """
     wanted: list[tuple[str, Callable[..., Any], tuple[Any, ...], str]] = [
-        ("batch_widget", importlib.metadata.version, ("batch_widget",), _own("batch_widget"))]
+        ("batch_widget", importlib.metadata.version, ("batch_widget",), _own("batch_widget"))
+    ]
     if pickled:
         wanted += [
             ("Python", platform.python_version, (), platform.python_version()),
@@ -254,8 +284,9 @@ def check_versions(client: Any, pickled: bool, where: str) -> None:
         try:
             answers = client.run(probe, *args, on_error="return")
         except Exception as exc:
-            raise ClusterError(f"{where} did not answer ({_worker.describe(exc)}); retry the "
-                               "job once it is back") from exc
+            raise ClusterError(
+                f"{where} did not answer ({_worker.describe(exc)}); retry the job once it is back"
+            ) from exc
         for address, theirs in sorted(answers.items()):
             if isinstance(theirs, BaseException):
                 problems.append(f"worker {address} has no {what} ({_worker.describe(theirs)})")
@@ -266,7 +297,8 @@ def check_versions(client: Any, pickled: bool, where: str) -> None:
         raise ClusterError(
             f"the workers of {where} cannot run this job: {shown}. Install the server's "
             "versions in the workers' environment (pip install 'batch_widget[dask]' there), "
-            "then retry the job")
+            "then retry the job"
+        )
 
 
 def _own(distribution: str) -> str:
@@ -326,9 +358,12 @@ class DaskPool(Executor):
             if task.status == "finished":
                 settled.set_result(task.result())
             elif task.status == "cancelled":
-                settled.set_exception(ClusterError(
-                    f"lost {self.where} while the job ran: the Dask client's connection to "
-                    "the scheduler broke. Retry the job once the scheduler is back"))
+                settled.set_exception(
+                    ClusterError(
+                        f"lost {self.where} while the job ran: the Dask client's connection to "
+                        "the scheduler broke. Retry the job once the scheduler is back"
+                    )
+                )
             else:
                 settled.set_exception(_translated(task.exception(), self.where))
         except BaseException as exc:  # fetching the result itself failed
@@ -379,13 +414,14 @@ class _RemoteCancel:
 
     def set(self) -> None:
         """Broadcast in the background: the caller (an HTTP handler's thread) must not wait."""
-        threading.Thread(target=self._broadcast, daemon=True,
-                         name=f"batch-dask-cancel-{self.token}").start()
+        threading.Thread(
+            target=self._broadcast, daemon=True, name=f"batch-dask-cancel-{self.token}"
+        ).start()
 
     def _broadcast(self) -> None:
         try:
             self.client.run(_worker.cancel_remote, self.token, on_error="ignore")
         except Exception as exc:  # the scheduler is gone: nothing runs there any more anyway
             logging.getLogger("batch_widget").warning(
-                "could not tell the Dask workers to cancel run %s: %s",
-                self.token, exc)
+                "could not tell the Dask workers to cancel run %s: %s", self.token, exc
+            )

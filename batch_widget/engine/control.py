@@ -147,5 +147,9 @@ class StallWatch:
             "job %s: no item has finished for %.1f s; %d chunk(s) still running, "
             "starting at item index(es) %s. A processor may be hung: see "
             "GET api/batch/jobs/%s/items?status=running",
-            self.job_id, now - self.last, len(indexes), shown, self.job_id)
-
+            self.job_id,
+            now - self.last,
+            len(indexes),
+            shown,
+            self.job_id,
+        )

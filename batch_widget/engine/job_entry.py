@@ -21,8 +21,17 @@ from batch_widget.engine.validation import JobSpec
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import ItemStatus, JobStatus, Snapshot, StoreIOError, StoreLost
 
-__all__ = ["Entry", "counted", "log_recovered", "new_id", "new_row", "now_iso", "persist",
-           "snapshot_of", "tally"]
+__all__ = [
+    "Entry",
+    "counted",
+    "log_recovered",
+    "new_id",
+    "new_row",
+    "now_iso",
+    "persist",
+    "snapshot_of",
+    "tally",
+]
 
 #: Seconds between two tries of a store write that failed.
 WRITE_RETRY_PAUSE = 0.2
@@ -61,11 +70,20 @@ def new_id(taken: Container[str]) -> str:
 
 def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
     """A new queued job's row (the store gives it its key)."""
-    return JobRow(key=0, id=job_id, name=spec.name, processor=spec.label,
-                  callable_size=None if spec.pickled is None else len(spec.pickled),
-                  params=spec.params_json, max_workers=spec.max_workers,
-                  executor=spec.executor, status=JobStatus.QUEUED, total=total,
-                  version=1, created_at=now_iso())
+    return JobRow(
+        key=0,
+        id=job_id,
+        name=spec.name,
+        processor=spec.label,
+        callable_size=None if spec.pickled is None else len(spec.pickled),
+        params=spec.params_json,
+        max_workers=spec.max_workers,
+        executor=spec.executor,
+        status=JobStatus.QUEUED,
+        total=total,
+        version=1,
+        created_at=now_iso(),
+    )
 
 
 def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
@@ -82,11 +100,17 @@ def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
 def log_recovered(log: logging.Logger, interrupted: list[str], completed: list[str]) -> None:
     """Say what a server start found of the jobs the previous server left unfinished."""
     if interrupted:
-        log.warning("%d job(s) were unfinished when the server stopped and are "
-                    "now interrupted: %s", len(interrupted), ", ".join(interrupted))
+        log.warning(
+            "%d job(s) were unfinished when the server stopped and are now interrupted: %s",
+            len(interrupted),
+            ", ".join(interrupted),
+        )
     if completed:
-        log.info("%d job(s) had run every item when the server stopped and are "
-                 "now completed: %s", len(completed), ", ".join(completed))
+        log.info(
+            "%d job(s) had run every item when the server stopped and are now completed: %s",
+            len(completed),
+            ", ".join(completed),
+        )
 
 
 def now_iso() -> str:
@@ -103,12 +127,23 @@ def snapshot_of(entry: Entry) -> Snapshot:
     eta = pending / rate if active and rate else None
     workers = entry.run.pool_workers() if active and entry.run is not None else None
     return {
-        "id": row.id, "name": row.name, "processor": row.processor, "executor": row.executor,
+        "id": row.id,
+        "name": row.name,
+        "processor": row.processor,
+        "executor": row.executor,
         "workers": workers,
-        "status": row.status.value, "total": row.total, "done": row.done,
-        "failed": row.failed, "pending": pending, "version": row.version,
-        "created_at": row.created_at, "started_at": row.started_at,
-        "finished_at": row.finished_at, "rate": rate, "eta": eta, "error": row.error,
+        "status": row.status.value,
+        "total": row.total,
+        "done": row.done,
+        "failed": row.failed,
+        "pending": pending,
+        "version": row.version,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "rate": rate,
+        "eta": eta,
+        "error": row.error,
         "logs_cut": row.logs_cut,
     }
 

@@ -64,15 +64,18 @@ def count_items(conn: sqlite3.Connection, job_key: int, status: ItemStatus | Non
 
 
 def item_rows(
-    conn: sqlite3.Connection, job_key: int, status: ItemStatus | None, position: Position,
+    conn: sqlite3.Connection,
+    job_key: int,
+    status: ItemStatus | None,
+    position: Position,
     limit: int,
 ) -> sqlite3.Cursor:
     """A cursor over one page of item rows in index order."""
     where, args = _filter(job_key, status)
     extra, extra_args, offset = position.clause()
     return conn.execute(
-        f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}{extra} ORDER BY idx "
-        f"LIMIT ?{offset}", [*args, *extra_args, limit],
+        f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}{extra} ORDER BY idx LIMIT ?{offset}",
+        [*args, *extra_args, limit],
     )
 
 
@@ -91,8 +94,13 @@ def items_page(rows: sqlite3.Cursor, total: int, max_bytes: int = PAGE_BYTES) ->
 
 
 def results_chunk(
-    conn: sqlite3.Connection, job_key: int, status: ItemStatus | None, after: int, limit: int,
-    *, max_bytes: int = PAGE_BYTES,
+    conn: sqlite3.Connection,
+    job_key: int,
+    status: ItemStatus | None,
+    after: int,
+    limit: int,
+    *,
+    max_bytes: int = PAGE_BYTES,
 ) -> ResultsChunk:
     """The next lines of ``GET .../results``: ``{"index", "status", "result", "error"}`` each."""
     where, args = _filter(job_key, status)
@@ -105,9 +113,11 @@ def results_chunk(
     last: int | None = None
     dumps = json.dumps
     for index, item_status, raw_result, error in rows:
-        line = (f'{{"index": {int(index)}, "status": "{item_status}", '
-                f'"result": {"null" if raw_result is None else raw_result}, '
-                f'"error": {"null" if error is None else dumps(error)}}}\n')
+        line = (
+            f'{{"index": {int(index)}, "status": "{item_status}", '
+            f'"result": {"null" if raw_result is None else raw_result}, '
+            f'"error": {"null" if error is None else dumps(error)}}}\n'
+        )
         if lines and size + len(line) > max_bytes:
             break
         lines.append(line)
@@ -121,10 +131,12 @@ def _item_json(row: Sequence[Any]) -> str:
     """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
     index, raw_input, status, raw_result, error, trace, duration, log = row
     dumps = json.dumps
-    return (f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
-            f'"result": {"null" if raw_result is None else raw_result}, '
-            f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
-            f'"duration": {dumps(duration)}, "log": {dumps(log)}}}')
+    return (
+        f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
+        f'"result": {"null" if raw_result is None else raw_result}, '
+        f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
+        f'"duration": {dumps(duration)}, "log": {dumps(log)}}}'
+    )
 
 
 def item_record(row: Sequence[Any]) -> ItemRecord:

@@ -53,8 +53,7 @@ class StoreLock:
         if self._fd is not None:
             return True
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # Store tightens it
-        fd = open_private(self.path, os.O_RDWR | os.O_CREAT, self._log,
-                          what="the job store's lock")
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT, self._log, what="the job store's lock")
         try:
             taken = lock_descriptor(fd, blocking=False)
         except OSError as exc:
@@ -73,8 +72,9 @@ class StoreLock:
         run unowned, one server per store being up to the user. Another error is
         taken, as before, for a store this server cannot own (another holds it)."""
         if exc.errno == errno.ENOSYS:
-            self._log.warning("%s cannot be locked here (%s): run one server per job store",
-                              self.path, exc)
+            self._log.warning(
+                "%s cannot be locked here (%s): run one server per job store", self.path, exc
+            )
             self._fd = -1
             return True
         self._log.debug("%s cannot be locked (%s)", self.path, exc)  # asked every 5 s

@@ -1,4 +1,4 @@
-"""The job manager: the state machine of SPEC §2, scheduling, recovery, publishing.
+"""The job manager: the state machine of docs/http-api.md, scheduling, recovery, publishing.
 
 It owns every job's in-memory record (the one place snapshots are built),
 runs up to ``max_concurrent_jobs`` at once (one ``JobRun`` thread each) and
@@ -98,9 +98,11 @@ class JobManager:
             if loop is not None:
                 self.outbox.loop = loop
             self._started = True
-            resumable = [e for e in self._jobs.values()
-                         if self.settings.resume_interrupted
-                         and e.row.status is JobStatus.INTERRUPTED]
+            resumable = [
+                e
+                for e in self._jobs.values()
+                if self.settings.resume_interrupted and e.row.status is JobStatus.INTERRUPTED
+            ]
         for entry in resumable:
             self._resume(entry.row.id)
         self._schedule()
@@ -111,8 +113,7 @@ class JobManager:
         try:
             self.retry(job_id)
         except BatchError as exc:
-            self.log.warning("interrupted job %s cannot be resumed: %s",
-                             job_id, exc)
+            self.log.warning("interrupted job %s cannot be resumed: %s", job_id, exc)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop starting items and mark unfinished jobs interrupted.
@@ -137,8 +138,7 @@ class JobManager:
         for thread in threads:  # a thread frees its run's slot a little before it ends
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                self.log.warning("%s did not end within %.0f s of shutdown",
-                                 thread.name, timeout)
+                self.log.warning("%s did not end within %.0f s of shutdown", thread.name, timeout)
         self.executors.close()
 
     # -- queries ---------------------------------------------------------------
@@ -157,7 +157,7 @@ class JobManager:
         with self._lock:
             entries = [e for e in self._jobs.values() if wanted is None or e.row.status is wanted]
             entries.sort(key=lambda e: e.row.key, reverse=True)
-            return [snapshot_of(e) for e in entries[offset:offset + limit]], len(entries)
+            return [snapshot_of(e) for e in entries[offset : offset + limit]], len(entries)
 
     def active_snapshots(self) -> list[Snapshot]:
         """Snapshots of every queued or processing job."""
@@ -175,7 +175,11 @@ class JobManager:
         return self.store.items(key, wanted, offset, limit)
 
     def items_page(
-        self, job_id: str, status: str | None = None, offset: int = 0, limit: int = 1000,
+        self,
+        job_id: str,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
         after: int | None = None,
     ) -> bytes:
         """The JSON answer of ``GET .../items``, built from the stored JSON. Blocking.
@@ -244,8 +248,13 @@ class JobManager:
             entry = self._jobs[row.id] = Entry(row)
             self._queue.append(row.id)
             snapshot = snapshot_of(entry)
-        self.log.info("job %s (%s) created: %d items, processor %s",
-                      row.id, row.name, row.total, row.processor)
+        self.log.info(
+            "job %s (%s) created: %d items, processor %s",
+            row.id,
+            row.name,
+            row.total,
+            row.processor,
+        )
         self.outbox.publish(snapshot)
         self._schedule()
         return snapshot
@@ -263,14 +272,18 @@ class JobManager:
                     raise JobStateConflict(f"job {job_id} is already {status.value}")
                 if entry.run is not None:
                     entry.run.flag.set(RunEnd.CANCELLED)
-                    self.log.info("job %s cancel requested; running items get "
-                                  "%g s to finish", job_id, self.settings.cancel_timeout)
+                    self.log.info(
+                        "job %s cancel requested; running items get %g s to finish",
+                        job_id,
+                        self.settings.cancel_timeout,
+                    )
                     return snapshot_of(entry)
                 if job_id in self._queue:
                     self._queue.remove(job_id)
                 else:  # neither queued nor running: end it rather than leave it stuck
-                    self.log.warning("job %s was %s with no run; cancelling it",
-                                     job_id, status.value)
+                    self.log.warning(
+                        "job %s was %s with no run; cancelling it", job_id, status.value
+                    )
             return self._finish(entry, JobStatus.CANCELLED, items=ItemStatus.CANCELLED)
 
     def retry(self, job_id: str) -> Snapshot:
@@ -285,20 +298,26 @@ class JobManager:
                 entry = self._entry(job_id)
                 row = entry.row
                 if not row.status.terminal or entry.run is not None:
-                    raise JobStateConflict(f"job {job_id} is {row.status.value}; only a "
-                                           "finished job can be retried")
+                    raise JobStateConflict(
+                        f"job {job_id} is {row.status.value}; only a finished job can be retried"
+                    )
                 if row.done == row.total:
                     if row.status is JobStatus.COMPLETED:
-                        raise JobStateConflict(f"job {job_id} has nothing to retry: every "
-                                               "item is done")
+                        raise JobStateConflict(
+                            f"job {job_id} has nothing to retry: every item is done"
+                        )
                     nothing_left = True
                 else:
                     nothing_left = False
-                    self.rules.check_stored_processor(row.processor,
-                                                      row.callable_size is not None)
-                    queued = dataclasses.replace(row, status=JobStatus.QUEUED, failed=0,
-                                                 finished_at=None, error=None,
-                                                 version=row.version + 1)
+                    self.rules.check_stored_processor(row.processor, row.callable_size is not None)
+                    queued = dataclasses.replace(
+                        row,
+                        status=JobStatus.QUEUED,
+                        failed=0,
+                        finished_at=None,
+                        error=None,
+                        version=row.version + 1,
+                    )
             if nothing_left:
                 self.log.info("job %s had every item done: completed", job_id)
                 return self._finish(entry, JobStatus.COMPLETED)
@@ -307,8 +326,9 @@ class JobManager:
                 entry.row = queued
                 self._queue.append(job_id)
                 snapshot = snapshot_of(entry)
-        self.log.info("job %s queued for retry (%d items to run)",
-                      job_id, queued.total - queued.done)
+        self.log.info(
+            "job %s queued for retry (%d items to run)", job_id, queued.total - queued.done
+        )
         self.outbox.publish(snapshot)
         self._schedule()
         return snapshot
@@ -319,8 +339,9 @@ class JobManager:
             with self._lock:
                 entry = self._entry(job_id)
                 if not entry.row.status.terminal or entry.run is not None:
-                    raise JobStateConflict(f"job {job_id} is {entry.row.status.value}; cancel "
-                                           "it before deleting it")
+                    raise JobStateConflict(
+                        f"job {job_id} is {entry.row.status.value}; cancel it before deleting it"
+                    )
             self.store.delete_job(entry.row)
             with self._lock:
                 del self._jobs[job_id]
@@ -333,13 +354,21 @@ class JobManager:
 
     def _schedule(self) -> None:
         with self._lock:
-            while (self._started and not self._stopping and self._queue
-                   and len(self._running) < self.settings.max_concurrent_jobs):
+            while (
+                self._started
+                and not self._stopping
+                and self._queue
+                and len(self._running) < self.settings.max_concurrent_jobs
+            ):
                 entry = self._jobs[self._queue.popleft()]
                 self._running[entry.row.id] = entry
                 run = entry.run = self._new_run(entry)
-                thread = threading.Thread(target=self._run_job, args=(entry, run),
-                                          name=f"batch-job-{entry.row.id}", daemon=True)
+                thread = threading.Thread(
+                    target=self._run_job,
+                    args=(entry, run),
+                    name=f"batch-job-{entry.row.id}",
+                    daemon=True,
+                )
                 self._threads = {t for t in self._threads if t.is_alive()}
                 self._threads.add(thread)
                 thread.start()
@@ -348,16 +377,18 @@ class JobManager:
         row = entry.row
         key = row.key
         run = JobRun(
-            job_id=row.id, job_key=key,
-            ref=row.processor if row.callable_size is None
+            job_id=row.id,
+            job_key=key,
+            ref=row.processor
+            if row.callable_size is None
             else lambda: self.store.load_callable(key),
             params=validation.load_params(row.params),
-            executor=self.executors.make(row.executor, row.max_workers, job_id=row.id,
-                                         job_key=key),
+            executor=self.executors.make(row.executor, row.max_workers, job_id=row.id, job_key=key),
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
-            settings=self.settings, log=self.log,
+            settings=self.settings,
+            log=self.log,
         )
         return run
 
@@ -389,20 +420,30 @@ class JobManager:
     def _begin(self, entry: Entry, run: JobRun) -> None:
         with self._lock:
             # started_at is the job's first start: a retried job's elapsed time goes on.
-            saved = dataclasses.replace(entry.row, status=JobStatus.PROCESSING,
-                                        started_at=entry.row.started_at or now_iso(),
-                                        version=entry.row.version + 1)
+            saved = dataclasses.replace(
+                entry.row,
+                status=JobStatus.PROCESSING,
+                started_at=entry.row.started_at or now_iso(),
+                version=entry.row.version + 1,
+            )
         persist(lambda: self.store.save_job(saved), self.settings.store_write_timeout, self.log)
         with self._lock:
             entry.row = saved
             entry.meter.reset(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
-        self.log.info("job %s started: %d items to run on %s",
-                      saved.id, saved.total - saved.done, run.pool_label())
+        self.log.info(
+            "job %s started: %d items to run on %s",
+            saved.id,
+            saved.total - saved.done,
+            run.pool_label(),
+        )
         self.outbox.publish(snapshot)
 
     def _commit(
-        self, entry: Entry, run: JobRun, started: Sequence[tuple[int, int, int]],
+        self,
+        entry: Entry,
+        run: JobRun,
+        started: Sequence[tuple[int, int, int]],
         outcomes: Sequence[Outcome],
     ) -> None:
         """Store a batch of progress, then show it; on a store error change nothing and raise."""
@@ -413,20 +454,31 @@ class JobManager:
             if entry.run is not run:
                 return
             row = entry.row
-            saved = dataclasses.replace(row, done=row.done + done, failed=row.failed + failed,
-                                        version=row.version + 1)
+            saved = dataclasses.replace(
+                row, done=row.done + done, failed=row.failed + failed, version=row.version + 1
+            )
         self.store.commit_progress(saved, started, outcomes)
         with self._lock:
             entry.row = saved
             entry.meter.record(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
-        self.log.debug("job %s progress %d done, %d failed of %d",
-                       saved.id, saved.done, saved.failed, saved.total)
+        self.log.debug(
+            "job %s progress %d done, %d failed of %d",
+            saved.id,
+            saved.done,
+            saved.failed,
+            saved.total,
+        )
         self.outbox.publish(snapshot)
 
     def _finish(
-        self, entry: Entry, status: JobStatus, *, error: str | None = None,
-        items: ItemStatus | None = None, run: JobRun | None = None,
+        self,
+        entry: Entry,
+        status: JobStatus,
+        *,
+        error: str | None = None,
+        items: ItemStatus | None = None,
+        run: JobRun | None = None,
     ) -> Snapshot:
         """Commit, then show, the job's terminal state; free its slot in the same step.
 
@@ -437,17 +489,25 @@ class JobManager:
         with self._actions:
             with self._lock:
                 row = entry.row
-                saved = dataclasses.replace(row, status=status, finished_at=now_iso(), error=error,
-                                            version=row.version + 1)
+                saved = dataclasses.replace(
+                    row, status=status, finished_at=now_iso(), error=error, version=row.version + 1
+                )
             write: Callable[[], object] = (
-                (lambda: self.store.save_job(saved)) if items is None
-                else (lambda: self.store.finish_items(saved, items)))
+                (lambda: self.store.save_job(saved))
+                if items is None
+                else (lambda: self.store.finish_items(saved, items))
+            )
             try:
-                persist(write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT),
-                        self.log)
+                persist(
+                    write, min(self.settings.store_write_timeout, _FINISH_WRITE_TIMEOUT), self.log
+                )
             except StoreUnavailable as exc:
-                self.log.error("job %s ended %s, but the job store could not "
-                               "record it: %s", row.id, status.value, exc)
+                self.log.error(
+                    "job %s ended %s, but the job store could not record it: %s",
+                    row.id,
+                    status.value,
+                    exc,
+                )
                 if status is not JobStatus.FAILED:
                     saved = dataclasses.replace(saved, status=JobStatus.FAILED)
                 saved.error = f"{error + '; ' if error else ''}{exc}"
@@ -457,9 +517,16 @@ class JobManager:
                 snapshot = snapshot_of(entry)
                 self._changed.notify_all()
         level = logging.WARNING if saved.status is JobStatus.FAILED else logging.INFO
-        self.log.log(level, "job %s %s: %d done, %d failed of %d%s",
-                     row.id, saved.status.value, saved.done, saved.failed, saved.total,
-                     f" ({saved.error})" if saved.error else "")
+        self.log.log(
+            level,
+            "job %s %s: %d done, %d failed of %d%s",
+            row.id,
+            saved.status.value,
+            saved.done,
+            saved.failed,
+            saved.total,
+            f" ({saved.error})" if saved.error else "",
+        )
         self.outbox.publish(snapshot)
         return snapshot
 
@@ -470,9 +537,12 @@ class JobManager:
                 return
             if not entry.row.status.terminal:
                 entry.row = dataclasses.replace(
-                    entry.row, status=JobStatus.FAILED, finished_at=now_iso(),
+                    entry.row,
+                    status=JobStatus.FAILED,
+                    finished_at=now_iso(),
                     error="the job's run ended without recording an end; see the server log",
-                    version=entry.row.version + 1)
+                    version=entry.row.version + 1,
+                )
             self._release_locked(entry, run)
             self._changed.notify_all()
             snapshot = snapshot_of(entry)

@@ -216,8 +216,11 @@ class WarmProcessPools:
         cancel = context.Event()
         started = context.SimpleQueue()
         pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker,
-            initargs=(started, self._initializer, cancel, *self._initargs))
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(started, self._initializer, cancel, *self._initargs),
+        )
         for _ in range(workers):  # each starts a worker; none waits for it
             pool.submit(os.getpid)
         return ProcessLease(pool, cancel, workers, started)
@@ -239,8 +242,9 @@ class WarmProcessPools:
         with self._lock:
             self._idle.append(lease)
             if self._sweeper is None:
-                self._sweeper = threading.Thread(target=self._sweep, daemon=True,
-                                                 name="batch-process-pools")
+                self._sweeper = threading.Thread(
+                    target=self._sweep, daemon=True, name="batch-process-pools"
+                )
                 self._sweeper.start()
             self._lock.notify_all()
 

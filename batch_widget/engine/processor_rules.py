@@ -1,4 +1,6 @@
-"""Which processors may run, and the one way to turn a reference into one (SPEC §3, §20).
+"""Which processors may run, and the one way to turn a reference into one.
+
+See docs/http-api.md and docs/security.md.
 
 A job names its processor by import path (``package.module:function``) or
 brings it cloudpickled. Either becomes a function only here, and only through
@@ -36,7 +38,7 @@ Processor = Callable[..., Any]
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 #: This package, whose modules are the server's own machinery...
 _OWN_PACKAGE = "batch_widget"
-#: ...but for the one meant to be named (SPEC §20).
+#: ...but for the one meant to be named (docs/security.md).
 _OWN_PROCESSORS = "batch_widget.processors"
 
 
@@ -84,7 +86,8 @@ class ProcessorRules:
         if not any(fnmatch.fnmatchcase(ref, p) for p in self.allowed_processors):
             raise ProcessorRefused(
                 f"processor {ref!r} is not allowed: it matches none of "
-                f"BatchWidgetApp.allowed_processors {list(self.allowed_processors)}")
+                f"BatchWidgetApp.allowed_processors {list(self.allowed_processors)}"
+            )
 
     def require_callables(self) -> None:
         """Raise ``ProcessorRefused`` unless pickled functions may run."""
@@ -92,7 +95,8 @@ class ProcessorRules:
             raise ProcessorRefused(
                 "notebook-defined functions are disabled on this server "
                 "(BatchWidgetApp.allow_callables is False); use an importable processor "
-                "'package.module:function'")
+                "'package.module:function'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +146,8 @@ def _refuse_own_module(path: str, module_name: str) -> None:
             f"processor {path!r} is refused: of batch_widget's own modules only "
             f"{_OWN_PROCESSORS} may be named, whatever BatchWidgetApp.allowed_processors "
             f"says (the others are the server's own machinery). Name a function of "
-            f"{_OWN_PROCESSORS} or of your own module")
+            f"{_OWN_PROCESSORS} or of your own module"
+        )
 
 
 def _import(path: str) -> Processor:
@@ -163,12 +168,15 @@ def _import(path: str) -> Processor:
     except (ImportError, AttributeError) as exc:
         raise ProcessorError(f"processor {path!r} cannot be imported: {exc}") from exc
     if inspect.isclass(func):
-        raise ProcessorError(f"processor {path!r} is a class, not a function: a processor is "
-                             "called as f(item, **params) for its result; name a function")
+        raise ProcessorError(
+            f"processor {path!r} is a class, not a function: a processor is "
+            "called as f(item, **params) for its result; name a function"
+        )
     if not _offered_by(module, attr, func):
         raise ProcessorError(
             f"processor {path!r} is not a function defined in {module_name} nor listed in its "
-            "__all__; name the module that defines it")
+            "__all__; name the module that defines it"
+        )
     _refuse_own_module(path, str(getattr(func, "__module__", None) or module_name))
     return checked(func, repr(path))
 

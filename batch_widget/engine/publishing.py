@@ -66,8 +66,7 @@ class Outbox:
         try:
             self.loop.add_callback(self._deliver, snapshot, 0)
         except RuntimeError:  # the loop is closed: the server is gone, nobody is listening
-            self.log.debug("dropped an event for job %s: loop closed",
-                           snapshot["id"])
+            self.log.debug("dropped an event for job %s: loop closed", snapshot["id"])
 
     def _deliver(self, snapshot: Snapshot, attempt: int) -> None:
         assert self.publisher is not None
@@ -77,19 +76,29 @@ class Outbox:
         try:
             self.publisher.publish(snapshot)
         except Exception as exc:
-            retries, delay = (self.settings.completion_broadcast_retries,
-                              self.settings.broadcast_retry_delay)
+            retries, delay = (
+                self.settings.completion_broadcast_retries,
+                self.settings.broadcast_retry_delay,
+            )
             terminal = _is_last_word(snapshot)
             if terminal and attempt < retries:
                 self.log.warning(
-                    "broadcasting %s of job %s failed (attempt %d of %d): %r; "
-                    "retrying in %ss", snapshot["status"], snapshot["id"], attempt + 1,
-                    retries + 1, exc, delay)
+                    "broadcasting %s of job %s failed (attempt %d of %d): %r; retrying in %ss",
+                    snapshot["status"],
+                    snapshot["id"],
+                    attempt + 1,
+                    retries + 1,
+                    exc,
+                    delay,
+                )
                 self.loop.call_later(delay, self._deliver, snapshot, attempt + 1)
             else:
-                self.log.warning("broadcasting %s of job %s failed, giving up: "
-                                 "%r; clients catch up by polling", snapshot["status"],
-                                 snapshot["id"], exc)
+                self.log.warning(
+                    "broadcasting %s of job %s failed, giving up: %r; clients catch up by polling",
+                    snapshot["status"],
+                    snapshot["id"],
+                    exc,
+                )
 
     def _superseded(self, snapshot: Snapshot) -> bool:
         if snapshot["status"] == DELETED:

@@ -185,8 +185,9 @@ class JobRun:
                 cursor, exhausted = self._fill(inflight, unsaved, cursor, exhausted)
             if not inflight and (exhausted or self.flag.is_set()) and not self.suspects:
                 break
-            finished, _ = wait(inflight, timeout=self._wait_for(next_commit),
-                               return_when=FIRST_COMPLETED)
+            finished, _ = wait(
+                inflight, timeout=self._wait_for(next_commit), return_when=FIRST_COMPLETED
+            )
             if self._collect(inflight, finished, unsaved):
                 self._rebuild_pool(inflight, unsaved)
             if self.lost is not None:
@@ -205,7 +206,10 @@ class JobRun:
         self._save(unsaved, final=True)
 
     def _fill(
-        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved, cursor: int,
+        self,
+        inflight: dict[Future[list[Outcome]], _Chunk],
+        unsaved: _Unsaved,
+        cursor: int,
         exhausted: bool,
     ) -> tuple[int, bool]:
         """Keep every worker fed; return the new cursor and whether the ledger ran dry."""
@@ -244,7 +248,9 @@ class JobRun:
     # -- outcomes ------------------------------------------------------------------
 
     def _collect(
-        self, inflight: dict[Future[list[Outcome]], _Chunk], finished: Iterable[Future[Any]],
+        self,
+        inflight: dict[Future[list[Outcome]], _Chunk],
+        finished: Iterable[Future[Any]],
         unsaved: _Unsaved,
     ) -> bool:
         """Take the outcomes of ``finished`` chunks; return True if a crash broke the pool."""
@@ -273,9 +279,7 @@ class JobRun:
                     unsaved.started.pop(chunk.items[0][0], None)
         return broken
 
-    def _give_back(
-        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
-    ) -> None:
+    def _give_back(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
         """The Dask scheduler was lost: collect what still settles, send the rest back to pending.
 
         The client cancels every future it holds when its connection breaks, so
@@ -287,8 +291,9 @@ class JobRun:
         for chunk in inflight.values():
             unsaved.outcomes.extend(_skipped(chunk.items, self.job_key))
         inflight.clear()
-        self.log.warning("job %s: %s; its unfinished items stay pending for a "
-                         "retry", self.job_id, self.lost)
+        self.log.warning(
+            "job %s: %s; its unfinished items stay pending for a retry", self.job_id, self.lost
+        )
 
     def _rebuild_pool(
         self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
@@ -304,19 +309,28 @@ class JobRun:
         self.log.warning(
             "job %s: a worker process died; %d item(s) it may have been "
             "running will run again one at a time to find the one that crashes it",
-            self.job_id, len(self.suspects))
+            self.job_id,
+            len(self.suspects),
+        )
         self.executor.replace_broken_pool()
 
     def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:
         """Give up on items still running ``cancel_timeout`` after a cancel or stop."""
         self.abandoned = sorted(index for chunk in inflight.values() for index, _ in chunk.items)
         shown = ", ".join(map(str, self.abandoned[:10])) + (
-            ", ..." if len(self.abandoned) > 10 else "")
+            ", ..." if len(self.abandoned) > 10 else ""
+        )
         what = "cancel" if self.flag.reason is RunEnd.CANCELLED else "server shutdown"
         fate = self.executor.abandon(list(inflight))
         self.log.warning(
-            "job %s: %d item(s) still running %.1f s after the %s (index(es) "
-            "%s); %s", self.job_id, len(self.abandoned), self.cancel_timeout, what, shown, fate)
+            "job %s: %d item(s) still running %.1f s after the %s (index(es) %s); %s",
+            self.job_id,
+            len(self.abandoned),
+            self.cancel_timeout,
+            what,
+            shown,
+            fate,
+        )
         inflight.clear()
 
     def _save(self, unsaved: _Unsaved, final: bool = False) -> None:
@@ -331,9 +345,11 @@ class JobRun:
                 time.sleep(min(1.0, max(self.interval, 0.05)))
                 continue
             if unsaved.failing_since is not None:
-                self.log.warning("job %s: the job store is writable again after "
-                                 "%.1f s; progress saved", self.job_id,
-                                 time.monotonic() - unsaved.failing_since)
+                self.log.warning(
+                    "job %s: the job store is writable again after %.1f s; progress saved",
+                    self.job_id,
+                    time.monotonic() - unsaved.failing_since,
+                )
             unsaved.started, unsaved.outcomes, unsaved.failing_since = {}, [], None
             return
 
@@ -343,20 +359,28 @@ class JobRun:
         if unsaved.failing_since is None:
             unsaved.failing_since = now
             self.log.warning(
-                "job %s: %s; holding its progress in memory and retrying for "
-                "up to %.0f s", self.job_id, exc, self.store_write_timeout)
+                "job %s: %s; holding its progress in memory and retrying for up to %.0f s",
+                self.job_id,
+                exc,
+                self.store_write_timeout,
+            )
         elif now - unsaved.failing_since >= self.store_write_timeout:
             raise StoreIOError(f"{exc} (still failing after {self.store_write_timeout:g} s)")
 
     def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
-        self.log.warning("job %s: item %s crashed its worker process (%s)",
-                         self.job_id, ", ".join(str(i) for i, _ in items), exc)
+        self.log.warning(
+            "job %s: item %s crashed its worker process (%s)",
+            self.job_id,
+            ", ".join(str(i) for i, _ in items),
+            exc,
+        )
         message = self.executor.crash_message
         return [_worker.lost(message, self.job_key, i) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
-        self.log.warning("job %s: a chunk of %d item(s) could not run: %r",
-                         self.job_id, len(items), exc)
+        self.log.warning(
+            "job %s: a chunk of %d item(s) could not run: %r", self.job_id, len(items), exc
+        )
         message = f"the worker could not run this item: {_worker.describe(exc)}"
         return [_worker.lost(message, self.job_key, i) for i, _ in items]
 

@@ -15,7 +15,10 @@ EXECUTORS = ("thread", "process", "dask")
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The effective configuration (SPEC §5). See ``BatchWidgetApp`` for each one's help."""
+    """The effective configuration (docs/configuration.md).
+
+    See ``BatchWidgetApp`` for each one's help.
+    """
 
     # -- jobs: the engine ----------------------------------------------------
     max_workers: int = 4

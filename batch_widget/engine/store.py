@@ -37,8 +37,9 @@ from batch_widget.runtime import UnsafeRuntimeDir, open_no_symlink
 SCHEMA_VERSION = 3
 
 #: What an item's log becomes once its job's logs reached ``max_job_log_bytes``.
-LOG_DROPPED = ("[log dropped: this job's item logs reached max_job_log_bytes; "
-               "the first items' logs are kept]")
+LOG_DROPPED = (
+    "[log dropped: this job's item logs reached max_job_log_bytes; the first items' logs are kept]"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -77,9 +78,25 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 _JOB_COLUMNS = (
-    "key", "id", "name", "processor", "callable_size", "params", "max_workers", "executor",
-    "status", "total", "done", "failed", "version", "created_at", "started_at",
-    "finished_at", "error", "log_bytes", "logs_cut",
+    "key",
+    "id",
+    "name",
+    "processor",
+    "callable_size",
+    "params",
+    "max_workers",
+    "executor",
+    "status",
+    "total",
+    "done",
+    "failed",
+    "version",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "log_bytes",
+    "logs_cut",
 )
 #: What ``load_jobs`` selects: the size of a pickled function, never the pickle itself.
 _JOB_SELECT = ", ".join(
@@ -87,8 +104,15 @@ _JOB_SELECT = ", ".join(
     for name in _JOB_COLUMNS
 )
 _MUTABLE_JOB_COLUMNS = (
-    "status", "done", "failed", "version", "started_at", "finished_at", "error",
-    "log_bytes", "logs_cut",
+    "status",
+    "done",
+    "failed",
+    "version",
+    "started_at",
+    "finished_at",
+    "error",
+    "log_bytes",
+    "logs_cut",
 )
 _INSERT_BATCH = 10_000
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
@@ -99,8 +123,10 @@ _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremen
 _STATUS_FIELD, _LOG_FIELD = 0, 5
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
-_LOG_BYTES_OF_JOB = ("SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
-                     "WHERE items.job = jobs.key AND log IS NOT ?")
+_LOG_BYTES_OF_JOB = (
+    "SELECT coalesce(sum(length(CAST(log AS BLOB))), 0) FROM items "
+    "WHERE items.job = jobs.key AND log IS NOT ?"
+)
 _LOG = logging.getLogger("batch_widget")
 _POSIX = os.name == "posix"
 _PRIVATE_FILE = 0o600
@@ -139,8 +165,17 @@ class JobRow:
 
     def mutable_values(self) -> tuple[Any, ...]:
         """The columns a job changes over its life, in ``_MUTABLE_JOB_COLUMNS`` order."""
-        return (self.status.value, self.done, self.failed, self.version, self.started_at,
-                self.finished_at, self.error, self.log_bytes, int(self.logs_cut))
+        return (
+            self.status.value,
+            self.done,
+            self.failed,
+            self.version,
+            self.started_at,
+            self.finished_at,
+            self.error,
+            self.log_bytes,
+            int(self.logs_cut),
+        )
 
 
 def path_from_url(db_url: str) -> Path:
@@ -148,14 +183,17 @@ def path_from_url(db_url: str) -> Path:
     prefix = "sqlite:///"
     if not db_url.startswith(prefix) or len(db_url) == len(prefix):
         raise ValueError(f"db_url {db_url!r} must look like 'sqlite:////absolute/path.sqlite'")
-    return Path(db_url[len(prefix):])
+    return Path(db_url[len(prefix) :])
 
 
 class Store:
     """SQLite persistence for jobs and their item ledgers."""
 
     def __init__(
-        self, path: str | Path, *, max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
+        self,
+        path: str | Path,
+        *,
+        max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
         log: logging.Logger | None = None,
     ) -> None:
         self.path = Path(path)
@@ -179,7 +217,10 @@ class Store:
 
     @classmethod
     def from_url(
-        cls, db_url: str, *, max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
+        cls,
+        db_url: str,
+        *,
+        max_job_log_bytes: int = DEFAULTS.max_job_log_bytes,
         log: logging.Logger | None = None,
     ) -> Store:
         """Open the store a ``sqlite:///...`` URL names, creating it if needed."""
@@ -192,8 +233,9 @@ class Store:
         # file was deleted must fail, not start an empty store beside the real one.
         uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.OperationalError:
             self.check_file()
             raise
@@ -224,7 +266,8 @@ class Store:
             self._lost = (
                 f"the job store {self.path} was {state} while the server was running; "
                 "nothing more can be saved. Restart the Jupyter server to start a new store "
-                "(restore the file first to keep its jobs)")
+                "(restore the file first to keep its jobs)"
+            )
         raise StoreLost(self._lost)
 
     @property
@@ -260,7 +303,8 @@ class Store:
                 if _is_disk_error(exc):
                     self.check_file()
                     raise StoreIOError(
-                        f"the job store {self.path} cannot be written: {exc}") from exc
+                        f"the job store {self.path} cannot be written: {exc}"
+                    ) from exc
                 raise
 
     def _migrate(self) -> None:
@@ -284,8 +328,7 @@ class Store:
             if "log_bytes" not in job_columns:  # schema 2: jobs count their logs' bytes
                 conn.execute("ALTER TABLE jobs ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0")
                 conn.execute("ALTER TABLE jobs ADD COLUMN logs_cut INTEGER NOT NULL DEFAULT 0")
-                conn.execute(f"UPDATE jobs SET log_bytes = ({_LOG_BYTES_OF_JOB})",
-                             (LOG_DROPPED,))
+                conn.execute(f"UPDATE jobs SET log_bytes = ({_LOG_BYTES_OF_JOB})", (LOG_DROPPED,))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def release_reader(self) -> None:
@@ -309,9 +352,7 @@ class Store:
 
     # -- jobs ----------------------------------------------------------------
 
-    def insert_job(
-        self, job: JobRow, items: Iterable[Any], pickled: bytes | None = None
-    ) -> int:
+    def insert_job(self, job: JobRow, items: Iterable[Any], pickled: bytes | None = None) -> int:
         """Store a job, its pickled function if any, and its items in one transaction.
 
         Return the item count. An item that is not JSON-serialisable raises
@@ -322,8 +363,19 @@ class Store:
                 "INSERT INTO jobs (key, id, name, processor, callable, params, max_workers, "
                 "executor, status, total, done, failed, version, created_at) "
                 "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
-                (job.id, job.name, job.processor, pickled, job.params, job.max_workers,
-                 job.executor, job.status.value, job.total, job.version, job.created_at),
+                (
+                    job.id,
+                    job.name,
+                    job.processor,
+                    pickled,
+                    job.params,
+                    job.max_workers,
+                    job.executor,
+                    job.status.value,
+                    job.total,
+                    job.version,
+                    job.created_at,
+                ),
             )
             job.key = int(cursor.lastrowid or 0)
             count = 0
@@ -342,8 +394,9 @@ class Store:
 
     def load_callable(self, job_key: int) -> bytes:
         """The pickled function of a job created with one; read only when the job runs."""
-        row = self._reader().execute(
-            "SELECT callable FROM jobs WHERE key = ?", (job_key,)).fetchone()
+        row = (
+            self._reader().execute("SELECT callable FROM jobs WHERE key = ?", (job_key,)).fetchone()
+        )
         if row is None or row[0] is None:
             raise KeyError(f"job key {job_key} has no stored function")
         blob: bytes = row[0]
@@ -393,27 +446,38 @@ class Store:
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE items SET status = 'pending' WHERE status = 'running' AND job IN "
-                "(SELECT key FROM jobs WHERE status IN (?, ?))", active)
+                "(SELECT key FROM jobs WHERE status IN (?, ?))",
+                active,
+            )
             rows = conn.execute(
                 "SELECT key, id, EXISTS (SELECT 1 FROM items WHERE job = jobs.key "
-                "AND status = 'pending') FROM jobs WHERE status IN (?, ?)", active).fetchall()
+                "AND status = 'pending') FROM jobs WHERE status IN (?, ?)",
+                active,
+            ).fetchall()
             interrupted = [(key, job_id) for key, job_id, unfinished in rows if unfinished]
             completed = [(key, job_id) for key, job_id, unfinished in rows if not unfinished]
             conn.executemany(
                 "UPDATE jobs SET status = ?, version = version + 1 WHERE key = ?",
-                [(JobStatus.INTERRUPTED.value, key) for key, _ in interrupted])
+                [(JobStatus.INTERRUPTED.value, key) for key, _ in interrupted],
+            )
             conn.executemany(
-                "UPDATE jobs SET status = ?, finished_at = ?, version = version + 1 "
-                "WHERE key = ?", [(JobStatus.COMPLETED.value, now, key) for key, _ in completed])
+                "UPDATE jobs SET status = ?, finished_at = ?, version = version + 1 WHERE key = ?",
+                [(JobStatus.COMPLETED.value, now, key) for key, _ in completed],
+            )
         return [i for _, i in interrupted], [i for _, i in completed]
 
     def pending_items(self, job_key: int, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to ``limit`` pending ``(index, input_json)`` with index above ``after``."""
         try:
-            rows: list[tuple[int, str]] = self._reader().execute(
-                "SELECT idx, input FROM items WHERE job = ? AND idx > ? AND status = 'pending' "
-                "ORDER BY idx LIMIT ?", (job_key, after, limit),
-            ).fetchall()
+            rows: list[tuple[int, str]] = (
+                self._reader()
+                .execute(
+                    "SELECT idx, input FROM items WHERE job = ? AND idx > ? AND status = 'pending' "
+                    "ORDER BY idx LIMIT ?",
+                    (job_key, after, limit),
+                )
+                .fetchall()
+            )
         except sqlite3.Error as exc:
             if not _is_disk_error(exc):
                 raise
@@ -436,10 +500,14 @@ class Store:
         with self._transaction() as conn:
             conn.executemany(
                 "UPDATE items SET status = 'running' WHERE job = ? AND idx BETWEEN ? AND ? "
-                "AND status = 'pending'", started)
+                "AND status = 'pending'",
+                started,
+            )
             conn.executemany(
                 "UPDATE items SET status = ?, result = ?, error = ?, traceback = ?, "
-                "duration = ?, log = ? WHERE job = ? AND idx = ?", outcomes)
+                "duration = ?, log = ? WHERE job = ? AND idx = ?",
+                outcomes,
+            )
             _update_job(conn, job)
 
     def _within_log_budget(
@@ -465,7 +533,7 @@ class Store:
                 capped.append(outcome)
             else:
                 job.logs_cut = True
-                capped.append((*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1:]))
+                capped.append((*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1 :]))
         return capped
 
     def finish_items(self, job: JobRow, status: ItemStatus) -> int:
@@ -473,7 +541,8 @@ class Store:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE items SET status = ? WHERE job = ? AND status IN ('pending', 'running')",
-                (status.value, job.key))
+                (status.value, job.key),
+            )
             _update_job(conn, job)
             return cursor.rowcount
 
@@ -483,13 +552,16 @@ class Store:
             conn.execute(
                 "UPDATE items SET status = 'pending', result = NULL, error = NULL, "
                 "traceback = NULL, duration = NULL, log = NULL WHERE job = ? AND status != 'done'",
-                (job.key,))
+                (job.key,),
+            )
             # The cleared logs leave the job's count; a note left on a done item keeps it cut.
             (job.log_bytes,) = conn.execute(
-                f"SELECT ({_LOG_BYTES_OF_JOB}) FROM jobs WHERE key = ?",
-                (LOG_DROPPED, job.key)).fetchone()
-            (cut,) = conn.execute("SELECT EXISTS (SELECT 1 FROM items WHERE job = ? AND log = ?)",
-                                  (job.key, LOG_DROPPED)).fetchone()
+                f"SELECT ({_LOG_BYTES_OF_JOB}) FROM jobs WHERE key = ?", (LOG_DROPPED, job.key)
+            ).fetchone()
+            (cut,) = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM items WHERE job = ? AND log = ?)",
+                (job.key, LOG_DROPPED),
+            ).fetchone()
             job.logs_cut = bool(cut)
             _update_job(conn, job)
 
@@ -503,8 +575,14 @@ class Store:
         return [ledger.item_record(row) for row in rows], total
 
     def items_page(
-        self, job_key: int, status: ItemStatus | None, position: ledger.Position, limit: int,
-        *, total: int | None = None, max_bytes: int = ledger.PAGE_BYTES,
+        self,
+        job_key: int,
+        status: ItemStatus | None,
+        position: ledger.Position,
+        limit: int,
+        *,
+        total: int | None = None,
+        max_bytes: int = ledger.PAGE_BYTES,
     ) -> bytes:
         """A page of the ledger as the JSON body ``{"items": [...], "total": n}``.
 
@@ -548,7 +626,8 @@ class Store:
             if total is None:
                 (total,) = conn.execute(
                     f"SELECT COALESCE(SUM(json_array_length(result, '$.outputs')), 0) "
-                    f"FROM items WHERE job = ? AND {_HAS_OUTPUTS}", (job_key,),
+                    f"FROM items WHERE job = ? AND {_HAS_OUTPUTS}",
+                    (job_key,),
                 ).fetchone()
         finally:
             conn.execute("COMMIT")
@@ -600,8 +679,9 @@ def _item_rows(job_key: int, items: Iterable[Any]) -> Iterator[list[tuple[int, i
             texts = list(map(jsontext.dumps, part))
         except (TypeError, ValueError):
             raise _not_storable(part, start) from None
-        yield list(zip(itertools.repeat(job_key), range(start, start + len(part)), texts,
-                       strict=False))
+        yield list(
+            zip(itertools.repeat(job_key), range(start, start + len(part)), texts, strict=False)
+        )
         start += len(part)
 
 
@@ -627,7 +707,8 @@ def _job_from_row(row: Sequence[Any]) -> JobRow:
     return JobRow(**values)
 
 
-# -- who may read the store (SPEC §20) ------------------------------------------
+# -- who may read the store (docs/security.md) ------------------------------------------
+
 
 def private_dir(path: Path, log: logging.Logger) -> None:
     """Make the store's directory, 0700; tighten one of ours that only holds job stores.
@@ -644,24 +725,37 @@ def private_dir(path: Path, log: logging.Logger) -> None:
         return
     except FileExistsError:
         pass
-    if not _POSIX:  # Windows: no POSIX modes (SPEC §18); the profile's ACLs apply
+    if not _POSIX:  # Windows: no POSIX modes (docs/internals.md); the profile's ACLs apply
         return
     info = path.stat()
     mode = stat.S_IMODE(info.st_mode)
     if not mode & 0o077:
         return
     if info.st_uid != os.getuid():
-        log.info("the job store's directory %s (mode %o) belongs to another "
-                 "user (uid %d): left as it is; the store's files in it are readable by their "
-                 "owner only", path, mode, info.st_uid)
+        log.info(
+            "the job store's directory %s (mode %o) belongs to another "
+            "user (uid %d): left as it is; the store's files in it are readable by their "
+            "owner only",
+            path,
+            mode,
+            info.st_uid,
+        )
     elif not _holds_only_stores(path):
-        log.info("the job store's directory %s (mode %o) holds other files: "
-                 "left as it is; the store's files in it are readable by their owner only",
-                 path, mode)
+        log.info(
+            "the job store's directory %s (mode %o) holds other files: "
+            "left as it is; the store's files in it are readable by their owner only",
+            path,
+            mode,
+        )
     else:
         os.chmod(path, _PRIVATE_DIR)
-        log.info("the job store's directory %s was open to other users "
-                 "(mode %o): made it %o (owner only)", path, mode, _PRIVATE_DIR)
+        log.info(
+            "the job store's directory %s was open to other users "
+            "(mode %o): made it %o (owner only)",
+            path,
+            mode,
+            _PRIVATE_DIR,
+        )
 
 
 def _holds_only_stores(path: Path) -> bool:
@@ -670,8 +764,7 @@ def _holds_only_stores(path: Path) -> bool:
         return all(_STORE_FILE_SUFFIX.search(entry.name) for entry in entries)
 
 
-def private_file(path: Path, log: logging.Logger, *, suffixes: Sequence[str] = _SIDE_FILES
-                 ) -> None:
+def private_file(path: Path, log: logging.Logger, *, suffixes: Sequence[str] = _SIDE_FILES) -> None:
     """Create the store file 0600 before SQLite opens it, never through a symbolic link.
 
     SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file,
@@ -706,8 +799,13 @@ def open_private(path: Path, flags: int, log: logging.Logger, *, what: str) -> i
         mode = stat.S_IMODE(info.st_mode)
         if _POSIX and mode & 0o077 and info.st_uid == os.getuid():
             os.fchmod(fd, _PRIVATE_FILE)
-            log.info("%s file %s was readable by other users (mode %o): made "
-                     "it %o (owner only)", what, path, mode, _PRIVATE_FILE)
+            log.info(
+                "%s file %s was readable by other users (mode %o): made it %o (owner only)",
+                what,
+                path,
+                mode,
+                _PRIVATE_FILE,
+            )
     except BaseException:
         os.close(fd)
         raise
@@ -719,4 +817,5 @@ def _refused(path: Path, what: str, why: str) -> StoreUnavailable:
         f"{what} {path} {why}; batch_widget does not follow it, since another user may "
         "have put it there to make this server write elsewhere. Nothing was written. Remove "
         "it (check who made it), or point BatchWidgetApp.db_url at a real file in a "
-        "directory of your own")
+        "directory of your own"
+    )

@@ -53,12 +53,15 @@ class JobRequest:
         _check_max_workers(self.max_workers)
         _check_executor(self.executor)
         if (self.processor is None) == (self.callable_b64 is None):
-            raise InvalidRequest("give exactly one of 'processor' (an import path) "
-                                 "and 'callable' (a pickled function)")
+            raise InvalidRequest(
+                "give exactly one of 'processor' (an import path) "
+                "and 'callable' (a pickled function)"
+            )
         if self.processor is not None and not isinstance(self.processor, str):
             raise InvalidRequest("'processor' must be a string 'package.module:function'")
         if self.callable_b64 is not None and (
-                not isinstance(self.callable_b64, str) or not self.callable_b64):
+            not isinstance(self.callable_b64, str) or not self.callable_b64
+        ):
             raise InvalidRequest("'callable' must be a base64 string of a cloudpickled function")
         if self.name is not None:
             _check_name(self.name)
@@ -70,7 +73,7 @@ class JobRequest:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> JobRequest:
-        """The request a ``POST api/batch/jobs`` body makes (SPEC §3).
+        """The request a ``POST api/batch/jobs`` body makes (docs/http-api.md).
 
         A key that is none of :meth:`body_fields` is refused: a misspelt
         ``max_worker`` silently ignored would run the job otherwise than asked.
@@ -90,8 +93,10 @@ _BODY_NAME = {"callable_b64": "callable"}
 def _unknown_field(key: str, known: Sequence[str]) -> str:
     guess = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    return (f"unknown field {key!r} in the job's body{hint}. The known fields are: "
-            f"{', '.join(sorted(known))}; nothing was created")
+    return (
+        f"unknown field {key!r} in the job's body{hint}. The known fields are: "
+        f"{', '.join(sorted(known))}; nothing was created"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +126,10 @@ class Rules:
     def job_spec(self, request: JobRequest) -> JobSpec:
         """Check a request against the server's rules; return it ready to store or raise."""
         if len(request.items) > self.settings.max_items:
-            raise InvalidRequest(f"too many items: {len(request.items)} is more than "
-                                 f"BatchWidgetApp.max_items ({self.settings.max_items})")
+            raise InvalidRequest(
+                f"too many items: {len(request.items)} is more than "
+                f"BatchWidgetApp.max_items ({self.settings.max_items})"
+            )
         params = dict(request.params or {})
         executor = request.executor or self.settings.executor
         if request.processor is not None:
@@ -138,9 +145,14 @@ class Rules:
             label = f"<{default_name}>"
         if executor == "dask" and not dask_installed():
             raise InvalidRequest(missing_message())
-        return JobSpec(name=request.name or default_name, label=label, pickled=pickled,
-                       params_json=json.dumps(params), max_workers=request.max_workers,
-                       executor=executor)
+        return JobSpec(
+            name=request.name or default_name,
+            label=label,
+            pickled=pickled,
+            params_json=json.dumps(params),
+            max_workers=request.max_workers,
+            executor=executor,
+        )
 
     def _admit_pickle(self, pickled: bytes, executor: str, params: dict[str, Any]) -> str:
         """Check a pickled function; return its name.
@@ -216,7 +228,8 @@ def _check_params(params: Any) -> None:
                 raise InvalidRequest(f"param {key!r} must be JSON-serialisable: {exc}") from exc
             raise InvalidRequest(
                 f"param {key!r} holds a number out of a float's range (NaN or infinity: a "
-                "literal such as 1e999 reads as infinity); send a finite number") from None
+                "literal such as 1e999 reads as infinity); send a finite number"
+            ) from None
         except (TypeError, RecursionError) as exc:
             raise InvalidRequest(f"param {key!r} must be JSON-serialisable: {exc}") from exc
 
@@ -224,11 +237,14 @@ def _check_params(params: Any) -> None:
 def _check_max_workers(max_workers: Any) -> None:
     if max_workers is None:
         return
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
-        0 < max_workers <= _MAX_WORKERS_CAP
+    if (
+        isinstance(max_workers, bool)
+        or not isinstance(max_workers, int)
+        or not (0 < max_workers <= _MAX_WORKERS_CAP)
     ):
-        raise InvalidRequest(f"'max_workers' must be an integer from 1 to {_MAX_WORKERS_CAP}, "
-                             f"not {max_workers!r}")
+        raise InvalidRequest(
+            f"'max_workers' must be an integer from 1 to {_MAX_WORKERS_CAP}, not {max_workers!r}"
+        )
 
 
 def _check_executor(executor: Any) -> None:
@@ -238,13 +254,13 @@ def _check_executor(executor: Any) -> None:
 
 def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
-        raise InvalidRequest(f"'name' must be a non-empty string of at most {_MAX_NAME} "
-                             "characters")
+        raise InvalidRequest(f"'name' must be a non-empty string of at most {_MAX_NAME} characters")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "a\ud800b"
-        raise InvalidRequest(f"'name' is not valid Unicode text: {exc.reason} at "
-                             f"position {exc.start}") from None
+        raise InvalidRequest(
+            f"'name' is not valid Unicode text: {exc.reason} at position {exc.start}"
+        ) from None
 
 
 def _check_signature(func: Any, label: str, params: dict[str, Any]) -> None:
@@ -255,8 +271,10 @@ def _check_signature(func: Any, label: str, params: dict[str, Any]) -> None:
     try:
         signature.bind(None, **params)
     except TypeError as exc:
-        raise InvalidRequest(f"processor {label} cannot be called as f(item, **params) with "
-                             f"params {sorted(params)}: {exc}") from exc
+        raise InvalidRequest(
+            f"processor {label} cannot be called as f(item, **params) with "
+            f"params {sorted(params)}: {exc}"
+        ) from exc
 
 
 def job_status(status: str | None) -> JobStatus | None:
@@ -278,8 +296,9 @@ def _status_filter(states: type[_State], status: str | None, what: str) -> _Stat
     try:
         return states(status)
     except ValueError:
-        raise InvalidRequest(f"unknown {what} status {status!r}; use one of "
-                             f"{[s.value for s in states]}") from None
+        raise InvalidRequest(
+            f"unknown {what} status {status!r}; use one of {[s.value for s in states]}"
+        ) from None
 
 
 def callable_name(func: Any) -> str:
@@ -369,8 +388,9 @@ class _PickleNames:
                 self._memo[index] = self._last[1]
         else:
             if self.first_global is None and opcode in ("STACK_GLOBAL", "GLOBAL"):
-                module, name = (self._last if opcode == "STACK_GLOBAL"
-                                else str(arg).partition(" ")[::2])
+                module, name = (
+                    self._last if opcode == "STACK_GLOBAL" else str(arg).partition(" ")[::2]
+                )
                 self.first_global = (module or "", name or "")
             self._last = (None, None)
 

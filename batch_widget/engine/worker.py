@@ -27,6 +27,7 @@ from batch_widget.protocol import ItemStatus
 #: A processor as a worker receives it: a grant (path or pickle), or (threads) the function.
 Ref = Grant | Processor
 
+
 class Outcome(NamedTuple):
     """What running one item gave, in the column order of the store's result UPDATE.
 
@@ -54,6 +55,7 @@ def lost(message: str, job_key: int, index: int) -> Outcome:
     """The outcome of an item that failed before it ran (its worker died or refused it)."""
     return Outcome(ItemStatus.FAILED, None, message, None, None, None, job_key, index)
 
+
 _MiB = 1024 * 1024
 #: How often a long chunk on a thread worker reports its CPU time to its CpuWatch.
 _CPU_REPORT_EVERY = 0.2
@@ -74,9 +76,11 @@ def resolve(ref: Ref) -> Processor:
     if isinstance(ref, Grant):
         return ref.load()
     if isinstance(ref, (str, bytes)):
-        raise ProcessorError("a worker loads only a processor the server's rules granted "
-                             "(processor_rules.ProcessorRules.grant), not a bare import path "
-                             "or pickle")
+        raise ProcessorError(
+            "a worker loads only a processor the server's rules granted "
+            "(processor_rules.ProcessorRules.grant), not a bare import path "
+            "or pickle"
+        )
     return checked(ref, repr(ref))
 
 
@@ -122,7 +126,12 @@ class CpuWatch:
     """
 
     def __init__(
-        self, job_id: str, log: logging.Logger, *, min_cpu: float = 1.0, share: float = 0.5,
+        self,
+        job_id: str,
+        log: logging.Logger,
+        *,
+        min_cpu: float = 1.0,
+        share: float = 0.5,
         gil_hold: float | None = None,
     ) -> None:
         self.job_id = job_id
@@ -145,8 +154,9 @@ class CpuWatch:
             cores = self._cpu / max(time.perf_counter() - self._started, 1e-9)
             if cores < self.share:
                 return
-        threading.Thread(target=self._probe, args=(cores,), daemon=True,
-                         name=f"batch-gil-probe-{self.job_id}").start()
+        threading.Thread(
+            target=self._probe, args=(cores,), daemon=True, name=f"batch-gil-probe-{self.job_id}"
+        ).start()
 
     def _probe(self, cores: float) -> None:
         held = gil_hold()
@@ -157,9 +167,12 @@ class CpuWatch:
         self.log.warning(
             "job %s runs Python code on its thread workers (%.0f%% of a core) "
             "and holds the GIL: every request to this Jupyter server waits %.1f ms more per "
-            "step. Run CPU-bound processors with executor=\"process\" "
-            "(bw.submit(..., executor=\"process\"), or c.BatchWidgetApp.executor).",
-            self.job_id, cores * 100, held * 1000)
+            'step. Run CPU-bound processors with executor="process" '
+            '(bw.submit(..., executor="process"), or c.BatchWidgetApp.executor).',
+            self.job_id,
+            cores * 100,
+            held * 1000,
+        )
 
 
 #: Where Linux counts a thread's time on a CPU and waiting for one (nanoseconds).
@@ -214,8 +227,9 @@ def init_process(cancel_event: Any, niceness: int, server_pid: int) -> None:
     _process_cancel = cancel_event
     with contextlib.suppress(OSError):  # the forkserver may already run at this niceness
         os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True,
-                     name="batch-server-watch").start()
+    threading.Thread(
+        target=_exit_with_server, args=(server_pid,), daemon=True, name="batch-server-watch"
+    ).start()
 
 
 def _exit_with_server(server_pid: int, every: float = 0.5) -> None:
@@ -297,20 +311,50 @@ def run_chunk(
             result = func(item, **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
             trace = _traceback()
-            append(Outcome(ItemStatus.FAILED, None, describe(exc), trace, clock() - started,
-                           _storable(end()), job_key, index))
+            append(
+                Outcome(
+                    ItemStatus.FAILED,
+                    None,
+                    describe(exc),
+                    trace,
+                    clock() - started,
+                    _storable(end()),
+                    job_key,
+                    index,
+                )
+            )
             continue
         duration = clock() - started
         log = _storable(end())
         try:
             encoded = encode_result(result)
         except (TypeError, ValueError, RecursionError) as exc:
-            append(Outcome(ItemStatus.FAILED, None, f"result is not JSON-serialisable: {exc}",
-                           None, duration, log, job_key, index))
+            append(
+                Outcome(
+                    ItemStatus.FAILED,
+                    None,
+                    f"result is not JSON-serialisable: {exc}",
+                    None,
+                    duration,
+                    log,
+                    job_key,
+                    index,
+                )
+            )
             continue
         if len(encoded) > max_result_bytes:  # ASCII: json.dumps escapes the rest
-            append(Outcome(ItemStatus.FAILED, None, _too_big(len(encoded), max_result_bytes),
-                           None, duration, log, job_key, index))
+            append(
+                Outcome(
+                    ItemStatus.FAILED,
+                    None,
+                    _too_big(len(encoded), max_result_bytes),
+                    None,
+                    duration,
+                    log,
+                    job_key,
+                    index,
+                )
+            )
             continue
         append(Outcome(ItemStatus.DONE, encoded, None, None, duration, log, job_key, index))
     if cpu_watch is not None:
@@ -323,9 +367,11 @@ def _storable(text: str | None) -> str | None:
 
 
 def _too_big(size: int, limit: int) -> str:
-    return (f"the result is {_size(size)} of JSON, more than BatchWidgetApp.max_result_bytes "
-            f"({_size(limit)}): every result is kept in the job store and read back whole. "
-            'Write big results to files and return their paths, e.g. {"outputs": [path]}')
+    return (
+        f"the result is {_size(size)} of JSON, more than BatchWidgetApp.max_result_bytes "
+        f"({_size(limit)}): every result is kept in the job store and read back whole. "
+        'Write big results to files and return their paths, e.g. {"outputs": [path]}'
+    )
 
 
 def _size(size: int) -> str:

@@ -149,7 +149,7 @@ def error_for(status: int, message: str, job_id: str | None = None) -> BatchErro
 class Client:
     """A thin HTTP client of the batch_widget REST API and its event stream.
 
-    ``bw.connect()`` returns one; the routes are listed in the README (HTTP API).
+    ``bw.connect()`` returns one; the routes are listed in docs/http-api.md.
 
     Parameters
     ----------
@@ -225,12 +225,22 @@ class Client:
         except urllib.error.HTTPError as exc:
             if exc.code in REDIRECT_STATUSES:
                 exc.close()
-                raise self._redirect_error(exc.code, exc.url or req.full_url,
-                                           exc.headers.get("Location") if exc.headers else None,
-                                           method=method, endpoint=endpoint) from None
+                raise self._redirect_error(
+                    exc.code,
+                    exc.url or req.full_url,
+                    exc.headers.get("Location") if exc.headers else None,
+                    method=method,
+                    endpoint=endpoint,
+                ) from None
             content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
-            raise self._error_from(exc.code, str(exc.reason), content_type, exc.read(),
-                                   endpoint=endpoint, job_id=job_id) from None
+            raise self._error_from(
+                exc.code,
+                str(exc.reason),
+                content_type,
+                exc.read(),
+                endpoint=endpoint,
+                job_id=job_id,
+            ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerUnreachable(f"cannot reach {self.url}: {reason}") from exc
@@ -245,7 +255,13 @@ class Client:
         return payload
 
     def _error_from(
-        self, status: int, reason: str, content_type: str, body: bytes, *, endpoint: str,
+        self,
+        status: int,
+        reason: str,
+        content_type: str,
+        body: bytes,
+        *,
+        endpoint: str,
         job_id: str | None = None,
     ) -> BatchError:
         """The error for an error answer: ours (JSON with a message), Jupyter's, or another's.
@@ -268,14 +284,20 @@ class Client:
         return error_for(status, message, job_id)
 
     def _redirect_error(
-        self, status: int, answered_url: str, location: str | None, *, method: str,
+        self,
+        status: int,
+        answered_url: str,
+        location: str | None,
+        *,
+        method: str,
         endpoint: str,
     ) -> RedirectRefused:
         """The error for a 3xx the kernel did not follow, naming where it pointed."""
         target = target_of(answered_url, location) if location else ""
         same_origin = bool(target) and may_follow("GET", answered_url, target)
-        return redirect_refused(self.url, endpoint, status, target, method=method,
-                                same_origin=same_origin)
+        return redirect_refused(
+            self.url, endpoint, status, target, method=method, same_origin=same_origin
+        )
 
     @staticmethod
     def _job_path(job_id: str, action: str = "") -> str:
@@ -335,7 +357,10 @@ class Client:
             after = records[-1]["index"]
 
     def results(
-        self, job_id: str, status: str | None = None, after: int | None = None,
+        self,
+        job_id: str,
+        status: str | None = None,
+        after: int | None = None,
         timeout: float | None = None,
     ) -> Generator[dict[str, Any], None, None]:
         """``GET api/batch/jobs/{id}/results``: yield ``{"index", "status", "result", "error"}``.
@@ -353,17 +378,28 @@ class Client:
         """
         query = [("status", status), ("after", after)]
         url = self._endpoint(self._job_path(job_id, "results"), query)
-        with self._stream(url, self._headers(), self.timeout if timeout is None else timeout,
-                          endpoint=f"GET {API}jobs/…/results", job_id=job_id) as resp:
+        with self._stream(
+            url,
+            self._headers(),
+            self.timeout if timeout is None else timeout,
+            endpoint=f"GET {API}jobs/…/results",
+            job_id=job_id,
+        ) as resp:
             try:
                 yield from ndjson_records(resp)
             except (OSError, http.client.HTTPException) as exc:
-                raise ServerUnreachable(f"the results stream of job {job_id} broke off: "
-                                        f"{exc!r}") from exc
+                raise ServerUnreachable(
+                    f"the results stream of job {job_id} broke off: {exc!r}"
+                ) from exc
 
     @contextlib.contextmanager
     def _stream(
-        self, url: str, headers: Mapping[str, str], timeout: float, *, endpoint: str,
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        *,
+        endpoint: str,
         job_id: str | None = None,
     ) -> Iterator[http.client.HTTPResponse]:
         """An open streamed answer of ``GET url`` (the error it means unless 200); closed after.
@@ -373,13 +409,22 @@ class Client:
         conn, resp, answered_url = open_stream(url, headers, timeout)
         try:
             if resp.status in REDIRECT_STATUSES:
-                raise self._redirect_error(resp.status, answered_url,
-                                           resp.getheader("Location"), method="GET",
-                                           endpoint=endpoint)
+                raise self._redirect_error(
+                    resp.status,
+                    answered_url,
+                    resp.getheader("Location"),
+                    method="GET",
+                    endpoint=endpoint,
+                )
             if resp.status != 200:
-                raise self._error_from(resp.status, resp.reason,
-                                       resp.getheader("Content-Type") or "", resp.read(),
-                                       endpoint=endpoint, job_id=job_id)
+                raise self._error_from(
+                    resp.status,
+                    resp.reason,
+                    resp.getheader("Content-Type") or "",
+                    resp.read(),
+                    endpoint=endpoint,
+                    job_id=job_id,
+                )
             yield resp
         finally:
             conn.close()

@@ -167,10 +167,12 @@ def _from_jupyterhub() -> ServerInfo | None:
     except ValueError:
         port = None
     if not service.hostname or not port:
-        _log.info("JUPYTERHUB_SERVICE_URL is %s, so the JupyterHub server is not "
-                  "used: its token goes to no guessed address. Set BATCH_WIDGET_URL (and "
-                  "BATCH_WIDGET_TOKEN) or call bw.connect(url, token) to use it",
-                  repr(service_url) if service_url else "not set")
+        _log.info(
+            "JUPYTERHUB_SERVICE_URL is %s, so the JupyterHub server is not "
+            "used: its token goes to no guessed address. Set BATCH_WIDGET_URL (and "
+            "BATCH_WIDGET_TOKEN) or call bw.connect(url, token) to use it",
+            repr(service_url) if service_url else "not set",
+        )
         return None
     scheme = service.scheme
     host = service.hostname
@@ -228,6 +230,10 @@ def discover() -> ServerInfo:
             continue
         if has_batch_api(found):
             return found
-        _log.info("the Jupyter server at %s (%s) does not have the batch_widget "
-                  "extension enabled; using the batch server", found.url, found.source)
+        _log.info(
+            "the Jupyter server at %s (%s) does not have the batch_widget "
+            "extension enabled; using the batch server",
+            found.url,
+            found.source,
+        )
     return _from_batch_server()

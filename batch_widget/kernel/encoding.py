@@ -76,8 +76,9 @@ def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     for key, value in params.items():
         if not isinstance(key, str):
-            raise TypeError(f"params keys are argument names and must be str, not "
-                            f"{_type_name(key)} ({key!r})")
+            raise TypeError(
+                f"params keys are argument names and must be str, not {_type_name(key)} ({key!r})"
+            )
         converted[key] = _convert(value, f"params{_step(key)}")
     return converted
 
@@ -88,16 +89,19 @@ def _check_collection(items: Any) -> None:
         example = repr([items[:40]] if text else ["/data/file.bin"])
         raise TypeError(
             f"items is a {_type_name(items)}: batch_widget would run one item per "
-            f"{'character' if text else 'byte'}. Pass a list of items, e.g. {example}")
+            f"{'character' if text else 'byte'}. Pass a list of items, e.g. {example}"
+        )
     if isinstance(items, Mapping):
         raise TypeError(
             f"items is a {_type_name(items)}: batch_widget would run one item per key. "
-            "Pass a list: list(d.values()), list(d.items()), or [d] for one item")
+            "Pass a list: list(d.values()), list(d.items()), or [d] for one item"
+        )
     try:
         iter(items)
     except TypeError:
-        raise TypeError(f"items must be a list (or another iterable) of items, not "
-                        f"{_type_name(items)}") from None
+        raise TypeError(
+            f"items must be a list (or another iterable) of items, not {_type_name(items)}"
+        ) from None
 
 
 def _convert(value: Any, where: str) -> Any:
@@ -178,7 +182,8 @@ def _json_key(key: Any, where: str) -> Any:
         return os.fspath(key)
     raise TypeError(
         f"{where} has a key {key!r} of type {_type_name(key)}, which JSON cannot use as "
-        "an object key: use str keys (or numbers), or a list of [key, value] pairs")
+        "an object key: use str keys (or numbers), or a list of [key, value] pairs"
+    )
 
 
 def _step(key: Any) -> str:
@@ -201,5 +206,8 @@ def _from_numpy(value: Any) -> Any:
 
 def _type_name(value: Any) -> str:
     cls = type(value)
-    return cls.__qualname__ if cls.__module__ == "builtins" else (
-        f"{cls.__module__}.{cls.__qualname__}")
+    return (
+        cls.__qualname__
+        if cls.__module__ == "builtins"
+        else (f"{cls.__module__}.{cls.__qualname__}")
+    )

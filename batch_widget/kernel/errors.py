@@ -14,9 +14,20 @@ from batch_widget.kernel.discovery import ServerNotFound
 from batch_widget.protocol import BatchError, PermissionDenied
 
 __all__ = [
-    "GATEWAY_STATUSES", "NOT_JSON", "RedirectRefused", "ResultsIncomplete", "ServerUnreachable",
-    "error_message", "gateway_error", "is_auth_refusal", "is_ours", "json_payload",
-    "not_batch_widget", "redirect_refused", "results_incomplete", "token_rejected",
+    "GATEWAY_STATUSES",
+    "NOT_JSON",
+    "RedirectRefused",
+    "ResultsIncomplete",
+    "ServerUnreachable",
+    "error_message",
+    "gateway_error",
+    "is_auth_refusal",
+    "is_ours",
+    "json_payload",
+    "not_batch_widget",
+    "redirect_refused",
+    "results_incomplete",
+    "token_rejected",
 ]
 
 
@@ -25,7 +36,7 @@ class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings
 
 
 class RedirectRefused(ServerNotFound):
-    """The URL answered with a redirect the kernel does not follow (SPEC §20).
+    """The URL answered with a redirect the kernel does not follow (docs/security.md).
 
     A :class:`ServerNotFound`: the URL in use is not the server's API. The
     message names the status and the ``Location``.
@@ -33,7 +44,7 @@ class RedirectRefused(ServerNotFound):
 
 
 class ResultsIncomplete(BatchError):
-    """A job's results stream ended before it gave a line for every item (SPEC §20).
+    """A job's results stream ended before it gave a line for every item (docs/security.md).
 
     Nothing partial is returned: the message says how many lines came and why
     the stream ended (the job was deleted, the connection broke off).
@@ -144,8 +155,10 @@ def redirect_refused(
     elif same_origin:
         why = "the server kept redirecting (a loop?)"
     else:
-        why = ("it leads to another server (scheme, host or port), and the token is only "
-               "sent to the server it was given for")
+        why = (
+            "it leads to another server (scheme, host or port), and the token is only "
+            "sent to the server it was given for"
+        )
     base = location.split("api/batch/", 1)[0] if "api/batch/" in location else location
     return RedirectRefused(
         f"{url}: {endpoint} answered {status}, a redirect to {location or '(no Location)'}. "
@@ -162,5 +175,7 @@ def results_incomplete(
     return ResultsIncomplete(
         f"the results of job {job_id} ended early: {received} of {expected} lines came, "
         f"because {why}. Nothing partial is returned; {advice}.",
-        job_id, received, expected,
+        job_id,
+        received,
+        expected,
     )

@@ -1,4 +1,4 @@
-"""Kernel side: the widget's updates through the kernel (SPEC §12, ``transport``).
+"""Kernel side: the widget's updates through the kernel (docs/batch-server.md, ``transport``).
 
 Where the browser cannot reach the job's server (a batch server on another
 origin, a VS Code webview, a JupyterLab without the extension), the kernel
@@ -97,8 +97,9 @@ class KernelFeed:
                 self.closed = False
             if self.closed or (self._thread is not None and self._thread.is_alive()):
                 return
-            self._thread = threading.Thread(target=self._follow, daemon=True,
-                                            name=f"batch-widget-feed-{self.widget.job_id}")
+            self._thread = threading.Thread(
+                target=self._follow, daemon=True, name=f"batch-widget-feed-{self.widget.job_id}"
+            )
             self._thread.start()
 
     def close(self) -> None:
@@ -107,13 +108,18 @@ class KernelFeed:
 
     def refresh(self) -> None:
         """Fetch the job now and set it (the browser's watchdog asks for this)."""
-        threading.Thread(target=self._refresh, daemon=True,
-                         name=f"batch-widget-refresh-{self.widget.job_id}").start()
+        threading.Thread(
+            target=self._refresh, daemon=True, name=f"batch-widget-refresh-{self.widget.job_id}"
+        ).start()
 
     def act(self, action: str) -> None:
         """Cancel or retry the job for the browser, then show the answer."""
-        threading.Thread(target=self._act, args=(action,), daemon=True,
-                         name=f"batch-widget-{action}-{self.widget.job_id}").start()
+        threading.Thread(
+            target=self._act,
+            args=(action,),
+            daemon=True,
+            name=f"batch-widget-{action}-{self.widget.job_id}",
+        ).start()
 
     # -- in the feed's threads -----------------------------------------------------
 
@@ -126,8 +132,9 @@ class KernelFeed:
         except JobNotFound:
             self._gone(follower.last)
         except (BatchError, OSError) as exc:
-            _log.warning("the kernel stopped following job %s for its widget: %s",
-                         self.widget.job_id, exc)
+            _log.warning(
+                "the kernel stopped following job %s for its widget: %s", self.widget.job_id, exc
+            )
 
     def _refresh(self) -> None:
         _adopt(self._parent)
@@ -136,8 +143,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except (BatchError, OSError) as exc:
-            _log.info("refreshing job %s for its widget failed: %s",
-                      self.widget.job_id, exc)
+            _log.info("refreshing job %s for its widget failed: %s", self.widget.job_id, exc)
 
     def _act(self, action: str) -> None:
         _adopt(self._parent)
@@ -147,8 +153,7 @@ class KernelFeed:
         except JobNotFound:
             self._gone(self.widget.kernel_snapshot or None)
         except BatchError as exc:  # e.g. 409: already finished; show what is true now
-            _log.info("%s of job %s from its widget: %s", action,
-                      self.widget.job_id, exc)
+            _log.info("%s of job %s from its widget: %s", action, self.widget.job_id, exc)
             self._refresh()
         if action == "retry":
             self.start()
@@ -170,8 +175,11 @@ class KernelFeed:
             return
         base = dict(last) if isinstance(last, dict) else {"id": self.widget.job_id}
         with self._lock:
-            self.widget.kernel_snapshot = {**base, "status": DELETED,
-                                           "version": int(base.get("version", 0)) + 1}
+            self.widget.kernel_snapshot = {
+                **base,
+                "status": DELETED,
+                "version": int(base.get("version", 0)) + 1,
+            }
 
     def _extras(self, snapshot: Snapshot) -> dict[str, Any]:
         """What the widget shows of a finished job besides its counts."""
@@ -179,7 +187,8 @@ class KernelFeed:
         with contextlib.suppress(BatchError, OSError):
             if snapshot["failed"]:
                 extras["failed_items"] = self.client.items(
-                    snapshot["id"], status=ItemStatus.FAILED.value, limit=FAILED_ITEMS_SHOWN)
+                    snapshot["id"], status=ItemStatus.FAILED.value, limit=FAILED_ITEMS_SHOWN
+                )
             page = self.client.outputs(snapshot["id"], limit=OUTPUTS_SHOWN)
             outputs = [str(path) for path in page.get("outputs", [])][:OUTPUTS_SHOWN]
             extras["outputs"] = outputs

@@ -93,8 +93,10 @@ def check_call(func: Callable[..., Any], params: Mapping[str, Any] | None) -> No
         signature.bind(None, **dict.fromkeys(names))
     except TypeError as exc:
         label = getattr(func, "__qualname__", None) or type(func).__qualname__
-        raise InvalidRequest(f"processor {label} cannot be called as f(item, **params) with "
-                             f"params {names}: {exc}; nothing was sent") from None
+        raise InvalidRequest(
+            f"processor {label} cannot be called as f(item, **params) with "
+            f"params {names}: {exc}; nothing was sent"
+        ) from None
 
 
 def processor_fields(

@@ -34,8 +34,16 @@ if TYPE_CHECKING:
     from batch_widget.kernel.widget import BatchProgress
 
 __all__ = [
-    "BatchFailed", "Job", "JobList", "Processor", "attach", "connect", "jobs", "map",
-    "processor_fields", "submit",
+    "BatchFailed",
+    "Job",
+    "JobList",
+    "Processor",
+    "attach",
+    "connect",
+    "jobs",
+    "map",
+    "processor_fields",
+    "submit",
 ]
 
 #: Item states that will not change until a retry.
@@ -213,14 +221,12 @@ class Job:
                     return
                 yield line["result"] if line["status"] == ItemStatus.DONE else None
 
-    def _result_lines(
-        self, position: int, total: int
-    ) -> Generator[dict[str, Any], None, None]:
+    def _result_lines(self, position: int, total: int) -> Generator[dict[str, Any], None, None]:
         """The results stream's line of every item from ``position`` to ``total``, in order.
 
         The ledger has a line for every item of a job from its creation on, so a
         stream that breaks off, skips an index or ends before ``total`` lies
-        about the job (SPEC §20).
+        about the job (docs/security.md).
 
         Raises
         ------
@@ -233,14 +239,19 @@ class Job:
                     if position >= total:
                         return
                     if line["index"] != position:
-                        raise self._incomplete(position, total, f"the stream skipped item "
-                                               f"{position} (its next line was {line['index']})")
+                        raise self._incomplete(
+                            position,
+                            total,
+                            f"the stream skipped item "
+                            f"{position} (its next line was {line['index']})",
+                        )
                     yield line
                     position += 1
         except ServerUnreachable as cut:
             words = cut.__cause__ or cut  # the socket's own words where there are some
-            raise self._incomplete(position, total,
-                                   f"the connection broke off ({words!r})") from cut
+            raise self._incomplete(
+                position, total, f"the connection broke off ({words!r})"
+            ) from cut
         if position < total:
             raise self._incomplete(position, total, "the stream ended")
 
@@ -251,14 +262,23 @@ class Job:
             self.client.get(self.id)
         except JobNotFound:
             return results_incomplete(
-                self.id, received, total, "the job was deleted on the server while they were "
-                f"read ({how})", "its results are gone with it")
+                self.id,
+                received,
+                total,
+                f"the job was deleted on the server while they were read ({how})",
+                "its results are gone with it",
+            )
         except BatchError as exc:
             return results_incomplete(
-                self.id, received, total, f"{how}, and the server does not answer now ({exc})",
-                "call job.results() again once the server is back")
-        return results_incomplete(self.id, received, total, f"{how} before the last item",
-                                  "call job.results() again")
+                self.id,
+                received,
+                total,
+                f"{how}, and the server does not answer now ({exc})",
+                "call job.results() again once the server is back",
+            )
+        return results_incomplete(
+            self.id, received, total, f"{how} before the last item", "call job.results() again"
+        )
 
     def errors(self) -> list[ItemError]:
         """Return the failed items: ``[{"index", "input", "error", "traceback", "log"}]``,

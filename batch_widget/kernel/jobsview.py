@@ -1,4 +1,4 @@
-"""The live jobs view, ``bw.JobsView`` (what ``bw.jobs()`` returns; SPEC §13).
+"""The live jobs view, ``bw.JobsView`` (what ``bw.jobs()`` returns; docs/jobs-view.md).
 
 In a widget front end it shows every job of the server, newest first, live:
 the browser follows the page's one event stream (no second EventSource) with

@@ -1,4 +1,4 @@
-"""Kernel side: find this user's batch server, or start it (SPEC §12).
+"""Kernel side: find this user's batch server, or start it (docs/batch-server.md).
 
 The batch server (``python -m batch_widget serve``) is the last place discovery
 looks. A live one is described by ``batch_widget-server.json`` in the Jupyter
@@ -8,7 +8,7 @@ jobs outlive the kernel. An exclusive lock on ``batch_widget-server.lock``
 (``filelock``'s, whichever the platform has) makes kernels that start at the
 same moment end up with one server.
 
-Nothing in the runtime dir is taken on trust (SPEC §20): the dir must be this
+Nothing in the runtime dir is taken on trust (docs/security.md): the dir must be this
 user's and writable by nobody else, its files are opened without following
 symlinks, and a runtime file is used only if it is this user's alone, names a
 loopback URL and a live batch server process of this user, and the server at
@@ -52,9 +52,18 @@ from batch_widget.runtime import (
     runtime_proof,
 )
 
-__all__ = ["START_TIMEOUT", "BatchServerUnavailable", "batch_api_status", "batch_server",
-           "batch_server_process_problem", "is_serve_command", "pid_alive",
-           "read_runtime_file", "runtime_record", "serve_command"]
+__all__ = [
+    "START_TIMEOUT",
+    "BatchServerUnavailable",
+    "batch_api_status",
+    "batch_server",
+    "batch_server_process_problem",
+    "is_serve_command",
+    "pid_alive",
+    "read_runtime_file",
+    "runtime_record",
+    "serve_command",
+]
 
 #: Seconds a kernel waits for a batch server it started to answer.
 START_TIMEOUT = 60.0
@@ -74,8 +83,9 @@ def read_runtime_file(runtime_dir: Path) -> dict[str, Any] | None:
     (:func:`runtime_record`); else None, and why is logged at INFO."""
     info, why = runtime_record(runtime_dir)
     if why:
-        _log.info("ignoring %s: %s. Starting a batch server of your own",
-                  runtime_dir / RUNTIME_FILE, why)
+        _log.info(
+            "ignoring %s: %s. Starting a batch server of your own", runtime_dir / RUNTIME_FILE, why
+        )
     return info
 
 
@@ -111,8 +121,9 @@ def _record_problem(info: Any, pid: int | None) -> str | None:
         return "it has no pid"
     if pid is not None and owner != pid:
         return f"it names pid {owner}, not the batch server just started (pid {pid})"
-    return _loopback_problem(url) or batch_server_process_problem(owner) or _proof_problem(
-        url, token)
+    return (
+        _loopback_problem(url) or batch_server_process_problem(owner) or _proof_problem(url, token)
+    )
 
 
 def _loopback_problem(url: str) -> str | None:
@@ -130,9 +141,9 @@ def is_serve_command(argv: list[str]) -> bool:
     """True if ``argv`` runs the batch server (``python [-P] -m batch_widget serve ...``
     or the console command ``batch-widget serve ...``)."""
     for index, word in enumerate(argv):
-        if argv[index:index + 3] == ["-m", "batch_widget", "serve"]:
+        if argv[index : index + 3] == ["-m", "batch_widget", "serve"]:
             return True
-        if Path(word).stem == "batch-widget" and argv[index + 1:index + 2] == ["serve"]:
+        if Path(word).stem == "batch-widget" and argv[index + 1 : index + 2] == ["serve"]:
             return True
     return False
 
@@ -166,8 +177,11 @@ def _linux_process_problem(pid: int) -> str | None:
     proc = Path("/proc", str(pid))
     try:
         owner = proc.stat().st_uid
-        argv = [word.decode(errors="replace")
-                for word in (proc / "cmdline").read_bytes().split(b"\0") if word]
+        argv = [
+            word.decode(errors="replace")
+            for word in (proc / "cmdline").read_bytes().split(b"\0")
+            if word
+        ]
     except FileNotFoundError:
         return f"its pid {pid} is not running"
     except OSError as exc:
@@ -204,8 +218,10 @@ def _proof_problem(url: str, token: str, timeout: float = PROBE_TIMEOUT) -> str 
         proof = None
     expected = runtime_proof(token, nonce, url)
     if not isinstance(proof, str) or not hmac.compare_digest(proof.encode(), expected.encode()):
-        return (f"the server at its url {url} does not prove it knows the token (it answered "
-                f"{response.status}): it is not the batch server that wrote the file")
+        return (
+            f"the server at its url {url} does not prove it knows the token (it answered "
+            f"{response.status}): it is not the batch server that wrote the file"
+        )
     return None
 
 
@@ -229,10 +245,11 @@ def batch_api_status(url: str, token: str, timeout: float = PROBE_TIMEOUT) -> in
     when the server cannot be reached.
 
     A redirect to another scheme, host or port is not followed (its 3xx is the
-    status): the token goes to no other server (SPEC §20).
+    status): the token goes to no other server (docs/security.md).
     """
-    request = urllib.request.Request(f"{url}api/batch/jobs?limit=1",
-                                     headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"{url}api/batch/jobs?limit=1", headers={"Authorization": f"token {token}"}
+    )
     try:
         with open_url(request, timeout=timeout) as response:
             return int(response.status)
@@ -303,10 +320,12 @@ def _unusable(path: Path, exc: OSError) -> BatchServerUnavailable:
         return BatchServerUnavailable(
             f"the batch server cannot start: {path} {exc.strerror}, so it may not be yours "
             "to write. Remove it if you put it there, or set JUPYTER_RUNTIME_DIR to a "
-            "private folder of yours")
+            "private folder of yours"
+        )
     return BatchServerUnavailable(
         f"the batch server cannot start: {path} cannot be opened ({exc}). Set "
-        "JUPYTER_RUNTIME_DIR to a writable private folder of yours")
+        "JUPYTER_RUNTIME_DIR to a writable private folder of yours"
+    )
 
 
 def batch_server(runtime_dir: Path, timeout: float = START_TIMEOUT) -> dict[str, Any]:
@@ -337,11 +356,13 @@ def _private_runtime_dir(runtime_dir: Path) -> None:
     except OSError as exc:
         raise BatchServerUnavailable(
             f"the batch server cannot start: the Jupyter runtime dir {runtime_dir} is not "
-            f"writable ({exc}). Set JUPYTER_RUNTIME_DIR to a writable folder") from exc
+            f"writable ({exc}). Set JUPYTER_RUNTIME_DIR to a writable folder"
+        ) from exc
 
 
-def serve_command(runtime_dir: Path,
-                  version: tuple[int, int] = sys.version_info[:2]) -> tuple[list[str], Path]:
+def serve_command(
+    runtime_dir: Path, version: tuple[int, int] = sys.version_info[:2]
+) -> tuple[list[str], Path]:
     """The batch server's command line and working directory.
 
     ``python -m`` puts its working directory first on ``sys.path``: a ``json.py``
@@ -353,8 +374,10 @@ def serve_command(runtime_dir: Path,
     home = Path.home()
     if version >= (3, 11):
         return [sys.executable, "-P", "-m", "batch_widget", "serve"], home
-    return ([sys.executable, "-m", "batch_widget", "serve", f"--ServerApp.root_dir={home}"],
-            runtime_dir)
+    return (
+        [sys.executable, "-m", "batch_widget", "serve", f"--ServerApp.root_dir={home}"],
+        runtime_dir,
+    )
 
 
 def _start(runtime_dir: Path, timeout: float) -> dict[str, Any]:
@@ -363,25 +386,34 @@ def _start(runtime_dir: Path, timeout: float) -> dict[str, Any]:
     env["BATCH_WIDGET_LOG"] = str(log_path)
     env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     command, cwd = serve_command(runtime_dir)
-    with os.fdopen(_open_in_runtime_dir(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT),
-                   "ab") as log:
+    with os.fdopen(
+        _open_in_runtime_dir(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab"
+    ) as log:
         process = subprocess.Popen(  # detached: its own session, so it outlives the kernel
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            cwd=cwd, env=env, start_new_session=True)
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
             raise BatchServerUnavailable(
                 f"the batch server could not start: `{' '.join(command)}` exited with code "
-                f"{code}. The end of its log ({log_path}):\n{_tail(log_path)}")
+                f"{code}. The end of its log ({log_path}):\n{_tail(log_path)}"
+            )
         info, _ = runtime_record(runtime_dir, process.pid)
         if info is not None and _answers(info):
             return info
         time.sleep(0.1)
     raise BatchServerUnavailable(
         f"the batch server (pid {process.pid}) did not answer within {timeout:g} s; it is "
-        f"still starting or stuck. Its log ({log_path}) ends with:\n{_tail(log_path)}")
+        f"still starting or stuck. Its log ({log_path}) ends with:\n{_tail(log_path)}"
+    )
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -48,14 +48,17 @@ def snapshot_html(snap: Snapshot) -> str:
     (a code host, a viewer, a broken widget manager), instead of a model reference."""
     name, job_id, status = (html.escape(str(snap[key])) for key in ("name", "id", "status"))
     rest = "not run" if JobStatus(snap["status"]).terminal else "pending"
-    counts = (f"{snap['done']} done · {snap['failed']} failed · {snap['pending']} {rest} of "
-              f"{snap['total']}")
+    counts = (
+        f"{snap['done']} done · {snap['failed']} failed · {snap['pending']} {rest} of "
+        f"{snap['total']}"
+    )
     error = snap.get("error")
     error_html = f'<div class="bw-static-error">{html.escape(error)}</div>' if error else ""
-    return (f'<div class="bw-static" data-job-id="{job_id}" data-status="{status}">'
-            f"<b>{name}</b> <code>{job_id}</code> <span>{status}</span> "
-            f"<span>{html.escape(counts)}</span>{error_html}"
-            f"<div><small>The state when this output was saved. Live progress: "
-            f"<code>bw.attach(&quot;{job_id}&quot;)</code> in a running kernel.</small></div>"
-            "</div>")
-
+    return (
+        f'<div class="bw-static" data-job-id="{job_id}" data-status="{status}">'
+        f"<b>{name}</b> <code>{job_id}</code> <span>{status}</span> "
+        f"<span>{html.escape(counts)}</span>{error_html}"
+        f"<div><small>The state when this output was saved. Live progress: "
+        f"<code>bw.attach(&quot;{job_id}&quot;)</code> in a running kernel.</small></div>"
+        "</div>"
+    )

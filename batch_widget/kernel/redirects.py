@@ -1,4 +1,4 @@
-"""Kernel side: a token goes only to the server it belongs to (SPEC §20).
+"""Kernel side: a token goes only to the server it belongs to (docs/security.md).
 
 ``urllib`` follows a 3xx answer with every header of the request, the
 ``Authorization: token ...`` one included, whatever the new URL, and turns a
@@ -62,8 +62,13 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
     def redirect_request(  # noqa: PLR0917  # urllib's signature
-        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-        headers: HTTPMessage, newurl: str,
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
     ) -> urllib.request.Request | None:
         if not may_follow(req.get_method(), req.full_url, newurl):
             return None  # urllib raises the 3xx as an HTTPError: the caller names it

@@ -60,8 +60,12 @@ def open_stream(
             raise
         location = resp.getheader("Location")
         target = target_of(url, location)
-        if (resp.status not in REDIRECT_STATUSES or not location or hops >= MAX_REDIRECTS
-                or not may_follow("GET", url, target)):
+        if (
+            resp.status not in REDIRECT_STATUSES
+            or not location
+            or hops >= MAX_REDIRECTS
+            or not may_follow("GET", url, target)
+        ):
             return conn, resp, url  # a 3xx among these is the caller's to name
         conn.close()
         url, hops = target, hops + 1
@@ -82,7 +86,7 @@ def ndjson_records(resp: http.client.HTTPResponse, block: int = 1 << 20) -> Iter
         end = pending.rfind(b"\n")
         if end < 0:
             continue
-        lines, pending = pending[:end].strip(), pending[end + 1:]
+        lines, pending = pending[:end].strip(), pending[end + 1 :]
         if lines:
             yield from json.loads(b"[" + lines.replace(b"\n", b",") + b"]")
     if pending.strip():

@@ -20,15 +20,15 @@ from batch_widget.kernel.feed import KernelFeed
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 
 #: The connection states the browser reports, in the order they usually occur;
-#: ``kernel`` while the updates come through the kernel (SPEC §12).
+#: ``kernel`` while the updates come through the kernel (docs/batch-server.md).
 CONNECTION_STATES = ("connecting", "live", "reconnecting", "polling", "closed", "kernel")
-#: Where the browser takes its updates from (SPEC §12).
+#: Where the browser takes its updates from (docs/batch-server.md).
 TRANSPORTS = ("auto", "server", "kernel")
 
 
 class LiveTraits(traitlets.HasTraits):
     """The traits every live widget of batch_widget shares: how the browser keeps
-    current (SPEC §8 timings, ``debug``, ``transport``) and what it reports of
+    current (docs/jobs-view.md timings, ``debug``, ``transport``) and what it reports of
     its connection."""
 
     # Python → browser.

@@ -1,4 +1,7 @@
-"""BatchWidgetApp: the server extension's configuration, wiring and lifecycle (SPEC §5)."""
+"""BatchWidgetApp: the server extension's configuration, wiring and lifecycle.
+
+See docs/configuration.md.
+"""
 
 from __future__ import annotations
 
@@ -59,27 +62,42 @@ class BatchWidgetApp(ExtensionApp):
         help="The job store: an sqlite:/// URL with an absolute path. Two servers need "
         "two stores to run jobs at once.",
     ).tag(config=True)
-    max_workers = _setting(Int, "max_workers",
-        "Workers per job unless the job asks for another number (max_workers=).")
-    max_concurrent_jobs = _setting(Int, "max_concurrent_jobs",
-        "Jobs processing at once; the rest wait, queued.")
-    max_items = _setting(Int, "max_items",
-        "The most items one job may have.")
-    progress_interval = _setting(Float, "progress_interval",
-        "Seconds between coalesced progress events (and batched store commits) per job.")
-    heartbeat_interval = _setting(Float, "heartbeat_interval",
-        "Seconds between SSE heartbeats.")
-    sse_timeout = _setting(Float, "sse_timeout",
-        "Seconds a stalled SSE subscriber (one that takes no data) is kept before it "
-        "is dropped.")
-    reconnect_delay = _setting(Int, "reconnect_delay",
-        "Milliseconds a browser waits before reconnecting (sent as the SSE retry: field).")
-    completion_broadcast_retries = _setting(Int, "completion_broadcast_retries",
-        "How many times a failed broadcast of a job's complete event is retried.")
-    broadcast_retry_delay = _setting(Float, "broadcast_retry_delay",
-        "Seconds between retries of a failed complete broadcast.")
-    resume_interrupted = _setting(Bool, "resume_interrupted",
-        "Re-queue, at start, the jobs a previous server left interrupted.")
+    max_workers = _setting(
+        Int, "max_workers", "Workers per job unless the job asks for another number (max_workers=)."
+    )
+    max_concurrent_jobs = _setting(
+        Int, "max_concurrent_jobs", "Jobs processing at once; the rest wait, queued."
+    )
+    max_items = _setting(Int, "max_items", "The most items one job may have.")
+    progress_interval = _setting(
+        Float,
+        "progress_interval",
+        "Seconds between coalesced progress events (and batched store commits) per job.",
+    )
+    heartbeat_interval = _setting(Float, "heartbeat_interval", "Seconds between SSE heartbeats.")
+    sse_timeout = _setting(
+        Float,
+        "sse_timeout",
+        "Seconds a stalled SSE subscriber (one that takes no data) is kept before it is dropped.",
+    )
+    reconnect_delay = _setting(
+        Int,
+        "reconnect_delay",
+        "Milliseconds a browser waits before reconnecting (sent as the SSE retry: field).",
+    )
+    completion_broadcast_retries = _setting(
+        Int,
+        "completion_broadcast_retries",
+        "How many times a failed broadcast of a job's complete event is retried.",
+    )
+    broadcast_retry_delay = _setting(
+        Float, "broadcast_retry_delay", "Seconds between retries of a failed complete broadcast."
+    )
+    resume_interrupted = _setting(
+        Bool,
+        "resume_interrupted",
+        "Re-queue, at start, the jobs a previous server left interrupted.",
+    )
     executor = Enum(
         list(EXECUTORS),
         default_value=DEFAULTS.executor,
@@ -98,29 +116,47 @@ class BatchWidgetApp(ExtensionApp):
         "(whatever the patterns say) are refused: at creation, when a stored job runs, and "
         "in each worker process.",
     ).tag(config=True)
-    allow_callables = _setting(Bool, "allow_callables",
-        "Accept notebook-defined functions (cloudpickled) as processors.")
-    cancel_timeout = _setting(Float, "cancel_timeout",
+    allow_callables = _setting(
+        Bool, "allow_callables", "Accept notebook-defined functions (cloudpickled) as processors."
+    )
+    cancel_timeout = _setting(
+        Float,
+        "cancel_timeout",
         "Seconds running items get to finish after a cancel or at shutdown. Then a "
         "process job's workers are terminated and a thread job's threads abandoned (they "
-        "cannot be stopped; their results are discarded), and those items count as cancelled.")
-    store_write_timeout = _setting(Float, "store_write_timeout",
+        "cannot be stopped; their results are discarded), and those items count as cancelled.",
+    )
+    store_write_timeout = _setting(
+        Float,
+        "store_write_timeout",
         "Seconds a running job keeps its progress in memory and retries while the "
-        "store cannot be written (disk full, file locked or read-only) before it fails.")
-    max_result_bytes = _setting(Int, "max_result_bytes",
+        "store cannot be written (disk full, file locked or read-only) before it fails.",
+    )
+    max_result_bytes = _setting(
+        Int,
+        "max_result_bytes",
         "The most bytes of JSON one item's result may take; a bigger result fails its "
         "item with an error that says to write big results to files and return their paths "
-        "under \"outputs\". Results live in the job store and are read back whole.")
-    max_job_log_bytes = _setting(Int, "max_job_log_bytes",
+        'under "outputs". Results live in the job store and are read back whole.',
+    )
+    max_job_log_bytes = _setting(
+        Int,
+        "max_job_log_bytes",
         "The most bytes of item logs (what items print and log) the store keeps for one job, "
         "its retries included; once reached, later items' logs are dropped (each says so) and "
-        "the job's snapshot has logs_cut: true. Each item's log keeps its first 64 KiB.")
-    process_idle_timeout = _setting(Float, "process_idle_timeout",
-        "Seconds the worker processes of executor=\"process\" jobs are kept after a job, "
+        "the job's snapshot has logs_cut: true. Each item's log keeps its first 64 KiB.",
+    )
+    process_idle_timeout = _setting(
+        Float,
+        "process_idle_timeout",
+        'Seconds the worker processes of executor="process" jobs are kept after a job, '
         "so the next process job starts at once instead of paying for starting Python. "
-        "0 ends them with each job.")
-    dask_address = _setting(Unicode, "dask_address",
-        "The Dask scheduler executor=\"dask\" jobs run on, e.g. tls://10.0.0.5:8786. Empty: "
+        "0 ends them with each job.",
+    )
+    dask_address = _setting(
+        Unicode,
+        "dask_address",
+        'The Dask scheduler executor="dask" jobs run on, e.g. tls://10.0.0.5:8786. Empty: '
         "the server starts a LocalCluster of worker processes on the first Dask job, on "
         "127.0.0.1 only, speaking TLS with credentials only the server holds, without a "
         "dashboard, and stops it when it stops. For a cluster of your own, use tls:// and "
@@ -130,20 +166,30 @@ class BatchWidgetApp(ExtensionApp):
         "cluster you trust: whoever can reach its scheduler "
         "runs code as its workers' user, and the server unpickles what the workers send "
         "back. The workers need this server's batch_widget (and, for notebook-defined "
-        "functions, its Python and cloudpickle versions).")
-    dask_connect_timeout = _setting(Float, "dask_connect_timeout",
+        "functions, its Python and cloudpickle versions).",
+    )
+    dask_connect_timeout = _setting(
+        Float,
+        "dask_connect_timeout",
         "Seconds a Dask job waits to reach the scheduler at dask_address before it fails "
-        "with an error naming the address (retry it once the scheduler is up).")
-    malloc_mmap_threshold = _setting(Int, "malloc_mmap_threshold",
+        "with an error naming the address (retry it once the scheduler is up).",
+    )
+    malloc_mmap_threshold = _setting(
+        Int,
+        "malloc_mmap_threshold",
         "Bytes from which glibc's malloc gives each block its own mapping, unmapped "
         "when freed, so big transient buffers (pickled functions, pages of results) do not "
         "stay in the server's memory after use. 0 leaves the allocator alone; the "
-        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.")
-    batch_server_idle_timeout = _setting(Float, "batch_server_idle_timeout",
+        "MALLOC_MMAP_THRESHOLD_ environment variable, when set, wins. No effect off glibc.",
+    )
+    batch_server_idle_timeout = _setting(
+        Float,
+        "batch_server_idle_timeout",
         "Seconds the batch server (python -m batch_widget serve, which kernels start where "
         "no Jupyter server has the extension) stays up with no job queued or running, no "
         "event-stream subscriber and no request; then it exits. A Jupyter server running "
-        "the extension ignores it.")
+        "the extension ignores it.",
+    )
     broadcaster_class = Type(
         default_value=Broadcaster,
         klass=Broadcaster,
@@ -209,8 +255,10 @@ class BatchWidgetApp(ExtensionApp):
     def _validate_mmap_threshold(self, proposal: dict[str, Any]) -> int:
         value = int(proposal["value"])
         if not 0 <= value <= _MAX_MMAP_THRESHOLD:
-            raise TraitError(f"malloc_mmap_threshold must be from 0 to {_MAX_MMAP_THRESHOLD} "
-                             f"(glibc's limit), not {value}")
+            raise TraitError(
+                f"malloc_mmap_threshold must be from 0 to {_MAX_MMAP_THRESHOLD} "
+                f"(glibc's limit), not {value}"
+            )
         return value
 
     @validate("db_url")
@@ -228,13 +276,16 @@ class BatchWidgetApp(ExtensionApp):
     def batch_settings(self) -> Settings:
         """The one settings object the engine and the event stream read, built from the
         traits on first use (configuration is read once, at start)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)
-                  if self.has_trait(f.name)}
+        values = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(Settings)
+            if self.has_trait(f.name)
+        }
         values["allowed_processors"] = tuple(values["allowed_processors"])
         return Settings(**values)
 
     def config_summary(self) -> dict[str, Any]:
-        """Return the effective configuration: every configurable trait (SPEC §5)."""
+        """Return the effective configuration: every configurable trait (docs/configuration.md)."""
         summary: dict[str, Any] = {}
         for name, trait in sorted(self.class_own_traits(config=True).items()):
             value = getattr(self, name)
@@ -243,9 +294,11 @@ class BatchWidgetApp(ExtensionApp):
 
     @property
     def server_log(self) -> logging.Logger:
-        """A child of the Jupyter server's logger (SPEC §9): ``--debug`` shows our DEBUG lines,
-        and Jupyter's formatter names it (``[I ... ServerApp.batch_widget] ...``), so no
-        message carries a hand-written prefix. Its records propagate to the server's logger.
+        """A child of the Jupyter server's logger (docs/troubleshooting.md).
+
+        ``--debug`` shows our DEBUG lines, and Jupyter's formatter names it
+        (``[I ... ServerApp.batch_widget] ...``), so no message carries a hand-written
+        prefix. Its records propagate to the server's logger.
         """
         log = self.serverapp.log if self.serverapp is not None else self.log
         if not isinstance(log, logging.Logger):
@@ -255,8 +308,9 @@ class BatchWidgetApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the broadcaster, and the store and manager if this server owns the store."""
         settings = self.batch_settings
-        self.server_log.debug("malloc mmap threshold %s",
-                              fix_mmap_threshold(settings.malloc_mmap_threshold))
+        self.server_log.debug(
+            "malloc mmap threshold %s", fix_mmap_threshold(settings.malloc_mmap_threshold)
+        )
         self.broadcaster = self.broadcaster_class(
             heartbeat_interval=settings.heartbeat_interval,
             sse_timeout=settings.sse_timeout,
@@ -277,10 +331,14 @@ class BatchWidgetApp(ExtensionApp):
             return True
         if self.store_lock is None or not self.store_lock.acquire(self._owner_record()):
             return False
-        self.store = Store.from_url(self.db_url, log=self.server_log,
-                                    max_job_log_bytes=self.batch_settings.max_job_log_bytes)
-        self.manager = self.manager_class(self.store, self.broadcaster, self.batch_settings,
-                                          log=self.server_log)
+        self.store = Store.from_url(
+            self.db_url,
+            log=self.server_log,
+            max_job_log_bytes=self.batch_settings.max_job_log_bytes,
+        )
+        self.manager = self.manager_class(
+            self.store, self.broadcaster, self.batch_settings, log=self.server_log
+        )
         return True
 
     def _owner_record(self) -> dict[str, Any]:
@@ -290,8 +348,11 @@ class BatchWidgetApp(ExtensionApp):
                 url = str(self.serverapp.connection_url)
             except Exception:  # only a label for another server's message
                 url = ""
-        return {"pid": os.getpid(), "url": url,
-                "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "pid": os.getpid(),
+            "url": url,
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
     def _in_use_message(self) -> str:
         owner = self.store_lock.owner() if self.store_lock is not None else {}
@@ -335,17 +396,25 @@ class BatchWidgetApp(ExtensionApp):
         """
         jobs = len(self.manager.active_snapshots()) if self.manager is not None else 0
         streams = self.broadcaster.subscriber_count if self.broadcaster is not None else 0
-        activity = [f"{count} {what}" for count, what in (
-            (jobs, "job(s) queued or processing"), (streams, "event-stream subscriber(s)"))
-            if count]
+        activity = [
+            f"{count} {what}"
+            for count, what in (
+                (jobs, "job(s) queued or processing"),
+                (streams, "event-stream subscriber(s)"),
+            )
+            if count
+        ]
         if activity and self.serverapp is not None:
             self.serverapp.web_app.settings["batch_widget_last_activity"] = datetime.now(
-                timezone.utc)
+                timezone.utc
+            )
         return activity
 
     def _on_takeover(self) -> None:
-        self.server_log.warning("took over the job store %s: the server that "
-                                "owned it has stopped", path_from_url(self.db_url))
+        self.server_log.warning(
+            "took over the job store %s: the server that owned it has stopped",
+            path_from_url(self.db_url),
+        )
         if self._started and self.manager is not None:
             self.manager.start(IOLoop.current())
         if self._takeover is not None:

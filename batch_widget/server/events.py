@@ -1,4 +1,4 @@
-"""The broadcaster: event ids, subscribers, catch-up and heartbeats (SPEC §4).
+"""The broadcaster: event ids, subscribers, catch-up and heartbeats (docs/http-api.md).
 
 The shape is tornado's ``demos/chat``: a bounded record of what was sent plus a
 cursor. Here the record keeps the newest event per job, which is all a client

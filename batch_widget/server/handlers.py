@@ -1,4 +1,4 @@
-"""REST and SSE handlers (SPEC §3, §4) and their route table.
+"""REST and SSE handlers (docs/http-api.md) and their route table.
 
 Handlers only translate HTTP to job manager calls. They reach their app
 through jupyter_server's ``ExtensionHandlerMixin`` (``self.extensionapp``).
@@ -267,7 +267,7 @@ class ResultsHandler(BatchHandler):
         Once the first part is sent, an error (the job deleted meanwhile, the
         store gone) can no longer be a status: the connection is broken off
         instead of ending the body, so no reader takes a short stream for the
-        whole ledger (SPEC §20). So is an unfiltered stream that has fewer lines
+        whole ledger (docs/security.md). So is an unfiltered stream that has fewer lines
         than the job has items after ``after`` (its rows went while it was read,
         the job being deleted).
         """
@@ -283,8 +283,7 @@ class ResultsHandler(BatchHandler):
                 await self.flush()
                 assert chunk.last is not None
                 after, sent = chunk.last, sent + chunk.count
-                chunk = await self.run_blocking(self.manager.results_chunk, job_id, status,
-                                                after)
+                chunk = await self.run_blocking(self.manager.results_chunk, job_id, status, after)
             missing = await self.run_blocking(self.lines_missing, job_id, status, start, sent)
         except StreamClosedError:
             return  # the client went away
@@ -295,8 +294,12 @@ class ResultsHandler(BatchHandler):
         if missing and not sent:
             raise JobNotFound(job_id)  # nothing sent yet: a status can still say it (404)
         if missing:
-            self.break_off(job_id, after, f"{missing} lines of the job's items are gone (is it "
-                           "being deleted?)", None)
+            self.break_off(
+                job_id,
+                after,
+                f"{missing} lines of the job's items are gone (is it being deleted?)",
+                None,
+            )
             return
         self.finish()
 
@@ -315,9 +318,14 @@ class ResultsHandler(BatchHandler):
 
     def break_off(self, job_id: str, after: int, why: str, crash: Exception | None) -> None:
         """Close the connection mid-body (the reader gets an incomplete answer), and log why."""
-        self.log.log(logging.INFO if crash is None else logging.ERROR,
-                     "the results stream of job %s broke off after index %s: %s",
-                     job_id, after, why, exc_info=crash)
+        self.log.log(
+            logging.INFO if crash is None else logging.ERROR,
+            "the results stream of job %s broke off after index %s: %s",
+            job_id,
+            after,
+            why,
+            exc_info=crash,
+        )
         self.close_connection()
 
 
@@ -499,7 +507,7 @@ def relative_to_root(path: str, root: str) -> str:
         return "."
     prefix = root if root.endswith(os.sep) else root + os.sep
     if os.path.normcase(absolute).startswith(os.path.normcase(prefix)):
-        return absolute[len(prefix):].replace(os.sep, "/")
+        return absolute[len(prefix) :].replace(os.sep, "/")
     return absolute  # outside the root, or on another drive (Windows)
 
 

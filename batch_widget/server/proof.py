@@ -1,4 +1,4 @@
-"""The batch server's proof that it knows its token (SPEC §12, §20).
+"""The batch server's proof that it knows its token (docs/batch-server.md, docs/security.md).
 
 A kernel that finds ``batch_widget-server.json`` must not send the token in it
 to whatever now listens at its URL: after a crash or a reboot, another local
@@ -55,7 +55,8 @@ class ProofHandler(RequestHandler):
         self.finish(json.dumps({"message": self._reason}))
 
 
-def proof_route(base_url: str, token: str,
-                url: Callable[[], str]) -> tuple[str, type[ProofHandler], dict[str, Any]]:
+def proof_route(
+    base_url: str, token: str, url: Callable[[], str]
+) -> tuple[str, type[ProofHandler], dict[str, Any]]:
     """The route for ``web_app.add_handlers``: the proof under ``base_url``."""
     return url_path_join(base_url, PROOF_ROUTE), ProofHandler, {"token": token, "url": url}

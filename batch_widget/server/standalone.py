@@ -1,4 +1,4 @@
-"""The batch server: ``python -m batch_widget serve`` (SPEC §12).
+"""The batch server: ``python -m batch_widget serve`` (docs/batch-server.md).
 
 Where no Jupyter server with the extension runs (VS Code's kernels, Colab, a
 plain ``python``, a Jupyter without the extension), a kernel starts this one.
@@ -102,8 +102,11 @@ class IdleWatch:
         idle = self.idle_for()
         if idle >= self.timeout:
             self._callback.stop()
-            self.app.server_log.info("the batch server has been idle for %.0f s "
-                                    "(no job, no subscriber, no request): stopping", idle)
+            self.app.server_log.info(
+                "the batch server has been idle for %.0f s "
+                "(no job, no subscriber, no request): stopping",
+                idle,
+            )
             self.serverapp.stop()
 
 
@@ -112,11 +115,16 @@ def _arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         prog="batch-widget serve",
         description="Run the batch server: the batch_widget API on 127.0.0.1, for kernels "
         "with no Jupyter server with the extension (VS Code, Colab, scripts). Other "
-        "arguments go to Jupyter (e.g. --BatchWidgetApp.max_workers=8).")
-    parser.add_argument("--idle-timeout", type=float, default=None,
-                        help="seconds with no job, no subscriber and no request before the "
-                        "server exits (BatchWidgetApp.batch_server_idle_timeout, 3600 unless "
-                        "configured)")
+        "arguments go to Jupyter (e.g. --BatchWidgetApp.max_workers=8).",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="seconds with no job, no subscriber and no request before the "
+        "server exits (BatchWidgetApp.batch_server_idle_timeout, 3600 unless "
+        "configured)",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -132,24 +140,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = [f"--BatchWidgetApp.batch_server_idle_timeout={options.idle_timeout}", *rest]
     token = secrets.token_hex(24)
     store = Path(jupyter_data_dir()) / "batch_widget" / "batch-server.sqlite"
-    args = ["--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
-            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True",
-            f"--IdentityProvider.token={token}", f"--BatchWidgetApp.db_url=sqlite:///{store}",
-            *rest]
+    args = [
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",
+        f"--IdentityProvider.token={token}",
+        f"--BatchWidgetApp.db_url=sqlite:///{store}",
+        *rest,
+    ]
     BatchWidgetApp.load_other_extensions = False  # this process serves batch_widget alone
     serverapp = BatchWidgetApp.initialize_server(argv=args)  # type: ignore[no-untyped-call]
     app = _extension(serverapp)
-    serverapp.web_app.add_handlers(".*$", [proof_route(
-        serverapp.base_url, token, lambda: str(serverapp.connection_url))])
+    serverapp.web_app.add_handlers(
+        ".*$", [proof_route(serverapp.base_url, token, lambda: str(serverapp.connection_url))]
+    )
     serverapp.start_app()
-    write_private(runtime_file, {
-        "url": serverapp.connection_url, "token": token, "pid": os.getpid(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "idle_timeout": app.batch_server_idle_timeout,
-        "log": os.environ.get("BATCH_WIDGET_LOG", ""),
-    })
-    app.server_log.info("batch server at %s (pid %d), described in %s",
-                       serverapp.connection_url, os.getpid(), runtime_file)
+    write_private(
+        runtime_file,
+        {
+            "url": serverapp.connection_url,
+            "token": token,
+            "pid": os.getpid(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "idle_timeout": app.batch_server_idle_timeout,
+            "log": os.environ.get("BATCH_WIDGET_LOG", ""),
+        },
+    )
+    app.server_log.info(
+        "batch server at %s (pid %d), described in %s",
+        serverapp.connection_url,
+        os.getpid(),
+        runtime_file,
+    )
     IdleWatch(app, serverapp, app.batch_server_idle_timeout).start()
     try:
         serverapp.start_ioloop()

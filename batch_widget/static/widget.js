@@ -641,7 +641,7 @@ var Hub = class {
     });
   }
   /**
-   * Follow a page of the server's job list (the jobs view, SPEC §13).
+   * Follow a page of the server's job list (the jobs view, docs/jobs-view.md).
    * @param {(info: ListInfo) => void} listener
    * @param {TimingOptions & Partial<ListQuery>} options
    * @returns {ListSubscription}

@@ -1,4 +1,4 @@
-// URLs and HTTP calls of SPEC §3, shared by the connection layer and the widget.
+// URLs and HTTP calls of docs/http-api.md, shared by the connection layer and the widget.
 // Knows nothing of the DOM: the page's baseUrl, token and XSRF cookie come in
 // as plain options, so tests need no document. The token never goes into a URL
 // (proxies log URLs): fetches carry it in `Authorization`, the EventSource has
@@ -39,7 +39,7 @@ export function jobUrl({ baseUrl }, jobId, suffix = "", query = "") {
 }
 
 /**
- * `api/batch/jobs` with the list's query (SPEC §3: `status`, `limit`, `offset`).
+ * `api/batch/jobs` with the list's query (docs/http-api.md: `status`, `limit`, `offset`).
  * @param {Auth} auth
  * @param {import("./types.js").ListQuery} query
  */
@@ -112,7 +112,7 @@ export function isNotFound(error) {
 /**
  * The JSON body of a successful answer; an ApiError with the server's message otherwise.
  * @param {Response} response
- * @returns {Promise<any>} the parsed body (its shape is the route's, SPEC §3)
+ * @returns {Promise<any>} the parsed body (its shape is the route's, docs/http-api.md)
  */
 async function readJson(response) {
   let body = null;

@@ -1,4 +1,4 @@
-// The three recovery layers of SPEC §1, shared by every widget of a page.
+// The three recovery layers of docs/internals.md, shared by every widget of a page.
 //
 //   1. SSE push (stream.js): one EventSource per page, whose state is one
 //      explicit phase. Browsers allow six HTTP/1.1 connections per origin; a
@@ -73,7 +73,7 @@ export function subscribe(jobId, listener, options = {}) {
 
 /**
  * Follow a page of the server's job list on the page's shared stream (the
- * jobs view, SPEC §13): every job event of the stream updates it, and it is
+ * jobs view, docs/jobs-view.md): every job event of the stream updates it, and it is
  * fetched again on each (re)open and by its watchdog.
  *
  * @param {(info: import("./types.js").ListInfo) => void} listener called on every change

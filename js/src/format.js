@@ -56,7 +56,7 @@ export function whereText(snapshot) {
 }
 
 /**
- * Whether Retry has something to do for this snapshot (SPEC §3 `retry`).
+ * Whether Retry has something to do for this snapshot (docs/http-api.md `retry`).
  * @param {Snapshot | null | undefined} snapshot
  */
 export function canRetry(snapshot) {

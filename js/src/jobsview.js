@@ -1,5 +1,5 @@
-// The jobs view's DOM (SPEC §13): every job of the server, newest first, one
-// row per job with the §8 data attributes. Fed `ListInfo` objects by the
+// The jobs view's DOM (docs/jobs-view.md): every job of the server, newest first, one
+// row per job with the data attributes of docs/jobs-view.md. Fed `ListInfo` objects by the
 // connection layer; renders at most once per animation frame and keeps each
 // row's elements across renders (a click never lands on a replaced button).
 

@@ -1,9 +1,9 @@
-// The jobs view's anywidget side (SPEC §13): a `bw.JobsView` model rendered
+// The jobs view's anywidget side (docs/jobs-view.md): a `bw.JobsView` model rendered
 // as every job of the server, newest first, live.
 //
 // It is a view over a list watch (listwatch.js) on the model's source: the
 // page's one stream (no second EventSource, the same recovery layers), or,
-// where the page cannot reach the server (SPEC §12), the kernel, which fetches
+// where the page cannot reach the server (docs/batch-server.md), the kernel, which fetches
 // the page of jobs and sets `kernel_jobs` when asked.
 
 import { subscribeList } from "./connection.js";

@@ -1,4 +1,4 @@
-// The kernel transport of SPEC §12: the kernel's channel as a Source, and the
+// The kernel transport of docs/batch-server.md: the kernel's channel as a Source, and the
 // `auto` choice between it and the page's server.
 //
 // Where the page's Jupyter server cannot answer for the job (a batch server on

@@ -1,4 +1,4 @@
-// The jobs view's share of the three recovery layers (SPEC §13): one page of
+// The jobs view's share of the three recovery layers (docs/jobs-view.md): one page of
 // the server's job list, kept current by every job event on the page's one
 // stream, re-fetched on each (re)open and by its own watchdog.
 //

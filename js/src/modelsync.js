@@ -11,7 +11,7 @@ import { readCookie, readPageConfig } from "./page.js";
 /** @typedef {import("./types.js").ModelState} ModelState */
 /** @typedef {import("./types.js").Timers} Timers */
 
-/** Traits that carry a widget's timing settings and debug switch (SPEC §8). */
+/** Traits that carry a widget's timing settings and debug switch (docs/jobs-view.md). */
 export const SETTING_TRAITS = Object.freeze(
   /** @type {const} */ (["reconnect_delay", "watchdog_interval", "watchdog_timeout", "debug"]),
 );

@@ -1,4 +1,4 @@
-// When a job the page shows ends while the page is hidden (SPEC §13): a
+// When a job the page shows ends while the page is hidden (docs/jobs-view.md): a
 // browser notification, once the user allowed it from a widget, and the count
 // of jobs that ended unseen in the tab title until the page is visible again.
 //

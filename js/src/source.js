@@ -4,7 +4,7 @@
 //   - PageSource (here): the page's one EventSource (stream.js) for pushed
 //     job events, and the server's REST API for polls and actions;
 //   - KernelSource (kernel.js): the kernel's channel through the anywidget
-//     model, where the page cannot reach the server (SPEC §12).
+//     model, where the page cannot reach the server (docs/batch-server.md).
 //
 // A source delivers snapshots (and pages of jobs) to its hub, keeps its own
 // connection state, and says how to poll through it. The version rule, the

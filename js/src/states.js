@@ -1,5 +1,5 @@
-// The names and defaults the front end shares with Python: job states (SPEC
-// §2), connection states and default timings (SPEC §8). tests/test_js_contract.py
+// The names and defaults the front end shares with Python: job states
+// (docs/http-api.md), connection states and default timings (docs/jobs-view.md). tests/test_js_contract.py
 // checks them against batch_widget.protocol and the BatchProgress traits.
 
 /** @typedef {import("./types.js").JobStatus} JobStatus */
@@ -19,15 +19,15 @@ export const TERMINAL_STATUSES = Object.freeze(
  */
 export const DELETED = "deleted";
 
-/** The SSE event types that carry a job's snapshot (SPEC §4) or announce its deletion. */
+/** The SSE event types that carry a job's snapshot (docs/http-api.md) or announce its deletion. */
 export const JOB_EVENTS = Object.freeze(["progress", "complete", DELETED]);
 
-/** The connection states a widget reports (SPEC §8): an explicit union, not booleans. */
+/** The connection states a widget reports (docs/jobs-view.md): an explicit union, not booleans. */
 export const CONNECTION_STATES = Object.freeze(
   /** @type {ConnectionState[]} */ (["connecting", "live", "reconnecting", "polling", "closed", "kernel"]),
 );
 
-/** Defaults of the widget's timing traits, in milliseconds (SPEC §8). */
+/** Defaults of the widget's timing traits, in milliseconds (docs/jobs-view.md). */
 export const DEFAULTS = Object.freeze({
   reconnectDelay: 5000,
   watchdogInterval: 15000,

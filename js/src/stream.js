@@ -1,4 +1,4 @@
-// Layers 1 and 2 of SPEC §1: the page's one EventSource, and rebuilding it.
+// Layers 1 and 2 of docs/internals.md: the page's one EventSource, and rebuilding it.
 //
 // The stream's state is one explicit phase (see `StreamPhase` in types.js);
 // nothing is stored on the browser's EventSource object. A stream knows

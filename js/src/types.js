@@ -2,12 +2,12 @@
 // `tsc --checkJs --strict` (see tsconfig.json). Nothing here runs.
 
 /**
- * A job's state (SPEC §2); `states.js` lists them.
+ * A job's state (docs/http-api.md); `states.js` lists them.
  * @typedef {"queued" | "processing" | "completed" | "failed" | "cancelled" | "interrupted"} JobStatus
  */
 
 /**
- * The job snapshot of SPEC §2: every API answer and SSE job event carries one.
+ * The job snapshot of docs/http-api.md: every API answer and SSE job event carries one.
  * @typedef {object} Snapshot
  * @property {string} id
  * @property {string} name
@@ -76,7 +76,7 @@
  */
 
 /**
- * What a widget shows as its connection (SPEC §8 `connection`): a union, not booleans.
+ * What a widget shows as its connection (docs/jobs-view.md `connection`): a union, not booleans.
  * @typedef {"connecting" | "live" | "reconnecting" | "polling" | "closed" | "kernel"} ConnectionState
  */
 
@@ -102,7 +102,7 @@
  */
 
 /**
- * A widget's timing settings in milliseconds (SPEC §8 traits), and its debug switch.
+ * A widget's timing settings in milliseconds (docs/jobs-view.md traits), and its debug switch.
  * @typedef {object} Timing
  * @property {number} reconnectDelay
  * @property {number} watchdogInterval
@@ -134,7 +134,7 @@
  */
 
 /**
- * The widget model's traits (SPEC §8): Python → browser settings, browser → Python mirror.
+ * The widget model's traits (docs/jobs-view.md): Python → browser settings, browser → Python mirror.
  * @typedef {object} ModelState
  * @property {string} job_id
  * @property {number} reconnect_delay
@@ -149,7 +149,7 @@
  * @property {string} connection
  * @property {number} reconnects
  * @property {number} polls
- * @property {string} transport "auto", "server" or "kernel" (SPEC §12)
+ * @property {string} transport "auto", "server" or "kernel" (docs/batch-server.md)
  * @property {Record<string, unknown>} kernel_snapshot the job as the kernel follows it
  * @property {{ version?: number, failed_items?: ItemsPage, outputs?: string[],
  *   outputs_total?: number }} kernel_extras a finished job's failed items, its first

@@ -1,4 +1,4 @@
-// The version rule of SPEC §1, in one place: a snapshot of a job is shown only
+// The version rule of docs/internals.md, in one place: a snapshot of a job is shown only
 // if its version is newer than the one shown, whichever way it came (a stream
 // event, a poll, the answer to an action, a page of the job list, the kernel).
 

@@ -1,4 +1,4 @@
-// The widget's DOM (SPEC §8). Knows nothing of EventSource or URLs beyond
+// The widget's DOM (docs/jobs-view.md). Knows nothing of EventSource or URLs beyond
 // the injected `actions`: it is fed `info` objects from the connection layer
 // and renders at most once per animation frame.
 
@@ -39,7 +39,7 @@ const FAILED_ITEMS_LIMIT = 20;
 const FAILED_REFRESH_MS = 3000;
 /** Outputs listed; the rest is counted ("and 99,980 more"). The kernel sends as many. */
 export const OUTPUTS_SHOWN = 20;
-/** What the widget says once a job's item logs reached its log limit (SPEC §13). */
+/** What the widget says once a job's item logs reached its log limit (docs/jobs-view.md). */
 export const LOGS_CUT_TEXT = "item logs were cut: the job reached its log limit";
 
 

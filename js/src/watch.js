@@ -1,4 +1,4 @@
-// Layer 3 of SPEC §1 for one job: the version rule, polling, and the watchdog.
+// Layer 3 of docs/internals.md for one job: the version rule, polling, and the watchdog.
 //
 // A watch holds what the page knows of one job (its newest snapshot) and the
 // subscribers (widgets) that show it. It never goes backwards: a snapshot is

@@ -1,6 +1,6 @@
 // The anywidget entry point: wires the page config, the source of updates
 // (chosen once: the page's shared hub or the kernel), the view and the model
-// mirror together. See SPEC §8.
+// mirror together. See docs/jobs-view.md.
 
 import { subscribe } from "./connection.js";
 import { JOBS_VIEW, renderJobs } from "./jobswidget.js";
@@ -23,7 +23,7 @@ import { createView } from "./view.js";
 /** @typedef {"status" | "total" | "done" | "failed" | "version" | "connection" | "reconnects" | "polls"} MirroredTrait */
 /** @typedef {Pick<ModelState, MirroredTrait>} Mirrored */
 
-/** Traits the browser reports back to Python (SPEC §8, browser → Python). */
+/** Traits the browser reports back to Python (docs/jobs-view.md, browser → Python). */
 export const MIRRORED_TRAITS = Object.freeze(/** @type {MirroredTrait[]} */ ([
   "status",
   "total",
@@ -83,7 +83,7 @@ function renderProgress(props) {
   /** @type {Subscription | null} */
   let handle = null;
   const timers = defaultTimers();
-  /** Where the job is followed, once chosen (SPEC §12 `transport`). @type {Chosen | null} */
+  /** Where the job is followed, once chosen (docs/batch-server.md `transport`). @type {Chosen | null} */
   let chosen = null;
   const following = () => {
     if (!handle) throw new Error("no job is followed");

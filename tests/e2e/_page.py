@@ -160,8 +160,10 @@ def fresh_page(browser: Any) -> Iterator[Any]:
 def submit_cell(items: int, seconds: float, **params: Any) -> str:
     """A cell that submits ``items`` items of ``seconds`` on 2 workers and shows the job."""
     fields = {"seconds": seconds, **params}
-    return (f"job = bw.submit('batch_widget.processors:sleep', list(range({items})),\n"
-            f"                params={fields!r}, max_workers=2)\njob")
+    return (
+        f"job = bw.submit('batch_widget.processors:sleep', list(range({items})),\n"
+        f"                params={fields!r}, max_workers=2)\njob"
+    )
 
 
 def install_recorder(page: Any) -> None:

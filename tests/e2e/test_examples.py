@@ -34,8 +34,9 @@ def test_the_quickstart_job_can_be_watched_while_it_runs(page: Any, lab: LabHand
     page.locator(".bw-progress").first.wait_for(timeout=60_000)
     # The tidy-up at the end deletes the job: its widget then reads deleted.
     wait_for_status(page, "deleted", index=0, timeout=90)
-    moving = [e for e in recorded(page, 0)
-              if e["status"] == "processing" and 0 < e["done"] < e["total"]]
+    moving = [
+        e for e in recorded(page, 0) if e["status"] == "processing" and 0 < e["done"] < e["total"]
+    ]
     assert len({e["done"] for e in moving}) >= 5, "the bar was not seen moving"
     assert moving[-1]["t"] - moving[0]["t"] >= 3000, "over too fast to watch"
     assert attrs(page, 0)["total"] == 40
@@ -53,7 +54,10 @@ def test_files_shows_the_output_links_it_describes(page: Any, lab: LabHandle) ->
     assert (lab.root_dir / "data" / "gz" / "file-00.txt.gz").is_file()
     # Run All has finished: the last cell's output is there, and nothing deleted the job.
     page.locator(".jp-Cell").last.wait_for()
-    wait_for(lambda: page.locator(".jp-Notebook .jp-InputArea-prompt", has_text="[*]").count() == 0,
-             60, what="every cell run")
+    wait_for(
+        lambda: page.locator(".jp-Notebook .jp-InputArea-prompt", has_text="[*]").count() == 0,
+        60,
+        what="every cell run",
+    )
     assert attrs(page, 1)["status"] == "completed"
     assert links.count() == 20

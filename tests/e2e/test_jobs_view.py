@@ -68,8 +68,11 @@ PAGE_HOOKS_JS = """
 
 def jobs_cell(var: str = "v", **traits: Any) -> str:
     """A cell that displays ``bw.jobs()`` with the tests' short watchdog settings."""
-    settings = {"watchdog_interval": WATCHDOG_INTERVAL, "watchdog_timeout": WATCHDOG_TIMEOUT,
-                **traits}
+    settings = {
+        "watchdog_interval": WATCHDOG_INTERVAL,
+        "watchdog_timeout": WATCHDOG_TIMEOUT,
+        **traits,
+    }
     args = ", ".join(f"{key}={value!r}" for key, value in settings.items())
     return f"import batch_widget as bw\n{var} = bw.jobs({args})\n{var}"
 
@@ -94,8 +97,11 @@ def wait_row(page: Any, job_id: str, status: str, timeout: float = 60) -> dict[s
 def wait_row_at_server(page: Any, lab: LabHandle, job_id: str) -> dict[str, Any]:
     """The row ends up showing exactly the server's final snapshot; return it."""
     server = lab.wait_job(job_id, 60)
-    wait_for(lambda: row_attrs(page, job_id)["version"] == server["version"],
-             timeout=SHOWN_WITHIN, what=f"row at the server's version {server['version']}")
+    wait_for(
+        lambda: row_attrs(page, job_id)["version"] == server["version"],
+        timeout=SHOWN_WITHIN,
+        what=f"row at the server's version {server['version']}",
+    )
     shown = row_attrs(page, job_id)
     assert {k: shown[k] for k in FIELDS} == {k: server[k] for k in FIELDS}
     return shown
@@ -138,15 +144,21 @@ def test_jobs_view_lists_an_old_job_and_a_new_one_moves_live(
     new = lab.create_job(range(8), seconds=0.05, max_workers=1, name="new job", gate=gate)
     shown = wait_row(page, new["id"], "processing", timeout=STARTED_WITHIN)
     assert shown["total"] == 8
-    ids = row(page, new["id"]).locator("xpath=..").evaluate(
-        "list => [...list.querySelectorAll('.bw-job-row')].map((r) => r.dataset.jobId)"
+    ids = (
+        row(page, new["id"])
+        .locator("xpath=..")
+        .evaluate("list => [...list.querySelectorAll('.bw-job-row')].map((r) => r.dataset.jobId)")
     )
     assert ids.index(new["id"]) < ids.index(old["id"]), "newest first"
     wait_for(lambda: row_attrs(page, new["id"])["done"] == 2, SHOWN_WITHIN, what="2 done, shown")
     gate.open()
     final = wait_row_at_server(page, lab, new["id"])
     assert (final["status"], final["done"], final["failed"], final["total"]) == (
-        "completed", 8, 0, 8)
+        "completed",
+        8,
+        0,
+        8,
+    )
 
     timeline = recorded(page, f"row:{new['id']}", since=mark)
     statuses = [entry["status"] for entry in timeline]
@@ -164,10 +176,13 @@ def test_jobs_view_and_three_progress_widgets_share_one_event_source(
     page: Any, lab: LabHandle, proxy: FaultProxy, notebook_name: str, gate: Gate
 ) -> None:
     open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-    jobs = [lab.create_job(range(4), seconds=0, max_workers=1, name=f"shared {n}", gate=gate)
-            for n in range(3)]
-    show_cells(page, [jobs_cell()]
-               + [widget_cell(job["id"], var=f"w{n}") for n, job in enumerate(jobs)])
+    jobs = [
+        lab.create_job(range(4), seconds=0, max_workers=1, name=f"shared {n}", gate=gate)
+        for n in range(3)
+    ]
+    show_cells(
+        page, [jobs_cell()] + [widget_cell(job["id"], var=f"w{n}") for n, job in enumerate(jobs)]
+    )
     wait_active(page, 3)
     for job in jobs:
         row(page, job["id"]).wait_for(timeout=SHOWN_WITHIN * 1000)
@@ -196,8 +211,10 @@ def test_cancel_from_a_row_stops_the_job(
     assert cancel.is_visible() and retry.is_hidden()
 
     with page.expect_response(
-        lambda response: response.request.method == "POST"
-        and response.url.split("?")[0].endswith(f"/{job['id']}/cancel")
+        lambda response: (
+            response.request.method == "POST"
+            and response.url.split("?")[0].endswith(f"/{job['id']}/cancel")
+        )
     ) as answer:
         cancel.click()
     assert answer.value.status == 200, answer.value.text()
@@ -228,11 +245,15 @@ def test_a_job_that_ends_while_the_page_is_hidden_notifies_once(
     gates = [Gate(tmp_path / f"gate{n}") for n in range(3)]
     try:
         open_warm_notebook(page, lab, notebook_name, via=proxy.url)
-        jobs = [lab.create_job(range(3), seconds=0, max_workers=1, name=f"ends {n}", gate=g)
-                for n, g in enumerate(gates)]
+        jobs = [
+            lab.create_job(range(3), seconds=0, max_workers=1, name=f"ends {n}", gate=g)
+            for n, g in enumerate(gates)
+        ]
         # Each job is shown twice, by a progress widget and by its jobs view row.
-        show_cells(page, [jobs_cell()]
-                   + [widget_cell(job["id"], var=f"w{n}") for n, job in enumerate(jobs)])
+        show_cells(
+            page,
+            [jobs_cell()] + [widget_cell(job["id"], var=f"w{n}") for n, job in enumerate(jobs)],
+        )
         wait_active(page, 3)
         own_title = title(page)
         control = page.locator(".bw-jobs button.bw-notify")

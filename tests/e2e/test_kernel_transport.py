@@ -74,14 +74,18 @@ def batch_server_job(lab: LabHandle, job_id: str) -> dict[str, Any]:
     """The job as the batch server (which the kernel started) answers for it."""
     record = runtime_record(lab.env)
     assert record is not None, "the kernel started the batch server"
-    request = urllib.request.Request(f"{record['url']}api/batch/jobs/{job_id}",
-                                     headers={"Authorization": f"token {record['token']}"})
+    request = urllib.request.Request(
+        f"{record['url']}api/batch/jobs/{job_id}",
+        headers={"Authorization": f"token {record['token']}"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
 def test_the_widget_follows_the_job_through_the_kernel_to_exact_counts(
-    plain_page: Any, plain_lab: LabHandle, notebook_name: str,
+    plain_page: Any,
+    plain_lab: LabHandle,
+    notebook_name: str,
 ) -> None:
     page = plain_page
     open_warm_notebook(page, plain_lab, notebook_name)
@@ -97,13 +101,19 @@ def test_the_widget_follows_the_job_through_the_kernel_to_exact_counts(
     assert shown["connection"] == "kernel"
     log = recorded(page, widget=0)
     assert any(e["connection"] == "kernel" and e["status"] == "processing" for e in log), (
-        "live progress came through the kernel on the way")
-    wait_for(lambda: page.locator(".bw-failure[data-index='7']").count() == 1, 10,
-             what="the failed item listed from what the kernel sent")
+        "live progress came through the kernel on the way"
+    )
+    wait_for(
+        lambda: page.locator(".bw-failure[data-index='7']").count() == 1,
+        10,
+        what="the failed item listed from what the kernel sent",
+    )
 
 
 def test_cancel_goes_through_the_kernel(
-    plain_page: Any, plain_lab: LabHandle, notebook_name: str,
+    plain_page: Any,
+    plain_lab: LabHandle,
+    notebook_name: str,
 ) -> None:
     page = plain_page
     open_warm_notebook(page, plain_lab, notebook_name)
@@ -120,7 +130,9 @@ def test_cancel_goes_through_the_kernel(
 
 
 def test_auto_falls_back_to_the_kernel_when_the_page_cannot_reach_the_batch_api(
-    page: Any, lab: LabHandle, notebook_name: str,
+    page: Any,
+    lab: LabHandle,
+    notebook_name: str,
 ) -> None:
     open_warm_notebook(page, lab, notebook_name)
     blocked: list[str] = []
@@ -142,23 +154,28 @@ def test_auto_falls_back_to_the_kernel_when_the_page_cannot_reach_the_batch_api(
     became_kernel = next(e for e in log if e["connection"] == "kernel")
     appeared = log[0]
     assert became_kernel["t"] - appeared["t"] <= 2000 + SLACK_MS, (
-        "auto gave up on the page's server within 2 s")
+        "auto gave up on the page's server within 2 s"
+    )
 
 
 def test_the_jobs_view_lists_and_moves_through_the_kernel(
-    plain_page: Any, plain_lab: LabHandle, notebook_name: str,
+    plain_page: Any,
+    plain_lab: LabHandle,
+    notebook_name: str,
 ) -> None:
     page = plain_page
     open_warm_notebook(page, plain_lab, notebook_name)
-    show_cells(page, [
-        "job = bw.submit('batch_widget.processors:sleep', list(range(30)),\n"
-        "                params={'seconds': 0.3}, max_workers=2, name='listed via kernel')",
-        "v = bw.jobs()\nv",
-    ])
+    show_cells(
+        page,
+        [
+            "job = bw.submit('batch_widget.processors:sleep', list(range(30)),\n"
+            "                params={'seconds': 0.3}, max_workers=2, name='listed via kernel')",
+            "v = bw.jobs()\nv",
+        ],
+    )
     view = page.locator(".bw-jobs[data-connection=kernel]")
     view.wait_for(timeout=WITHIN * 1000)
-    job_id = page.evaluate(
-        "() => document.querySelector('.bw-jobs .bw-job-row').dataset.jobId")
+    job_id = page.evaluate("() => document.querySelector('.bw-jobs .bw-job-row').dataset.jobId")
     done_row = page.locator(f".bw-job-row[data-job-id='{job_id}'][data-status=completed]")
     done_row.wait_for(timeout=WITHIN * 1000)
     shown = done_row.evaluate("el => ({...el.dataset})")

@@ -40,8 +40,9 @@ def test_the_failed_items_list_survives_a_retry_that_fails_as_many(
 ) -> None:
     open_warm_notebook(page, lab, notebook_name, via=proxy.url)
     gate.open()
-    job = lab.create_job(range(6), seconds=0.01, fail=[1, 4], max_workers=2,
-                         name="fails twice", gate=gate)
+    job = lab.create_job(
+        range(6), seconds=0.01, fail=[1, 4], max_workers=2, name="fails twice", gate=gate
+    )
     first_run = settled(lab, job["id"])
     assert (first_run["done"], first_run["failed"]) == (4, 2)
     show_cells(page, [widget_cell(job["id"])])

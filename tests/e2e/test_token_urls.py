@@ -42,8 +42,14 @@ def test_the_widget_never_puts_the_token_in_a_url_and_polls_when_its_stream_is_r
     page: Any, lab: LabHandle, proxy: FaultProxy, gate: Gate, notebook_name: str
 ) -> None:
     requests: list[tuple[str, dict[str, str]]] = []
-    page.on("request", lambda request: requests.append((request.url, request.headers))
-            if "/api/batch/" in request.url else None)
+    page.on(
+        "request",
+        lambda request: (
+            requests.append((request.url, request.headers))
+            if "/api/batch/" in request.url
+            else None
+        ),
+    )
     open_warm_notebook(page, lab, notebook_name, via=proxy.url)
     job = lab.create_job(range(8), seconds=0.05, gate=gate, max_workers=1, name="token")
     show_cells(page, [widget_cell(job["id"])])
@@ -56,8 +62,11 @@ def test_the_widget_never_puts_the_token_in_a_url_and_polls_when_its_stream_is_r
     since = log_position(page)
     built = len(event_sources(page))
     proxy.drop_sse_cookies()
-    wait_for(lambda: "polling" in connections(page, since=since), WITHIN,
-             what=f"polling once the stream is down for {WATCHDOG_TIMEOUT} ms")
+    wait_for(
+        lambda: "polling" in connections(page, since=since),
+        WITHIN,
+        what=f"polling once the stream is down for {WATCHDOG_TIMEOUT} ms",
+    )
     gate.release(5)
     wait_for(lambda: attrs(page)["done"] >= 5, WITHIN, what="progress shown by polls alone")
     assert attrs(page)["connection"] != "live", "no stream was accepted meanwhile"

@@ -27,8 +27,11 @@ def test_eight_threads_each_item_gets_exactly_its_own_lines() -> None:
         lines = text.splitlines()
         assert len(lines) == 60
         assert all(f"item {item} " in line for line in lines), lines[:3]
-        assert lines[:3] == [f"item {item} out 0", f"item {item} err 0",
-                             f"WARNING noisy: item {item} log 0"]
+        assert lines[:3] == [
+            f"item {item} out 0",
+            f"item {item} err 0",
+            f"WARNING noisy: item {item} log 0",
+        ]
 
 
 def test_a_log_keeps_its_first_bytes_and_says_how_much_was_cut() -> None:

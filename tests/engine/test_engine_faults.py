@@ -52,9 +52,13 @@ async def test_sys_exit_and_keyboard_interrupt_fail_only_their_items(
     make_manager: ManagerFactory, executor: str
 ) -> None:
     manager = make_manager()
-    job = create(manager,
-        list(range(10)), processor="sample_processors:exits", executor=executor,
-        params={"exit_on": [3], "interrupt_on": [6]}, max_workers=2,
+    job = create(
+        manager,
+        list(range(10)),
+        processor="sample_processors:exits",
+        executor=executor,
+        params={"exit_on": [3], "interrupt_on": [6]},
+        max_workers=2,
     )
     final = await wait(manager, job["id"], timeout=60)
 
@@ -114,8 +118,13 @@ async def test_a_store_unwritable_for_a_moment_loses_nothing(
     markers.mkdir()
     manager = make_manager(store_write_timeout=30)
     store_path = manager.store.path
-    job = create(manager, list(range(60)), processor="sample_processors:once",
-                         params={"marker_dir": str(markers), "seconds": 0.02}, max_workers=2)
+    job = create(
+        manager,
+        list(range(60)),
+        processor="sample_processors:once",
+        params={"marker_dir": str(markers), "seconds": 0.02},
+        max_workers=2,
+    )
     await wait_until(lambda: manager.get(job["id"])["done"] >= 5)
 
     immutable.freeze(written_files(store_path))
@@ -137,8 +146,7 @@ async def test_a_store_that_stays_unwritable_fails_the_job_and_retry_finishes_it
     recorder = Recorder()
     manager = make_manager(recorder, store_write_timeout=0.5)
     store_path = manager.store.path
-    job = create(manager, list(range(40)), processor=SLEEP, params={"seconds": 0.05},
-                         max_workers=2)
+    job = create(manager, list(range(40)), processor=SLEEP, params={"seconds": 0.05}, max_workers=2)
     await wait_until(lambda: manager.get(job["id"])["done"] >= 2)
 
     immutable.freeze(written_files(store_path))
@@ -182,9 +190,15 @@ async def test_retry_and_cancel_the_instant_a_job_ends_never_strand_a_run(
     log.propagate = False
     log.setLevel(logging.INFO)
     manager = make_manager(max_concurrent_jobs=2, log=log)
-    jobs = [create(manager, [0, 1, 2], processor="sample_processors:sleep_then_fail",
-                           params={"seconds": 0.2, "fail": [0]})
-            for _ in range(3)]
+    jobs = [
+        create(
+            manager,
+            [0, 1, 2],
+            processor="sample_processors:sleep_then_fail",
+            params={"seconds": 0.2, "fail": [0]},
+        )
+        for _ in range(3)
+    ]
     most_processing = 0
     stop_sampling = threading.Event()
 
@@ -211,8 +225,7 @@ async def test_retry_and_cancel_the_instant_a_job_ends_never_strand_a_run(
         return outcomes
 
     try:
-        results = await asyncio.gather(
-            *(asyncio.to_thread(hammer, job["id"], 10) for job in jobs))
+        results = await asyncio.gather(*(asyncio.to_thread(hammer, job["id"], 10) for job in jobs))
     finally:
         stop_sampling.set()
         sampler.join()
@@ -284,9 +297,14 @@ async def test_a_crashing_worker_process_fails_only_its_item(
     make_manager: ManagerFactory, how: str
 ) -> None:
     manager = make_manager()
-    job = create(manager, list(range(60)), processor="sample_processors:crash",
-                         executor="process", max_workers=2,
-                         params={"on": [7, 41], "how": how, "seconds": 0.005})
+    job = create(
+        manager,
+        list(range(60)),
+        processor="sample_processors:crash",
+        executor="process",
+        max_workers=2,
+        params={"on": [7, 41], "how": how, "seconds": 0.005},
+    )
     final = await wait(manager, job["id"], timeout=120)
 
     assert (final["status"], final["done"], final["failed"]) == ("completed", 58, 2)
@@ -308,9 +326,14 @@ async def test_cancelling_a_hung_job_frees_its_slot_after_cancel_timeout(
     pids.mkdir()
     manager = make_manager(max_concurrent_jobs=1, cancel_timeout=1.0)
     release = tmp_path / "release"
-    hung = create(manager, [0, 1], processor="sample_processors:hang", executor=executor,
-                          params={"on": [0], "pid_dir": str(pids), "release": str(release)},
-                          max_workers=1)
+    hung = create(
+        manager,
+        [0, 1],
+        processor="sample_processors:hang",
+        executor=executor,
+        params={"on": [0], "pid_dir": str(pids), "release": str(release)},
+        max_workers=1,
+    )
     behind = create(manager, [1, 2, 3], processor=SLEEP, params={"seconds": 0.01})
     await wait_until((pids / "0.pid").exists, timeout=60)
     assert manager.get(behind["id"])["status"] == "queued"
@@ -332,8 +355,7 @@ async def test_cancelling_a_hung_job_frees_its_slot_after_cancel_timeout(
         stuck = f"batch-worker-{job_key(manager, hung['id'])}-"
         assert [t for t in threading.enumerate() if t.name.startswith(stuck)]
         release.touch()
-        await wait_until(
-            lambda: not [t for t in threading.enumerate() if t.name.startswith(stuck)])
+        await wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith(stuck)])
 
 
 def _alive(pid: int) -> bool:
@@ -353,8 +375,9 @@ async def test_a_deleted_store_fails_the_job_loudly_and_is_never_recreated(
     recorder = Recorder()
     manager = make_manager(recorder)
     store_path = manager.store.path
-    job = create(manager, list(range(200)), processor=SLEEP, params={"seconds": 0.02},
-                         max_workers=2)
+    job = create(
+        manager, list(range(200)), processor=SLEEP, params={"seconds": 0.02}, max_workers=2
+    )
     await wait_until(lambda: manager.get(job["id"])["done"] >= 2)
 
     for path in store_files(store_path):

@@ -17,9 +17,28 @@ class Color(enum.IntEnum):
 
 
 VALUES: list[Any] = [
-    "", "plain", "é ü 中文 \U0001f600", 'quote " backslash \\ newline \n tab \t \x00',
-    0, -1, 2**70, -(2**63), 1.5, -0.0, 1e300, 5e-324, 0.1 + 0.2, True, False, None,
-    [], {}, [1, "two", None, [3.5]], {"a": {"b": [True, {"c": "é"}]}}, (1, 2), Color.RED,
+    "",
+    "plain",
+    "é ü 中文 \U0001f600",
+    'quote " backslash \\ newline \n tab \t \x00',
+    0,
+    -1,
+    2**70,
+    -(2**63),
+    1.5,
+    -0.0,
+    1e300,
+    5e-324,
+    0.1 + 0.2,
+    True,
+    False,
+    None,
+    [],
+    {},
+    [1, "two", None, [3.5]],
+    {"a": {"b": [True, {"c": "é"}]}},
+    (1, 2),
+    Color.RED,
     {"k": 1.0, "n": None},
 ]
 

@@ -66,8 +66,9 @@ async def test_results_errors_and_durations_land_in_the_ledger(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    job = create(manager, list(range(10)), processor=SLEEP,
-                         params={"seconds": 0.001, "fail": [3, 7]})
+    job = create(
+        manager, list(range(10)), processor=SLEEP, params={"seconds": 0.001, "fail": [3, 7]}
+    )
     final = await wait(manager, job["id"])
     assert (final["status"], final["done"], final["failed"]) == ("completed", 8, 2)
     items, total = manager.items(job["id"])
@@ -102,8 +103,12 @@ async def test_an_unimportable_processor_is_refused_before_any_job_exists(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    for processor in ["no_such_module_xyz:run", "batch_widget.processors:nope", "not a path",
-                      "os.path"]:
+    for processor in [
+        "no_such_module_xyz:run",
+        "batch_widget.processors:nope",
+        "not a path",
+        "os.path",
+    ]:
         with pytest.raises(InvalidRequest):
             create(manager, [1], processor=processor)
     assert manager.list_jobs() == ([], 0)
@@ -139,8 +144,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
 async def test_allowed_processors_and_allow_callables_are_enforced(
     make_manager: ManagerFactory,
 ) -> None:
-    manager = make_manager(allowed_processors=["batch_widget.processors:*"],
-                           allow_callables=False)
+    manager = make_manager(allowed_processors=["batch_widget.processors:*"], allow_callables=False)
     with pytest.raises(PermissionDenied, match="allowed_processors"):
         create(manager, [1], processor="os:system")
     pickled = base64.b64encode(cloudpickle.dumps(lambda item: item)).decode()
@@ -246,8 +250,9 @@ async def test_list_jobs_is_newest_first_filtered_and_paged(make_manager: Manage
 
 async def test_max_concurrent_jobs_keeps_the_rest_queued(make_manager: ManagerFactory) -> None:
     manager = make_manager(max_concurrent_jobs=2)
-    jobs = [create(manager, list(range(4)), processor=SLEEP, params={"seconds": 0.1})
-            for _ in range(4)]
+    jobs = [
+        create(manager, list(range(4)), processor=SLEEP, params={"seconds": 0.1}) for _ in range(4)
+    ]
     await wait_until(lambda: manager.get(jobs[0]["id"])["status"] == "processing")
     statuses = [manager.get(j["id"])["status"] for j in jobs]
     assert statuses.count("processing") <= 2
@@ -313,8 +318,7 @@ async def test_complete_still_arrives_when_two_broadcasts_raise(
     make_manager: ManagerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = Recorder(fail_terminal=2)
-    manager = make_manager(recorder, broadcast_retry_delay=0.05,
-                           completion_broadcast_retries=3)
+    manager = make_manager(recorder, broadcast_retry_delay=0.05, completion_broadcast_retries=3)
     job = create(manager, [1, 2], processor=SLEEP, params={"seconds": 0})
     await wait(manager, job["id"])
     await wait_until(lambda: any(s["status"] == "completed" for s in recorder.of(job["id"])))
@@ -329,8 +333,13 @@ async def test_the_process_executor_runs_items_in_other_processes(
     make_manager: ManagerFactory,
 ) -> None:
     manager = make_manager()
-    job = create(manager, list(range(8)), processor="sample_processors:pid_of_worker",
-                         executor="process", max_workers=2)
+    job = create(
+        manager,
+        list(range(8)),
+        processor="sample_processors:pid_of_worker",
+        executor="process",
+        max_workers=2,
+    )
     final = await wait(manager, job["id"], timeout=120)
     assert (final["status"], final["done"]) == ("completed", 8)
     pids = {i["result"] for i in manager.items(job["id"])[0]}
@@ -340,16 +349,20 @@ async def test_the_process_executor_runs_items_in_other_processes(
 async def test_a_notebook_function_runs_from_its_pickle(make_manager: ManagerFactory) -> None:
     namespace: dict[str, Any] = {}
     # a function defined outside any module, as in a notebook cell
-    exec(textwrap.dedent("""
+    exec(
+        textwrap.dedent("""
         offset = 100
         def add_offset(item, scale=1):
             return item * scale + offset
-    """), namespace)
+    """),
+        namespace,
+    )
     pickled = base64.b64encode(cloudpickle.dumps(namespace["add_offset"])).decode()
     manager = make_manager()
     for executor in ("thread", "process"):
-        job = create(manager, [1, 2, 3], callable_b64=pickled, params={"scale": 2},
-                             executor=executor)
+        job = create(
+            manager, [1, 2, 3], callable_b64=pickled, params={"scale": 2}, executor=executor
+        )
         assert job["processor"] == "<add_offset>" and job["name"] == "add_offset"
         final = await wait(manager, job["id"], timeout=120)
         assert final["done"] == 3
@@ -421,8 +434,9 @@ def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
     sizer.observe([Outcome(ItemStatus.DONE, "1", None, None, 1.0, None, 1, 0)])
     assert sizer.size(undispatched=10_000, workers=4) == 1
     fast = ChunkSizer(target=0.05)
-    fast.observe([Outcome(ItemStatus.DONE, "1", None, None, 0.00001, None, 1, i)
-                  for i in range(100)])
+    fast.observe(
+        [Outcome(ItemStatus.DONE, "1", None, None, 0.00001, None, 1, i) for i in range(100)]
+    )
     assert fast.size(undispatched=100_000, workers=4) >= 1000
     assert fast.size(undispatched=400, workers=4) == 100  # the tail is shared fairly
 
@@ -438,8 +452,9 @@ async def test_a_retried_job_keeps_its_start_and_shows_no_rate_until_an_item_end
     assert first["failed"] == 1 and first["started_at"] is not None
     manager.retry(job["id"])
     await wait(manager, job["id"])
-    retried = [s for s in recorder.events
-               if s["id"] == job["id"] and s["version"] > first["version"]]
+    retried = [
+        s for s in recorder.events if s["id"] == job["id"] and s["version"] > first["version"]
+    ]
     processing = [s for s in retried if s["status"] == "processing"]
     assert processing, retried
     # elapsed time goes on from the first start; no "0.0 items/s" before an item of the run ends

@@ -25,8 +25,18 @@ from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus
 
 
 def _row(job_id: str = "j1", total: int = 3) -> JobRow:
-    return JobRow(key=0, id=job_id, name="n", processor="m:f", callable_size=None, params="{}",
-                  max_workers=None, executor="thread", status=JobStatus.QUEUED, total=total)
+    return JobRow(
+        key=0,
+        id=job_id,
+        name="n",
+        processor="m:f",
+        callable_size=None,
+        params="{}",
+        max_workers=None,
+        executor="thread",
+        status=JobStatus.QUEUED,
+        total=total,
+    )
 
 
 def test_the_store_is_a_versioned_wal_database(tmp_path: Path) -> None:
@@ -107,8 +117,9 @@ def test_a_sigkilled_server_leaves_an_interrupted_job_with_every_result_intact(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "jobs.sqlite"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None
         job_id = child.stdout.readline().strip()
@@ -211,8 +222,10 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     inputs = ["a", {"b": [1, "é"]}, None, 3.5, "x" * 1000]
     store.insert_job(_row(total=len(inputs)), inputs)
     (row,) = store.load_jobs()
-    outcomes = [("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, None, row.key, i)
-                for i in (0, 1, 4)]
+    outcomes = [
+        ("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, None, row.key, i)
+        for i in (0, 1, 4)
+    ]
     outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, "oops\n", row.key, 2))
     store.commit_progress(row, [], outcomes)
 
@@ -224,8 +237,11 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     for by_index in (False, True):
         received: list[Any] = []
         while len(received) < total:
-            at = (Position(after=received[-1]["index"] if received else -1) if by_index
-                  else Position(offset=len(received)))
+            at = (
+                Position(after=received[-1]["index"] if received else -1)
+                if by_index
+                else Position(offset=len(received))
+            )
             page = json.loads(store.items_page(row.key, None, at, 100, max_bytes=300))
             assert 1 <= len(page["items"]) < total and page["total"] == total
             received += page["items"]

@@ -283,16 +283,17 @@ def test_a_rejected_token_says_what_to_do_without_the_servers_jargon(
     """Jupyter answers a write with a wrong token (or none) "'_xsrf' argument missing from
     POST": the user sees what to pass instead."""
     bw.connect(server.url, "not-the-token")
-    for call in (lambda: bw.submit(SLEEP, [1], params={"seconds": 0}),
-                 lambda: _client.Client(server.url, "").cancel("0123456789ab"),
-                 bw.jobs):
+    for call in (
+        lambda: bw.submit(SLEEP, [1], params={"seconds": 0}),
+        lambda: _client.Client(server.url, "").cancel("0123456789ab"),
+        bw.jobs,
+    ):
         with pytest.raises(PermissionDenied) as denied:
             call()
         text = str(denied.value)
         assert "_xsrf" not in text and "argument missing" not in text, text
         sent = "no token was sent" if "no token" in text else "the token sent was rejected"
-        assert f"the Jupyter server at {server.url} refused the request: {sent} (HTTP 403)." \
-            in text
+        assert f"the Jupyter server at {server.url} refused the request: {sent} (HTTP 403)." in text
         assert "Use the token Jupyter printed at start" in text
         assert "bw.connect(url, token=...)" in text
 

@@ -157,7 +157,10 @@ def test_env_url_wins_over_runtime_files(monkeypatch: pytest.MonkeyPatch, tmp_pa
     info = discover()
 
     assert (info.url, info.token, info.source) == (
-        "http://example.test:9000/jupyter/", "secret", "env")
+        "http://example.test:9000/jupyter/",
+        "secret",
+        "env",
+    )
     assert default_client().url == "http://example.test:9000/jupyter/"
 
 

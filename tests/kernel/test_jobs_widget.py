@@ -43,8 +43,9 @@ def settled(client: Client, job_id: str, status: str) -> dict[str, object]:
 
 
 def finished(client: Client, name: str, items: int = 2) -> dict[str, object]:
-    job = client.create({"processor": SLEEP, "items": list(range(items)), "name": name,
-                         "params": {"seconds": 0}})
+    job = client.create(
+        {"processor": SLEEP, "items": list(range(items)), "name": name, "params": {"seconds": 0}}
+    )
     return settled(client, str(job["id"]), "completed")
 
 
@@ -83,8 +84,15 @@ def test_status_and_limit_filter_and_bad_values_are_refused(client: Client) -> N
 
 def test_the_kernel_transport_refreshes_cancels_and_retries(client: Client) -> None:
     view = JobsView(client=client)
-    job = client.create({"processor": SLEEP, "items": list(range(40)), "name": "via kernel",
-                         "params": {"seconds": 0.2}, "max_workers": 1})
+    job = client.create(
+        {
+            "processor": SLEEP,
+            "items": list(range(40)),
+            "name": "via kernel",
+            "params": {"seconds": 0.2},
+            "max_workers": 1,
+        }
+    )
     before = view.kernel_jobs["version"]
     view._handle_custom_msg({"type": "refresh"}, [])
     assert view.kernel_jobs["version"] > before

@@ -56,8 +56,14 @@ def status_of(widget: BatchProgress) -> str:
 
 
 def test_the_kernel_follows_a_displayed_job_to_its_end(client: Client) -> None:
-    job = client.create({"processor": SLEEP, "items": list(range(20)),
-                         "params": {"seconds": 0.05, "fail": [3]}, "max_workers": 2})
+    job = client.create(
+        {
+            "processor": SLEEP,
+            "items": list(range(20)),
+            "params": {"seconds": 0.05, "fail": [3]},
+            "max_workers": 2,
+        }
+    )
     widget, seen = shown(client, job["id"])
 
     eventually(lambda: status_of(widget) == "completed", "the widget's job completed")
@@ -73,8 +79,9 @@ def test_the_kernel_follows_a_displayed_job_to_its_end(client: Client) -> None:
 
 
 def test_cancel_and_retry_from_the_browser_act_on_the_job(client: Client) -> None:
-    job = client.create({"processor": SLEEP, "items": list(range(40)),
-                         "params": {"seconds": 0.2}, "max_workers": 2})
+    job = client.create(
+        {"processor": SLEEP, "items": list(range(40)), "params": {"seconds": 0.2}, "max_workers": 2}
+    )
     widget, _ = shown(client, job["id"])
     eventually(lambda: widget.kernel_snapshot.get("done", 0) >= 2, "items done")
 

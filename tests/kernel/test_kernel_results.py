@@ -219,8 +219,9 @@ def test_map_of_a_job_deleted_meanwhile_raises(server: ServerHandle) -> None:
         relayed_client(server, relay)
         relay.arm()
         deleter = delete_once_held(server, relay)
-        got, error = outcome(lambda: bw.map(ECHO, range(BIG), params={"seconds": 0},
-                                            max_workers=4, timeout=180))
+        got, error = outcome(
+            lambda: bw.map(ECHO, range(BIG), params={"seconds": 0}, max_workers=4, timeout=180)
+        )
         deleter.join(130)
         assert relay.held_job is not None
         assert_incomplete(error, got, relay.held_job)
@@ -233,10 +234,15 @@ class _ShortLedger(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # http.server names the methods
         if self.path.split("?")[0].endswith("/results"):
-            after = int(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                        .get("after", ["-1"])[0])
-            lines = [{"index": i, "status": "done", "result": i * 10, "error": None}
-                     for i in range(after + 1, 3)]
+            after = int(
+                urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("after", ["-1"])[
+                    0
+                ]
+            )
+            lines = [
+                {"index": i, "status": "done", "result": i * 10, "error": None}
+                for i in range(after + 1, 3)
+            ]
             body = "".join(json.dumps(line) + "\n" for line in lines).encode()
             content_type = "application/x-ndjson"
         else:
@@ -262,8 +268,9 @@ def test_a_stream_that_ends_cleanly_but_short_is_an_error_too() -> None:
             got, error = outcome(read)
             assert error is not None, f"no error, and {got!r}"
             assert type(error).__name__ == "ResultsIncomplete", repr(error)
-            assert "3 of 5 lines came, because the stream ended before the last item" \
-                in str(error), str(error)
+            assert "3 of 5 lines came, because the stream ended before the last item" in str(
+                error
+            ), str(error)
             assert "call job.results() again" in str(error)
     finally:
         httpd.shutdown()

@@ -51,8 +51,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 def forget_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test chooses its server; the choice is forgotten afterwards."""
     monkeypatch.setattr(_client._default, "client", None)
-    for name in ("BATCH_WIDGET_URL", "BATCH_WIDGET_TOKEN", "JPY_PARENT_PID",
-                 "JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_API_TOKEN"):
+    for name in (
+        "BATCH_WIDGET_URL",
+        "BATCH_WIDGET_TOKEN",
+        "JPY_PARENT_PID",
+        "JUPYTERHUB_SERVICE_PREFIX",
+        "JUPYTERHUB_API_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -61,14 +66,28 @@ def forget_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_values_with_an_obvious_json_form_are_sent_as_json(server: ServerHandle) -> None:
     bw.connect(server.url, server.token)
-    items = [Path("/data/a.txt"), np.int64(3), np.float64(1.5), np.bool_(True),
-             np.arange(4).reshape(2, 2), (1, "two"), {"where": Path("x/y.csv")},
-             {1: "json writes number keys as str", np.int64(2): (np.float32(0.5),)}]
+    items = [
+        Path("/data/a.txt"),
+        np.int64(3),
+        np.float64(1.5),
+        np.bool_(True),
+        np.arange(4).reshape(2, 2),
+        (1, "two"),
+        {"where": Path("x/y.csv")},
+        {1: "json writes number keys as str", np.int64(2): (np.float32(0.5),)},
+    ]
     job = bw.submit(ECHO, items, params={"seconds": 0})
     job.wait(timeout=60)
-    assert job.results() == ["/data/a.txt", 3, 1.5, True, [[0, 1], [2, 3]], [1, "two"],
-                             {"where": "x/y.csv"},
-                             {"1": "json writes number keys as str", "2": [0.5]}]
+    assert job.results() == [
+        "/data/a.txt",
+        3,
+        1.5,
+        True,
+        [[0, 1], [2, 3]],
+        [1, "two"],
+        {"where": "x/y.csv"},
+        {"1": "json writes number keys as str", "2": [0.5]},
+    ]
 
 
 def test_items_already_json_are_not_copied() -> None:
@@ -96,8 +115,9 @@ def test_a_path_in_params_is_sent_as_its_str(server: ServerHandle, tmp_path: Pat
     bw.connect(server.url, server.token)
     source = tmp_path / "a.txt"
     source.write_text("hello " * 100, encoding="utf-8")
-    job = bw.submit("batch_widget.processors:gzip_file", [str(source)],
-                    params={"dest_dir": tmp_path / "out"})
+    job = bw.submit(
+        "batch_widget.processors:gzip_file", [str(source)], params={"dest_dir": tmp_path / "out"}
+    )
     assert job.wait(timeout=60)["done"] == 1
     assert (tmp_path / "out" / "a.txt.gz").is_file()
 
@@ -105,19 +125,32 @@ def test_a_path_in_params_is_sent_as_its_str(server: ServerHandle, tmp_path: Pat
 @pytest.mark.parametrize(
     ("items", "expected"),
     [
-        ([1, datetime.date(2024, 1, 2)],
-         "item 1 is of type datetime.date, which has no JSON form: pass a str (value.isoformat())"),
-        ([0, 1, {3, 4}],
-         "item 2 is of type set, which has no JSON form: pass a list (sorted(value))"),
+        (
+            [1, datetime.date(2024, 1, 2)],
+            "item 1 is of type datetime.date, which has no JSON form: "
+            "pass a str (value.isoformat())",
+        ),
+        (
+            [0, 1, {3, 4}],
+            "item 2 is of type set, which has no JSON form: pass a list (sorted(value))",
+        ),
         ([b"raw"], "item 0 is of type bytes, which has no JSON form: pass a str (value.decode())"),
-        ([3, {"meta": {"when": datetime.datetime(2024, 1, 2)}}],
-         'item 1["meta"]["when"] is of type datetime.datetime, which has no JSON form: '
-         "pass a str (value.isoformat())"),
+        (
+            [3, {"meta": {"when": datetime.datetime(2024, 1, 2)}}],
+            'item 1["meta"]["when"] is of type datetime.datetime, which has no JSON form: '
+            "pass a str (value.isoformat())",
+        ),
         ([[0, (1, {7})]], "item 0[1][1] is of type set"),
-        ([{(1, 2): "a"}], "item 0 has a key (1, 2) of type tuple, which JSON cannot use as "
-                          "an object key: use str keys"),
-        ([Decimal("1.5")], "item 0 is of type decimal.Decimal, which has no JSON form: pass "
-                           "a str (str(value)) or a float"),
+        (
+            [{(1, 2): "a"}],
+            "item 0 has a key (1, 2) of type tuple, which JSON cannot use as "
+            "an object key: use str keys",
+        ),
+        (
+            [Decimal("1.5")],
+            "item 0 is of type decimal.Decimal, which has no JSON form: pass "
+            "a str (str(value)) or a float",
+        ),
         ([object()], "item 0 is of type object, which has no JSON form: pass a str, a number"),
     ],
 )
@@ -135,8 +168,11 @@ def test_an_item_with_no_json_form_is_named_with_its_type_and_the_fix(
 def test_a_param_with_no_json_form_is_named_by_its_key() -> None:
     with pytest.raises(TypeError, match=r'params\["when"\] is of type datetime.date'):
         bw.submit(ECHO, [1], params={"when": datetime.date(2024, 1, 2)})
-    with pytest.raises(TypeError, match=r'params\["dest"\]\["parts"\]\[0\] is of type bytes.*'
-                                        r"write the data to a file and pass its path"):
+    with pytest.raises(
+        TypeError,
+        match=r'params\["dest"\]\["parts"\]\[0\] is of type bytes.*'
+        r"write the data to a file and pass its path",
+    ):
         json_params({"dest": {"parts": [b"x"]}})
     with pytest.raises(TypeError, match="params keys are argument names and must be str"):
         json_params({1: 2})
@@ -145,12 +181,18 @@ def test_a_param_with_no_json_form_is_named_by_its_key() -> None:
 @pytest.mark.parametrize(
     ("items", "expected"),
     [
-        ("abc", "items is a str: batch_widget would run one item per character. Pass a list "
-                "of items, e.g. ['abc']"),
+        (
+            "abc",
+            "items is a str: batch_widget would run one item per character. Pass a list "
+            "of items, e.g. ['abc']",
+        ),
         ("/data/f.txt", "e.g. ['/data/f.txt']"),
         (b"abc", "items is a bytes: batch_widget would run one item per byte"),
-        ({"a": 1, "b": 2}, "items is a dict: batch_widget would run one item per key. Pass a "
-                           "list: list(d.values()), list(d.items()), or [d] for one item"),
+        (
+            {"a": 1, "b": 2},
+            "items is a dict: batch_widget would run one item per key. Pass a "
+            "list: list(d.values()), list(d.items()), or [d] for one item",
+        ),
         (5, "items must be a list (or another iterable) of items, not int"),
     ],
 )
@@ -190,8 +232,10 @@ def test_a_403_of_batch_widget_itself_keeps_its_message(server: ServerHandle) ->
     with pytest.raises(PermissionDenied) as caught:
         bw.submit("json:dumps", [1])
     message = str(caught.value)
-    assert message.startswith("processor 'json:dumps' is not allowed: it matches none of "
-                              "BatchWidgetApp.allowed_processors")
+    assert message.startswith(
+        "processor 'json:dumps' is not allowed: it matches none of "
+        "BatchWidgetApp.allowed_processors"
+    )
     assert "token" not in message
 
 
@@ -308,16 +352,20 @@ def test_what_proxies_and_other_sites_answer_is_named(html_site: str) -> None:
     bw.connect(html_site + "gateway/")
     with pytest.raises(ServerUnreachable) as down:
         bw.jobs()
-    assert str(down.value).startswith(f"cannot reach the Jupyter server at {html_site}gateway/: "
-                                      "GET api/batch/jobs answered 502 Bad Gateway from a proxy")
+    assert str(down.value).startswith(
+        f"cannot reach the Jupyter server at {html_site}gateway/: "
+        "GET api/batch/jobs answered 502 Bad Gateway from a proxy"
+    )
     bw.connect(html_site + "empty/")
     with pytest.raises(ServerNotFound, match="answered 200 with an empty body"):
         bw.jobs()
     bw.connect(html_site + "hub/")
     with pytest.raises(ServerNotFound) as login:
         bw.jobs()
-    assert (f"answered 200 with text/html (after a redirect to {html_site}login?next=%2Fhub%2F, "
-            "a login page?)") in str(login.value)
+    assert (
+        f"answered 200 with text/html (after a redirect to {html_site}login?next=%2Fhub%2F, "
+        "a login page?)"
+    ) in str(login.value)
 
 
 def test_an_event_stream_that_is_a_page_is_named(html_site: str) -> None:

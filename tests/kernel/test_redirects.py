@@ -65,11 +65,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif "/api/batch/events" in self.path:
             self.reply(b"retry: 1000\n\nevent: heartbeat\ndata: {}\n\n", "text/event-stream")
         elif "/results" in self.path:
-            self.reply(b'{"index": 0, "status": "done", "result": 1, "error": null}\n',
-                       "application/x-ndjson")
+            self.reply(
+                b'{"index": 0, "status": "done", "result": 1, "error": null}\n',
+                "application/x-ndjson",
+            )
         else:
-            self.reply(json.dumps({"jobs": [], "total": 0, "id": "x"}).encode(),
-                       "application/json")
+            self.reply(json.dumps({"jobs": [], "total": 0, "id": "x"}).encode(), "application/json")
 
     def redirect(self, location: str) -> None:
         self.send_response(self.status)
@@ -110,8 +111,9 @@ class Site:
 def serving(target: str = "", status: int = 302) -> Iterator[Site]:
     """Run a recording (and maybe redirecting) server on a free port of 127.0.0.1."""
     recorded = Recorded()
-    handler = type("Handler", (_Handler,), {"recorded": recorded, "target": target,
-                                            "status": status})
+    handler = type(
+        "Handler", (_Handler,), {"recorded": recorded, "target": target, "status": status}
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -153,7 +155,7 @@ def assert_refused(
     assert type(error).__name__ == "RedirectRefused"
     text = str(error)
     assert f"{redirector.origin}/away/" in text  # the URL in use
-    assert "answered 302, a redirect to " f"{recorder.origin}/away/{path}" in text, text
+    assert f"answered 302, a redirect to {recorder.origin}/away/{path}" in text, text
     assert f"bw.connect('{recorder.origin}/away/', token=...)" in text, text
     assert "nothing was sent there" in text
 
@@ -200,7 +202,8 @@ def test_a_write_is_not_re_sent_by_a_same_server_redirect(status: int) -> None:
         error = refusal(lambda: client.delete("0123456789ab"))
         assert isinstance(error, ServerNotFound) and "a DELETE is never re-sent" in str(error)
         assert [(r[0], r[1]) for r in site.recorded.requests] == [
-            ("DELETE", "/moved/api/batch/jobs/0123456789ab")]
+            ("DELETE", "/moved/api/batch/jobs/0123456789ab")
+        ]
 
 
 def test_the_results_stream_sends_no_token_across_a_redirect(
@@ -228,12 +231,19 @@ def test_a_get_follows_a_redirect_on_the_same_server() -> None:
         client = Client(f"{site.origin}/moved/", TOKEN)
         assert client.list() == {"jobs": [], "total": 0, "id": "x"}
         assert list(client.results("j")) == [
-            {"index": 0, "status": "done", "result": 1, "error": None}]
+            {"index": 0, "status": "done", "result": 1, "error": None}
+        ]
         assert next(client.events(timeout=10)).event == "heartbeat"
         assert batch_api_status(f"{site.origin}/moved/", TOKEN) == 200
         paths = [path.split("?")[0] for _, path, _ in site.recorded.requests]
-        assert paths == ["/moved/api/batch/jobs", "/here/api/batch/jobs",
-                         "/moved/api/batch/jobs/j/results", "/here/api/batch/jobs/j/results",
-                         "/moved/api/batch/events", "/here/api/batch/events",
-                         "/moved/api/batch/jobs", "/here/api/batch/jobs"]
+        assert paths == [
+            "/moved/api/batch/jobs",
+            "/here/api/batch/jobs",
+            "/moved/api/batch/jobs/j/results",
+            "/here/api/batch/jobs/j/results",
+            "/moved/api/batch/events",
+            "/here/api/batch/events",
+            "/moved/api/batch/jobs",
+            "/here/api/batch/jobs",
+        ]
         assert site.recorded.authorizations() == [f"token {TOKEN}"] * 8

@@ -36,7 +36,7 @@ from batch_widget.protocol import RUNTIME_FILE
 
 __all__ = ["env"]  # a fixture, imported for the tests below
 
-#: The batch server's files in the runtime dir, and its proof route (README).
+#: The batch server's files in the runtime dir, and its proof route (docs/http-api.md).
 LOG_FILE = "batch_widget-server.log"
 LOCK_FILE = "batch_widget-server.lock"
 PROOF_ROUTE = "api/batch/proof"
@@ -76,9 +76,14 @@ def live_batch_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     store), and its runtime record."""
     environment = isolated(tmp_path / "elsewhere")
     log = (tmp_path / "elsewhere.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "batch_widget", "serve"], env=environment,
-                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=environment["HOME"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batch_widget", "serve"],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=environment["HOME"],
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT + SLACK
         record = runtime_record(environment)
@@ -93,11 +98,22 @@ def live_batch_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         log.close()
 
 
-def run_kernel(env: dict[str, str], code: str = KERNEL, cwd: str | None = None,
-               python_args: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+def run_kernel(
+    env: dict[str, str],
+    code: str = KERNEL,
+    cwd: str | None = None,
+    python_args: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], str]:
     """Run ``code`` in a fresh ``python``; return the JSON of its last line and its stderr."""
-    done = subprocess.run([sys.executable, *python_args, "-c", code], env=env, timeout=240,
-                          capture_output=True, text=True, check=False, cwd=cwd or env["HOME"])
+    done = subprocess.run(
+        [sys.executable, *python_args, "-c", code],
+        env=env,
+        timeout=240,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd or env["HOME"],
+    )
     assert done.returncode == 0, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
@@ -125,7 +141,8 @@ def assert_own_batch_server(env: dict[str, str], answer: dict[str, Any], *not_at
 
 
 def test_another_users_server_at_the_files_url_gets_nothing(
-    env: dict[str, str], recorders: list[Recorder],
+    env: dict[str, str],
+    recorders: list[Recorder],
 ) -> None:
     """Another user serves the URL of a leftover runtime file, and the file's pid is
     that user's process: the kernel neither sends it the token nor asks it anything."""
@@ -143,15 +160,18 @@ def test_another_users_server_at_the_files_url_gets_nothing(
 
 
 def test_a_server_that_relays_the_proof_question_gets_no_token(
-    env: dict[str, str], recorders: list[Recorder], live_batch_server: dict[str, Any],
+    env: dict[str, str],
+    recorders: list[Recorder],
+    live_batch_server: dict[str, Any],
 ) -> None:
     """The file's pid is this user's live batch server, but its URL is another user's
     server, which passes the proof question on to the real one: the answer is bound to
     the real server's URL, so the kernel refuses it and sends nothing more."""
     relay = Recorder(other_user().pw_name, relay=live_batch_server["url"])
     recorders.append(relay)
-    leave_runtime_file(env, url=relay.url, token=live_batch_server["token"],
-                       pid=live_batch_server["pid"])
+    leave_runtime_file(
+        env, url=relay.url, token=live_batch_server["token"], pid=live_batch_server["pid"]
+    )
 
     answer, log = run_kernel(env)
 
@@ -162,7 +182,8 @@ def test_a_server_that_relays_the_proof_question_gets_no_token(
 
 
 def test_a_pid_reused_by_a_process_of_this_user_that_is_no_batch_server(
-    env: dict[str, str], recorders: list[Recorder],
+    env: dict[str, str],
+    recorders: list[Recorder],
 ) -> None:
     """The leftover file's pid now belongs to an unrelated process of this same user
     (here: one serving HTTP at the file's URL): it is not a batch server, so the
@@ -181,20 +202,26 @@ def test_a_pid_reused_by_a_process_of_this_user_that_is_no_batch_server(
 
 @pytest.mark.parametrize("whose", ["readable by others", "another user's"])
 def test_a_runtime_file_that_is_not_this_users_alone_is_not_trusted(
-    env: dict[str, str], live_batch_server: dict[str, Any], whose: str,
+    env: dict[str, str],
+    live_batch_server: dict[str, Any],
+    whose: str,
 ) -> None:
     """Even naming a real, live batch server, a runtime file others may have written
     (or read: its token is then no secret) is ignored, and a fresh server started."""
-    path = leave_runtime_file(env, mode=0o644 if whose == "readable by others" else 0o600,
-                              **live_batch_server)
+    path = leave_runtime_file(
+        env, mode=0o644 if whose == "readable by others" else 0o600, **live_batch_server
+    )
     if whose == "another user's":
         os.chown(path, other_user().pw_uid, -1)
 
     answer, log = run_kernel(env)
 
     assert_own_batch_server(env, answer, live_batch_server["url"])
-    expected = ("can be read or written by other users" if whose == "readable by others"
-                else "belongs to another user")
+    expected = (
+        "can be read or written by other users"
+        if whose == "readable by others"
+        else "belongs to another user"
+    )
     assert expected in log
 
 
@@ -208,7 +235,7 @@ def test_the_proof_route_answers_the_keyed_hash_and_nothing_else(
         body, headers = json.loads(answer.read()), answer.headers
 
     keyed = hmac.new(token.encode(), (nonce + url).encode(), hashlib.sha256).hexdigest()
-    assert body == {"proof": keyed}, "HMAC-SHA256(token, nonce + url), as the README says"
+    assert body == {"proof": keyed}, "HMAC-SHA256(token, nonce + url), as docs/http-api.md says"
     assert "Server" not in headers and headers["Cache-Control"] == "no-store"
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{url}{PROOF_ROUTE}?nonce=abc", timeout=30)
@@ -232,7 +259,9 @@ async def test_the_jupyter_extension_has_no_proof_route(jp_fetch: Any, batch_app
 
 @pytest.mark.parametrize("how", ["world-writable (1777)", "another user's"])
 def test_a_runtime_dir_other_users_can_write_in_is_refused(
-    tmp_path: Path, env: dict[str, str], how: str,
+    tmp_path: Path,
+    env: dict[str, str],
+    how: str,
 ) -> None:
     """Like ``/tmp``: a symlink planted there would make the server write through it."""
     shared = tmp_path / "shared"
@@ -251,14 +280,17 @@ def test_a_runtime_dir_other_users_can_write_in_is_refused(
     assert "the batch server cannot start" in answer["error"]
     assert str(shared) in answer["error"]
     assert "Set JUPYTER_RUNTIME_DIR to a private folder" in answer["error"]
-    assert ("can be written by other users" if how.startswith("world")
-            else "belongs to another user") in answer["error"]
+    assert (
+        "can be written by other users" if how.startswith("world") else "belongs to another user"
+    ) in answer["error"]
     assert not (shared / RUNTIME_FILE).exists(), "no batch server started"
 
 
 @pytest.mark.parametrize("name", [LOG_FILE, LOCK_FILE])
 def test_no_symlink_in_the_runtime_dir_is_followed(
-    tmp_path: Path, env: dict[str, str], name: str,
+    tmp_path: Path,
+    env: dict[str, str],
+    name: str,
 ) -> None:
     runtime = own_private_dir(Path(env["JUPYTER_RUNTIME_DIR"]))
     target = tmp_path / "elsewhere" / "file"
@@ -273,15 +305,21 @@ def test_no_symlink_in_the_runtime_dir_is_followed(
 
 
 def test_the_batch_server_refuses_a_runtime_dir_others_can_write_in(
-    tmp_path: Path, env: dict[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
 
-    done = subprocess.run([sys.executable, "-m", "batch_widget", "serve", "--idle-timeout=1"],
-                          env={**env, "JUPYTER_RUNTIME_DIR": str(shared)}, timeout=120,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_widget", "serve", "--idle-timeout=1"],
+        env={**env, "JUPYTER_RUNTIME_DIR": str(shared)},
+        timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert done.returncode == 2, done.stderr
     assert "can be written by other users" in done.stderr
@@ -300,15 +338,18 @@ def test_the_servers_files_in_the_runtime_dir_are_its_users_alone(env: dict[str,
 
 # --------------------------------------------------------------------------- item 8
 
-SHADOWS = {name: f"raise RuntimeError('the {name} of a user folder was imported')\n"
-           for name in ("json.py", "secrets.py")}
+SHADOWS = {
+    name: f"raise RuntimeError('the {name} of a user folder was imported')\n"
+    for name in ("json.py", "secrets.py")
+}
 #: As in ipykernel, whose launcher takes the working dir off ``sys.path`` while it
 #: loads and IPython puts it back for the user's code: then discovery runs.
 IN_A_KERNEL = "import sys\nimport batch_widget\nsys.path.insert(0, '')\n" + KERNEL
 
 
 def test_modules_in_the_kernels_folder_and_home_do_not_break_the_batch_server(
-    tmp_path: Path, env: dict[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -333,8 +374,15 @@ def test_on_python_3_10_the_batch_server_runs_in_the_runtime_dir(env: dict[str, 
     assert "-P" not in command and cwd == runtime
     assert f"--ServerApp.root_dir={Path.home()}" in command
 
-    done = subprocess.run([*command, "--idle-timeout=1"], cwd=cwd, timeout=120, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*command, "--idle-timeout=1"],
+        cwd=cwd,
+        timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "was imported" not in done.stderr
@@ -346,13 +394,15 @@ def test_the_batch_server_command_keeps_pythonpath(tmp_path: Path, env: dict[str
     processor module found there."""
     modules = tmp_path / "modules"
     modules.mkdir()
-    (modules / "only_on_pythonpath.py").write_text("def twice(item, **params):\n"
-                                                   "    return 2 * item\n")
+    (modules / "only_on_pythonpath.py").write_text(
+        "def twice(item, **params):\n    return 2 * item\n"
+    )
     env = {**env, "PYTHONPATH": os.pathsep.join([str(modules), env["PYTHONPATH"]])}
-    code = KERNEL.replace('"batch_widget.processors:sleep", ["a", "b"], params={"seconds": 0}',
-                          '"only_on_pythonpath:twice", ["a", "b"]')
+    code = KERNEL.replace(
+        '"batch_widget.processors:sleep", ["a", "b"], params={"seconds": 0}',
+        '"only_on_pythonpath:twice", ["a", "b"]',
+    )
 
     answer, _ = run_kernel(env, code)
 
     assert answer.get("results") == ["aa", "bb"], answer
-

@@ -86,7 +86,13 @@ def test_transport_accepts_only_the_spec_values() -> None:
 
 def test_connection_accepts_only_the_spec_states() -> None:
     assert CONNECTION_STATES == (
-        "connecting", "live", "reconnecting", "polling", "closed", "kernel")  # SPEC §8, §12
+        "connecting",
+        "live",
+        "reconnecting",
+        "polling",
+        "closed",
+        "kernel",
+    )  # SPEC §8, §12
     widget = BatchProgress(job_id="j")
     for state in CONNECTION_STATES:
         widget.connection = state

@@ -87,5 +87,6 @@ def test_the_engine_runs_a_job_without_loading_tornado_or_jupyter(tmp_path: Path
         "('tornado', 'jupyter_server', 'anywidget', 'ipywidgets')]; "
         "assert not bad, bad"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "jobs.sqlite")], check=True,
-                   timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "jobs.sqlite")], check=True, timeout=120
+    )

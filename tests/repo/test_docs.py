@@ -23,8 +23,14 @@ TABLE = re.compile(r"<!-- config-table:[^>]*-->\n(.*?)<!-- /config-table -->", r
 
 
 def run_cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "batch_widget", *args], capture_output=True,
-                          text=True, timeout=60, check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_widget", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
     return done.stdout
 
 
@@ -33,7 +39,8 @@ def test_the_configuration_table_is_the_generated_one() -> None:
     assert found, "docs/configuration.md lost its config-table markers"
     assert found.group(1) == run_cli("config", "--markdown"), (
         "docs/configuration.md's table is stale: paste `python -m batch_widget config "
-        "--markdown` between its config-table markers")
+        "--markdown` between its config-table markers"
+    )
 
 
 def test_config_lists_every_setting_with_its_default_and_help() -> None:
@@ -41,8 +48,9 @@ def test_config_lists_every_setting_with_its_default_and_help() -> None:
     settings = BatchWidgetApp.class_own_traits(config=True)
     assert len(settings) >= 20
     for name, trait in settings.items():
-        block = re.search(rf"^--BatchWidgetApp\.{name}=<\w+>\n    Default: (.+)\n    (.+)$",
-                          text, re.M)
+        block = re.search(
+            rf"^--BatchWidgetApp\.{name}=<\w+>\n    Default: (.+)\n    (.+)$", text, re.M
+        )
         assert block, f"{name} is missing from `python -m batch_widget config`"
         assert block.group(2) == " ".join(str(trait.help).split())
     assert "Default: 4\n    Workers per job" in text
@@ -50,8 +58,14 @@ def test_config_lists_every_setting_with_its_default_and_help() -> None:
 
 
 def test_an_unknown_command_is_an_error_that_lists_the_commands() -> None:
-    done = subprocess.run([sys.executable, "-m", "batch_widget", "nope"], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_widget", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 2
     assert "invalid choice: 'nope'" in done.stderr and "config" in done.stderr
 
@@ -72,15 +86,16 @@ def slugs(doc: Path) -> set[str]:
     """The anchors GitHub gives a file's headings: lowercase, punctuation dropped,
     spaces as hyphens (a repeated heading's ``-1`` is not needed by any link yet)."""
     text = FENCE.sub("", doc.read_text(encoding="utf-8"))
-    return {re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
-            for title in HEADING.findall(text)}
+    return {
+        re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") for title in HEADING.findall(text)
+    }
 
 
 def broken_links(doc: Path) -> list[str]:
     """The relative links of one Markdown file whose file or heading does not exist."""
     broken = []
     for target in LINK.findall(FENCE.sub("", doc.read_text(encoding="utf-8"))):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target):   # https:, mailto:
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
             continue
         path, _, anchor = target.partition("#")
         linked = (doc.parent / path).resolve() if path else doc
@@ -98,16 +113,26 @@ def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading() -> None:
 
 
 def test_the_link_check_sees_a_broken_file_and_a_broken_heading(tmp_path: Path) -> None:
-    (tmp_path / "a.md").write_text("# A title: `x()`\n\n```\n# not a heading\n```\n",
-                                   encoding="utf-8")
+    (tmp_path / "a.md").write_text(
+        "# A title: `x()`\n\n```\n# not a heading\n```\n", encoding="utf-8"
+    )
     doc = tmp_path / "b.md"
-    doc.write_text("[ok](a.md#a-title-x) [gone](c.md) [wrong](a.md#not-a-heading)\n"
-                   "[web](https://example.org/x) [self](#here)\n\n## Here\n", encoding="utf-8")
+    doc.write_text(
+        "[ok](a.md#a-title-x) [gone](c.md) [wrong](a.md#not-a-heading)\n"
+        "[web](https://example.org/x) [self](#here)\n\n## Here\n",
+        encoding="utf-8",
+    )
     assert broken_links(doc) == ["c.md (no such file)", "a.md#not-a-heading (no such heading)"]
 
 
 def test_every_repository_path_the_docs_name_exists() -> None:
     """Files move (tests/ by part, for one); a doc naming the old place misleads."""
-    missing = {doc.relative_to(ROOT).as_posix(): [path for path in REPO_PATH.findall(
-        doc.read_text(encoding="utf-8")) if not (ROOT / path).exists()] for doc in doc_files()}
+    missing = {
+        doc.relative_to(ROOT).as_posix(): [
+            path
+            for path in REPO_PATH.findall(doc.read_text(encoding="utf-8"))
+            if not (ROOT / path).exists()
+        ]
+        for doc in doc_files()
+    }
     assert not {doc: paths for doc, paths in missing.items() if paths}

@@ -51,7 +51,10 @@ def js() -> dict[str, Any]:
     assert node is not None, "node is needed to read the front end (install Node 20)"
     answer = subprocess.run(
         [node, "--input-type=module", "-e", _READ, JS_SRC.as_uri()],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     # Show node's own error (a syntax error, a missing export), not just its exit status.
     assert answer.returncode == 0, f"node could not read js/src:\n{answer.stderr}"

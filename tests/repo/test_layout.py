@@ -21,7 +21,7 @@ ENGINE = TESTS / "engine"
 SERVER_FIXTURES = {"api", "batch_app", "server", "server_token", "jp_server_config"}
 SERVER_HELPERS = ("_server", "_batch_server", "_helpers")
 
-PLUGIN = '''
+PLUGIN = """
 import inspect, json, os
 
 def pytest_collection_finish(session):
@@ -35,7 +35,7 @@ def pytest_collection_finish(session):
                           "module": inspect.getsourcefile(item.module)})
     with open(os.environ["LAYOUT_OUT"], "w") as out:
         json.dump(found, out)
-'''
+"""
 
 
 def engine_fixtures(tmp_path: Path) -> list[dict[str, str | None]]:
@@ -44,9 +44,25 @@ def engine_fixtures(tmp_path: Path) -> list[dict[str, str | None]]:
     out = tmp_path / "fixtures.json"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "LAYOUT_OUT": str(out)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ENGINE), "--collect-only", "-q",
-         "-p", "no:cacheprovider", "-p", "layout_plugin"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ENGINE),
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "layout_plugin",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     found: list[dict[str, str | None]] = json.loads(out.read_text())
     return found
@@ -55,14 +71,20 @@ def engine_fixtures(tmp_path: Path) -> list[dict[str, str | None]]:
 def needs_a_server(use: dict[str, str | None]) -> bool:
     """A fixture from pytest-jupyter, the root conftest, or named for a server."""
     where = use["where"] or ""
-    return (use["fixture"] in SERVER_FIXTURES or "pytest_jupyter" in where
-            or where == str(TESTS / "conftest.py"))
+    return (
+        use["fixture"] in SERVER_FIXTURES
+        or "pytest_jupyter" in where
+        or where == str(TESTS / "conftest.py")
+    )
 
 
 def imports(source: str, module: str) -> bool:
     """True if ``source`` imports ``module`` at any indentation."""
-    return any(line.strip().startswith((f"from {module} import", f"import {module}"))
-               and line.strip().split()[1] == module for line in source.splitlines())
+    return any(
+        line.strip().startswith((f"from {module} import", f"import {module}"))
+        and line.strip().split()[1] == module
+        for line in source.splitlines()
+    )
 
 
 def test_no_engine_test_uses_a_server_fixture(tmp_path: Path) -> None:
@@ -73,8 +95,12 @@ def test_no_engine_test_uses_a_server_fixture(tmp_path: Path) -> None:
 
 
 def test_no_engine_module_imports_the_server_helpers() -> None:
-    bad = [f"{path.name} imports {helper}" for path in sorted(ENGINE.glob("*.py"))
-           for helper in SERVER_HELPERS if imports(path.read_text(), helper)]
+    bad = [
+        f"{path.name} imports {helper}"
+        for path in sorted(ENGINE.glob("*.py"))
+        for helper in SERVER_HELPERS
+        if imports(path.read_text(), helper)
+    ]
     assert not bad, bad
 
 

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.timeout(300)
 
 HIDE_FCNTL = "import sys\nsys.modules['fcntl'] = None  # `import fcntl` now raises ImportError\n"
 
-IMPORT_EVERY_MODULE = HIDE_FCNTL + """
+IMPORT_EVERY_MODULE = (
+    HIDE_FCNTL
+    + """
 import importlib, json, pkgutil
 import batch_widget
 names = [found.name for found in pkgutil.walk_packages(batch_widget.__path__, "batch_widget.")]
@@ -25,10 +27,13 @@ for name in names:
     importlib.import_module(name)
 print(json.dumps({"imported": names, "fcntl": sys.modules.get("fcntl") is not None}))
 """
+)
 
 #: A kernel's first job with no server running: discovery takes the start lock and
 #: starts the batch server (which has ``fcntl``: only the kernel lacks it).
-FIRST_JOB = HIDE_FCNTL + """
+FIRST_JOB = (
+    HIDE_FCNTL
+    + """
 import json
 import batch_widget as bw
 import filelock
@@ -37,15 +42,20 @@ job.wait(timeout=60)
 print(json.dumps({"results": job.results(), "lock": filelock.FileLock.__name__,
                   "fcntl": sys.modules.get("fcntl") is not None}))
 """
+)
 
 
 def test_every_module_of_the_package_imports_without_fcntl(env: dict[str, str]) -> None:
     answer = run_python(env, IMPORT_EVERY_MODULE)
 
     assert answer["fcntl"] is False, "fcntl stayed hidden"
-    for name in ("batch_widget.kernel.launcher", "batch_widget.kernel.discovery",
-                 "batch_widget.engine.store", "batch_widget.server.app",
-                 "batch_widget.server.standalone"):
+    for name in (
+        "batch_widget.kernel.launcher",
+        "batch_widget.kernel.discovery",
+        "batch_widget.engine.store",
+        "batch_widget.server.app",
+        "batch_widget.server.standalone",
+    ):
         assert name in answer["imported"]
 
 

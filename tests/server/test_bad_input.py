@@ -50,7 +50,8 @@ async def test_only_functions_the_allowed_module_offers_may_run(
 ) -> None:
     marker = tmp_path / "pwned"
     code, body, _ = await api.call(
-        "POST", "jobs", body={"processor": processor, "items": [f"touch {marker}"]})
+        "POST", "jobs", body={"processor": processor, "items": [f"touch {marker}"]}
+    )
 
     assert code in (400, 403), body
     assert processor in body["message"]
@@ -108,17 +109,26 @@ async def test_nan_and_infinity_in_a_body_are_a_400(api: Api, constant: str) -> 
 
 @pytest.mark.parametrize("seq", ["\u00b2", "9" * 5000, "-1", "1.5", ""])
 async def test_a_malformed_last_event_id_gets_a_full_catch_up_not_a_500(
-    api: Api, batch_app: BatchWidgetApp, jp_http_port: int, jp_base_url: str, *,
-    server_token: str, seq: str, tmp_path: Path,
+    api: Api,
+    batch_app: BatchWidgetApp,
+    jp_http_port: int,
+    jp_base_url: str,
+    *,
+    server_token: str,
+    seq: str,
+    tmp_path: Path,
 ) -> None:
     release = tmp_path / "release"  # the job stays active (caught up) until the test ends it
-    job = await api.create([0], processor="sample_processors:hang",
-                           params={"on": [0], "release": str(release)})
+    job = await api.create(
+        [0], processor="sample_processors:hang", params={"on": [0], "release": str(release)}
+    )
     assert batch_app.broadcaster is not None
     last_id = quote(f"{batch_app.broadcaster.epoch}-{seq}")  # "?last_event_id=": UTF-8
     client = await SSEClient.open(
-        jp_http_port, f"{jp_base_url}api/batch/events?last_event_id={last_id}",
-        {"Authorization": f"token {server_token}"})
+        jp_http_port,
+        f"{jp_base_url}api/batch/events?last_event_id={last_id}",
+        {"Authorization": f"token {server_token}"},
+    )
     try:
         assert client.status == 200
         first = await client.next_message()
@@ -143,8 +153,7 @@ async def test_an_exception_that_cannot_be_printed_fails_only_its_item(api: Api)
     job = await api.create([0, 1, 2], processor="sample_processors:unprintable")
     final = await api.wait(job["id"])
     assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 1)
-    code, body, _ = await api.call("GET", "jobs", job["id"], "items",
-                                   params={"status": "failed"})
+    code, body, _ = await api.call("GET", "jobs", job["id"], "items", params={"status": "failed"})
     assert code == 200
     assert [i["index"] for i in body["items"]] == [1]
     assert body["items"][0]["error"] == "Unprintable: <unprintable Unprintable>"
@@ -162,7 +171,6 @@ async def test_an_error_message_with_a_lone_surrogate_fails_only_its_item(api: A
     job = await api.create([0, 1, 2], processor="sample_processors:surrogate_error")
     final = await api.wait(job["id"])
     assert (final["status"], final["done"], final["failed"]) == ("completed", 2, 1)
-    code, body, _ = await api.call("GET", "jobs", job["id"], "items",
-                                   params={"status": "failed"})
+    code, body, _ = await api.call("GET", "jobs", job["id"], "items", params={"status": "failed"})
     assert code == 200
     assert body["items"][0]["error"] == "FileNotFoundError: no such file: a\\udcffb"

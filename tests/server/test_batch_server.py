@@ -87,15 +87,21 @@ def test_four_processes_started_at_once_share_one_batch_server(env: dict[str, st
 
 
 def test_a_jupyter_server_without_the_extension_is_skipped(
-    tmp_path: Path, env: dict[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
-    server = build_server(tmp_path / "plain", config={
-        "ServerApp": {"jpserver_extensions": {**QUIET_EXTENSIONS, "batch_widget": False}}})
+    server = build_server(
+        tmp_path / "plain",
+        config={"ServerApp": {"jpserver_extensions": {**QUIET_EXTENSIONS, "batch_widget": False}}},
+    )
     server = dataclasses.replace(server, ready_path="api/status")
     server.start()
     try:
-        kernel_env = {**env, "JPY_PARENT_PID": str(server.pid),
-                      "JUPYTER_RUNTIME_DIR": server.env["JUPYTER_RUNTIME_DIR"]}
+        kernel_env = {
+            **env,
+            "JPY_PARENT_PID": str(server.pid),
+            "JUPYTER_RUNTIME_DIR": server.env["JUPYTER_RUNTIME_DIR"],
+        }
         with pytest.raises(urllib.error.HTTPError) as answered:
             server.api("GET", "api/batch/jobs")
         assert answered.value.code == 404, "the extension is really off there"
@@ -115,9 +121,14 @@ def test_the_batch_server_exits_when_idle_and_removes_its_runtime_file(
 ) -> None:
     idle = 1.0
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "batch_widget", "serve",
-                           f"--idle-timeout={idle}"], env=env, capture_output=True, text=True,
-                          timeout=idle + SLACK + 30, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_widget", "serve", f"--idle-timeout={idle}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=idle + SLACK + 30,
+        check=False,
+    )
     took = time.monotonic() - started
 
     assert done.returncode == 0, done.stderr
@@ -127,16 +138,20 @@ def test_the_batch_server_exits_when_idle_and_removes_its_runtime_file(
 
 
 def test_when_the_batch_server_cannot_start_the_error_says_why(
-    tmp_path: Path, env: dict[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    code = WHERE.replace("info = client.default_client()", """
+    code = WHERE.replace(
+        "info = client.default_client()",
+        """
 try:
     client.default_client()
 except client.ServerNotFound as exc:
     print(json.dumps({"error": str(exc)}))
-    raise SystemExit(0)""").replace('print(json.dumps({"url": info.url}))', "")
+    raise SystemExit(0)""",
+    ).replace('print(json.dumps({"url": info.url}))', "")
     answer = run_python({**env, "JUPYTER_RUNTIME_DIR": str(blocked / "runtime")}, code)
 
     assert "the batch server cannot start" in answer["error"]
@@ -148,32 +163,60 @@ except client.ServerNotFound as exc:
 def test_the_console_command_runs_the_batch_server(env: dict[str, str]) -> None:
     command = Path(sys.executable).with_name("batch-widget")
     assert command.is_file(), "pip installs the batch-widget console command"
-    done = subprocess.run([str(command), "serve", "--help"], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(command), "serve", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0
     assert "--idle-timeout" in done.stdout
 
 
 def test_a_saved_notebook_shows_the_jobs_state_where_no_widget_runs(
-    tmp_path: Path, env: dict[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
     """Run a notebook for real (``jupyter nbconvert --execute``, an ipykernel, the batch
     server), save it, and read what a code host or a viewer would show: the
     ``text/html`` beside the widget's model reference."""
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
-    notebook.cells = [nbformat.v4.new_code_cell(
-        "import batch_widget as bw\n"
-        'job = bw.submit("batch_widget.processors:sleep", [1, 2, 3], name="saved <html>",\n'
-        '                params={"seconds": 0})\n'
-        "job.wait(timeout=60)\n"
-        "job")]
+    notebook = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import batch_widget as bw\n"
+            'job = bw.submit("batch_widget.processors:sleep", [1, 2, 3], name="saved <html>",\n'
+            '                params={"seconds": 0})\n'
+            "job.wait(timeout=60)\n"
+            "job"
+        )
+    ]
     path = tmp_path / "saved.ipynb"
     nbformat.write(notebook, path)
 
-    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
-                           "--execute", "--inplace", str(path)], env=env, capture_output=True,
-                          text=True, timeout=180, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--inplace",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     [output] = nbformat.read(path, as_version=4).cells[0].outputs

@@ -55,8 +55,11 @@ def dask_cluster(tmp_path: Path) -> Iterator[DaskProcesses]:
         processes.stop()
 
 
-def on(make: ManagerFactory, cluster: DaskProcesses, recorder: Recorder | None = None,
-       ) -> JobManager:
+def on(
+    make: ManagerFactory,
+    cluster: DaskProcesses,
+    recorder: Recorder | None = None,
+) -> JobManager:
     return make(recorder, dask_address=cluster.address, dask_connect_timeout=CONNECT_TIMEOUT)
 
 
@@ -77,19 +80,24 @@ def statuses(manager: JobManager, job_id: str) -> dict[str, int]:
     """Item counts by status, read from the SQLite file with a connection of our own."""
     key = manager._jobs[job_id].row.key
     with sqlite3.connect(manager.store.path) as conn:
-        return dict(conn.execute("SELECT status, COUNT(*) FROM items WHERE job = ? "
-                                 "GROUP BY status", (key,)).fetchall())
+        return dict(
+            conn.execute(
+                "SELECT status, COUNT(*) FROM items WHERE job = ? GROUP BY status", (key,)
+            ).fetchall()
+        )
 
 
 async def test_items_run_in_the_dask_workers_and_come_back_in_item_order(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     pids = await started(dask_cluster, "w1", "w2")
     recorder = Recorder()
     manager = on(make_manager, dask_cluster, recorder)
 
-    job = create(manager, list(range(300)), processor=WHERE, params={"seconds": 0.005},
-                 executor="dask")
+    job = create(
+        manager, list(range(300)), processor=WHERE, params={"seconds": 0.005}, executor="dask"
+    )
     final = await wait(manager, job["id"])
 
     assert (final["status"], final["done"], final["failed"]) == ("completed", 300, 0)
@@ -105,12 +113,14 @@ async def test_items_run_in_the_dask_workers_and_come_back_in_item_order(
 
 
 async def test_a_worker_killed_mid_job_costs_only_time(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     pids = await started(dask_cluster, "w1", "w2")
     manager = on(make_manager, dask_cluster)
-    job = create(manager, list(range(80)), processor=WHERE, params={"seconds": 0.1},
-                 executor="dask")
+    job = create(
+        manager, list(range(80)), processor=WHERE, params={"seconds": 0.1}, executor="dask"
+    )
     await wait_until(lambda: manager.get(job["id"])["done"] >= 8, timeout=60)
 
     dask_cluster.kill_worker("w1")  # SIGKILL while it runs two items
@@ -144,8 +154,11 @@ def test_a_result_lost_with_its_worker_before_it_was_fetched_is_computed_again(
     dask_cluster.start_scheduler()
     dask_cluster.start_worker("w1", nthreads=1)
     dask_cluster.wait_for_workers(1)
-    with Client(dask_cluster.address, timeout=START_TIMEOUT,  # type: ignore[no-untyped-call]
-                set_as_default=False) as client:
+    with Client(
+        dask_cluster.address,
+        timeout=START_TIMEOUT,  # type: ignore[no-untyped-call]
+        set_as_default=False,
+    ) as client:
         pool = DaskPool(client, "the test's cluster")
         entered, gate = threading.Event(), threading.Event()
         blocker = client.submit(int, 1, pure=False)
@@ -164,7 +177,8 @@ def test_a_result_lost_with_its_worker_before_it_was_fetched_is_computed_again(
 
 
 async def test_an_item_that_kills_its_workers_fails_alone(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     """Dask gives up on a task that took a worker down (``allowed_failures=0`` here, so
     one death is enough): the items of that chunk run again one at a time, and only
@@ -174,8 +188,13 @@ async def test_an_item_that_kills_its_workers_fails_alone(
     await asyncio.to_thread(dask_cluster.wait_for_workers, 1)
     manager = on(make_manager, dask_cluster)
 
-    job = create(manager, list(range(12)), processor="sample_processors:crash",
-                 params={"on": [5]}, executor="dask")
+    job = create(
+        manager,
+        list(range(12)),
+        processor="sample_processors:crash",
+        params={"on": [5]},
+        executor="dask",
+    )
     final = await wait(manager, job["id"], timeout=120)
 
     assert (final["status"], final["done"], final["failed"]) == ("completed", 11, 1), final
@@ -183,11 +202,15 @@ async def test_an_item_that_kills_its_workers_fails_alone(
     assert failed["index"] == 5
     assert "the Dask workers running this item died" in failed["error"]
     assert [row["result"] for row in records(manager, job["id"])] == [
-        *range(5), None, *range(6, 12)]
+        *range(5),
+        None,
+        *range(6, 12),
+    ]
 
 
 async def test_an_unreachable_scheduler_fails_the_job_naming_it_and_retry_completes_it(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     manager = on(make_manager, dask_cluster)  # nothing listens at its address yet
     clock = time.monotonic()
@@ -208,12 +231,14 @@ async def test_an_unreachable_scheduler_fails_the_job_naming_it_and_retry_comple
 
 
 async def test_a_lost_scheduler_fails_the_job_and_retry_runs_only_what_was_left(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     pids = await started(dask_cluster, "w1")
     manager = on(make_manager, dask_cluster)
-    job = create(manager, list(range(60)), processor=WHERE, params={"seconds": 0.1},
-                 executor="dask")
+    job = create(
+        manager, list(range(60)), processor=WHERE, params={"seconds": 0.1}, executor="dask"
+    )
     await wait_until(lambda: manager.get(job["id"])["done"] >= 6, timeout=60)
 
     dask_cluster.kill_scheduler()
@@ -237,15 +262,21 @@ async def test_a_lost_scheduler_fails_the_job_and_retry_runs_only_what_was_left(
 
 
 async def test_cancel_reaches_every_worker_within_a_second(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     """Items that slow down after their chunks were sized (25 fast items make a chunk,
     then each takes 0.2 s): the chunks out on the workers hold 5 s of work each, and
     only the flag they check between items stops them."""
     pids = await started(dask_cluster, "w1", "w2")
     manager = on(make_manager, dask_cluster)
-    job = create(manager, list(range(600)), processor=WHERE, executor="dask",
-                 params={"seconds": 0.002, "slow_from": 200, "slow_seconds": 0.2})
+    job = create(
+        manager,
+        list(range(600)),
+        processor=WHERE,
+        executor="dask",
+        params={"seconds": 0.002, "slow_from": 200, "slow_seconds": 0.2},
+    )
     await wait_until(lambda: manager.get(job["id"])["done"] >= 200, timeout=60)
 
     requested = time.monotonic()  # the clock the items stamp their start with
@@ -261,7 +292,9 @@ async def test_cancel_reaches_every_worker_within_a_second(
 
 
 async def test_workers_with_another_batch_widget_fail_the_job_with_a_clear_error(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses, tmp_path: Path,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
+    tmp_path: Path,
 ) -> None:
     other = tmp_path / "other-env"
     info = other / "batch_widget-0.0.1.dist-info"
@@ -288,8 +321,11 @@ async def test_workers_with_another_batch_widget_fail_the_job_with_a_clear_error
 
 def post_job(server: ServerHandle, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
-        f"{server.url}api/batch/jobs", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"})
+        f"{server.url}api/batch/jobs",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -298,11 +334,13 @@ def post_job(server: ServerHandle, body: dict[str, Any]) -> tuple[int, dict[str,
 
 
 def test_the_servers_local_cluster_runs_a_job_and_ends_with_the_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = build_server(tmp_path)
-    server.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR),
-                                                            server.env.get("PYTHONPATH")]))
+    server.env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(TESTS_DIR), server.env.get("PYTHONPATH")])
+    )
     server.start()
     try:
         monkeypatch.setattr(_client._default, "client", None)
@@ -343,17 +381,22 @@ def test_without_distributed_a_dask_job_is_refused_with_what_to_install(
 
 
 async def test_what_items_print_on_dask_workers_is_kept_per_item(
-    make_manager: ManagerFactory, dask_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    dask_cluster: DaskProcesses,
 ) -> None:
     await started(dask_cluster, "w1", nthreads=4)
     manager = on(make_manager, dask_cluster)
-    job = create(manager, list(range(60)), processor="sample_processors:chatty",
-                 executor="dask")
+    job = create(manager, list(range(60)), processor="sample_processors:chatty", executor="dask")
     final = await wait(manager, job["id"], timeout=60)
     assert final["done"] == 60
     for row in records(manager, job["id"]):
         index = row["index"]
         assert row["log"].splitlines() == [
-            text for line in range(3) for text in (
-                f"item {index} says {line}", f"item {index} warns {line}",
-                f"WARNING chatty: item {index} logs {line}")]
+            text
+            for line in range(3)
+            for text in (
+                f"item {index} says {line}",
+                f"item {index} warns {line}",
+                f"WARNING chatty: item {index} logs {line}",
+            )
+        ]

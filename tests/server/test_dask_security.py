@@ -74,17 +74,22 @@ class ClusterServer:
 
 def with_tests_on_path(server: ServerHandle) -> ServerHandle:
     """The server and its Dask workers import ``sample_processors`` from the tests."""
-    server.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR),
-                                                            server.env.get("PYTHONPATH")]))
+    server.env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(TESTS_DIR), server.env.get("PYTHONPATH")])
+    )
     return server
 
 
 def run_job(server: ServerHandle, items: int = 20) -> dict[str, Any]:
     """Run a Dask job to its end; return its final snapshot."""
-    job = server.api("POST", "api/batch/jobs", {
-        "processor": WHERE, "items": list(range(items)), "executor": "dask"})
+    job = server.api(
+        "POST",
+        "api/batch/jobs",
+        {"processor": WHERE, "items": list(range(items)), "executor": "dask"},
+    )
     snapshot: dict[str, Any] = server.wait_for_job(
-        job["id"], lambda s: s["status"] in ("completed", "failed"), timeout=JOB_TIMEOUT)
+        job["id"], lambda s: s["status"] in ("completed", "failed"), timeout=JOB_TIMEOUT
+    )
     return snapshot
 
 
@@ -101,8 +106,11 @@ def listening_sockets(root_pid: int) -> list[Listening]:
         for conn in conns:
             udp = conn.type == psutil.socket.SOCK_DGRAM
             if udp or conn.status == psutil.CONN_LISTEN:
-                seen.append(Listening(process.pid, name, "udp" if udp else "tcp",
-                                      conn.laddr.ip, conn.laddr.port))
+                seen.append(
+                    Listening(
+                        process.pid, name, "udp" if udp else "tcp", conn.laddr.ip, conn.laddr.port
+                    )
+                )
     return seen
 
 
@@ -130,31 +138,43 @@ def cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
 
 def intruder_outcomes(cluster: ClusterServer, home: Path) -> list[dict[str, Any]]:
     """What a fresh Python with no credentials (its own HOME, no Dask config) got."""
-    env = {key: value for key, value in isolated_env(home).items()
-           if not key.startswith("DASK_")}
+    env = {key: value for key, value in isolated_env(home).items() if not key.startswith("DASK_")}
     env["PYTHONPATH"] = str(TESTS_DIR)
     env["TMPDIR"] = str(home)
     attempts = 3 + 4 * len(cluster.dask_ports)
     done = subprocess.run(
-        [sys.executable, str(TESTS_DIR / "_dask.py"), "intrude", cluster.scheduler,
-         *map(str, cluster.dask_ports)],
-        check=False, env=env, cwd=home, capture_output=True, text=True,
-        timeout=60 + 2 * ATTEMPT_TIMEOUT * attempts)
+        [
+            sys.executable,
+            str(TESTS_DIR / "_dask.py"),
+            "intrude",
+            cluster.scheduler,
+            *map(str, cluster.dask_ports),
+        ],
+        check=False,
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=60 + 2 * ATTEMPT_TIMEOUT * attempts,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     outcomes: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])
     return outcomes
 
 
 def test_a_process_without_the_clusters_credentials_runs_no_code_and_gets_no_answer(
-    cluster_server: ClusterServer, tmp_path: Path,
+    cluster_server: ClusterServer,
+    tmp_path: Path,
 ) -> None:
     assert len(cluster_server.dask_ports) >= 3, "a scheduler, nannies and workers listen"
 
     outcomes = intruder_outcomes(cluster_server, tmp_path)
 
-    table = "\n".join(f"{o['port']:>6} {o['attempt']:<45} "
-                      f"{'ANSWERED' if o['answered'] else 'refused '} {o['detail']}"
-                      for o in outcomes)
+    table = "\n".join(
+        f"{o['port']:>6} {o['attempt']:<45} "
+        f"{'ANSWERED' if o['answered'] else 'refused '} {o['detail']}"
+        for o in outcomes
+    )
     print(table)  # for `pytest -s`
     assert {o["port"] for o in outcomes} == {0, *cluster_server.dask_ports}, "all tried"
     assert not any("uid=" in o["detail"] for o in outcomes), table
@@ -169,15 +189,18 @@ def test_every_socket_of_the_server_and_its_dask_processes_listens_on_loopback(
     report = "\n".join(s.line() for s in sockets)
     print(report)  # for `pytest -s`
     assert {s.pid for s in sockets} - {cluster_server.server.pid}, (
-        "the Dask worker processes were seen listening", report)
+        "the Dask worker processes were seen listening",
+        report,
+    )
     assert [s.line() for s in sockets if not is_loopback(s.address)] == [], report
 
 
 @pytest.fixture
 def tls_cluster(tmp_path: Path) -> Iterator[DaskProcesses]:
     """A ``dask scheduler`` and one ``dask worker`` of the user's own, on TLS only."""
-    processes = DaskProcesses(port=free_port(), logs=tmp_path,
-                              tls=TlsFiles.made_in(tmp_path / "tls"))
+    processes = DaskProcesses(
+        port=free_port(), logs=tmp_path, tls=TlsFiles.made_in(tmp_path / "tls")
+    )
     try:
         processes.start_scheduler()
         processes.start_worker("w1")
@@ -188,11 +211,11 @@ def tls_cluster(tmp_path: Path) -> Iterator[DaskProcesses]:
 
 
 def test_a_tls_dask_address_runs_jobs_with_the_tls_files_from_dasks_config(
-    tls_cluster: DaskProcesses, tmp_path: Path,
+    tls_cluster: DaskProcesses,
+    tmp_path: Path,
 ) -> None:
     assert tls_cluster.tls is not None and tls_cluster.address.startswith("tls://")
-    server = with_tests_on_path(build_server(tmp_path / "server",
-                                             dask_address=tls_cluster.address))
+    server = with_tests_on_path(build_server(tmp_path / "server", dask_address=tls_cluster.address))
     server.env.update(tls_cluster.tls.config_env())
     server.start()
     try:
@@ -207,7 +230,8 @@ def test_a_tls_dask_address_runs_jobs_with_the_tls_files_from_dasks_config(
 
 
 async def test_a_tls_dask_address_without_tls_files_fails_the_job_saying_what_to_set(
-    make_manager: ManagerFactory, tls_cluster: DaskProcesses,
+    make_manager: ManagerFactory,
+    tls_cluster: DaskProcesses,
 ) -> None:
     """This test process has no TLS files in its Dask config."""
     manager = make_manager(dask_address=tls_cluster.address, dask_connect_timeout=3.0)

@@ -28,18 +28,28 @@ CHATTY = "sample_processors:chatty"
 def expected_log(item: int, lines: int = 3) -> list[str]:
     out = []
     for line in range(lines):
-        out += [f"item {item} says {line}", f"item {item} warns {line}",
-                f"WARNING chatty: item {item} logs {line}"]
+        out += [
+            f"item {item} says {line}",
+            f"item {item} warns {line}",
+            f"WARNING chatty: item {item} logs {line}",
+        ]
     return out
 
 
 @pytest.mark.parametrize("executor", ["thread", "process"])
 async def test_each_item_gets_exactly_its_own_lines(
-    make_manager: ManagerFactory, executor: str,
+    make_manager: ManagerFactory,
+    executor: str,
 ) -> None:
     manager = make_manager()
-    job = create(manager, list(range(200)), processor=CHATTY, max_workers=8,
-                 executor=executor, params={"fail_on": [7]})
+    job = create(
+        manager,
+        list(range(200)),
+        processor=CHATTY,
+        max_workers=8,
+        executor=executor,
+        params={"fail_on": [7]},
+    )
     final = await wait(manager, job["id"], timeout=120)
     assert (final["done"], final["failed"]) == (199, 1)
 
@@ -60,19 +70,28 @@ async def test_an_item_that_writes_nothing_has_no_log(make_manager: ManagerFacto
 
 
 def test_a_megabyte_per_item_is_cut_and_the_server_stays_responsive(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # sample_processors
     with running_server(tmp_path) as server:
-        job = server.api("POST", "api/batch/jobs", {
-            "processor": "sample_processors:loud", "items": list(range(40)),
-            "params": {"size": 1024 * 1024}, "max_workers": 4})
+        job = server.api(
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": "sample_processors:loud",
+                "items": list(range(40)),
+                "params": {"size": 1024 * 1024},
+                "max_workers": 4,
+            },
+        )
         slowest = 0.0
         while server.api("GET", f"api/batch/jobs/{job['id']}")["status"] not in {
-                "completed", "failed"}:
+            "completed",
+            "failed",
+        }:
             started = time.perf_counter()
-            with urllib.request.urlopen(f"{server.url}api/status?token={server.token}",
-                                        timeout=10):
+            with urllib.request.urlopen(f"{server.url}api/status?token={server.token}", timeout=10):
                 pass
             slowest = max(slowest, time.perf_counter() - started)
             time.sleep(0.02)
@@ -89,12 +108,18 @@ def test_a_megabyte_per_item_is_cut_and_the_server_stays_responsive(
 
 @pytest.mark.batch_config(max_job_log_bytes=100 * 1024)
 async def test_a_jobs_logs_stop_at_its_cap_and_its_snapshot_says_so(
-    api: Api, open_stream: Any, batch_app: BatchWidgetApp,
+    api: Api,
+    open_stream: Any,
+    batch_app: BatchWidgetApp,
 ) -> None:
     stream = await open_stream()
     quiet = await api.create([1, 2], processor="sample_processors:square")
-    job = await api.create(list(range(40)), processor="sample_processors:loud",
-                           params={"size": 2 * LOG_LIMIT}, max_workers=4)
+    job = await api.create(
+        list(range(40)),
+        processor="sample_processors:loud",
+        params={"size": 2 * LOG_LIMIT},
+        max_workers=4,
+    )
     events = await stream.until_complete(job["id"], timeout=120)
     complete = events[-1].json()
     assert (complete["status"], complete["done"]) == ("completed", 40)
@@ -112,8 +137,7 @@ async def test_a_jobs_logs_stop_at_its_cap_and_its_snapshot_says_so(
 
     assert batch_app.store is not None
     with sqlite3.connect(f"file:{batch_app.store.path}?mode=ro", uri=True) as conn:
-        (stored,) = conn.execute(
-            "SELECT sum(length(CAST(log AS BLOB))) FROM items").fetchone()
+        (stored,) = conn.execute("SELECT sum(length(CAST(log AS BLOB))) FROM items").fetchone()
     conn.close()
     one_item = LOG_LIMIT + 200  # an item's log: its first 64 KiB and the note of what was cut
     assert stored <= 100 * 1024 + one_item, stored

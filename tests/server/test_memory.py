@@ -152,9 +152,14 @@ def test_big_results_come_in_short_pages_built_off_the_event_loop(
         assert wait_terminal(client, job.id)["done"] == 8
 
         pages: list[Any] = []
-        slowest = max(status_latencies_during(
-            server, lambda: pages.append(server.api("GET", f"api/batch/jobs/{job.id}/items",
-                                                    timeout=120))))
+        slowest = max(
+            status_latencies_during(
+                server,
+                lambda: pages.append(
+                    server.api("GET", f"api/batch/jobs/{job.id}/items", timeout=120)
+                ),
+            )
+        )
         (page,) = pages
         assert page["total"] == 8
         assert 1 <= len(page["items"]) < 8, "one page carried every big result"

@@ -48,8 +48,7 @@ async def test_outputs_come_in_pages_with_the_total_and_where_the_next_starts(ap
     assert (await api.wait(job["id"]))["status"] == "completed"
     expected = expected_some(items)
 
-    code, first, response = await api.call("GET", "jobs", job["id"], "outputs",
-                                           params={"limit": 4})
+    code, first, response = await api.call("GET", "jobs", job["id"], "outputs", params={"limit": 4})
     assert code == 200, first
     # Items 1, 2, 4, 5 (at indexes 3, 4, 6, 7) have outputs; 0 and 3 name none, -1 and -2
     # name no list.
@@ -58,8 +57,9 @@ async def test_outputs_come_in_pages_with_the_total_and_where_the_next_starts(ap
 
     paths, after, pages = [], -1, 0
     while after is not None:
-        _, page, _ = await api.call("GET", "jobs", job["id"], "outputs",
-                                    params={"limit": 4, "after": after})
+        _, page, _ = await api.call(
+            "GET", "jobs", job["id"], "outputs", params={"limit": 4, "after": after}
+        )
         assert page["total"] == len(expected)
         paths += page["outputs"]
         after, pages = page["next_after"], pages + 1
@@ -80,8 +80,13 @@ async def test_an_unpaged_request_gets_the_first_thousand_items_outputs(api: Api
 
 @pytest.mark.parametrize(
     ("params", "word"),
-    [({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"), ({"limit": "x"}, "limit"),
-     ({"after": -2}, "after"), ({"after": "x"}, "after")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 10_001}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"after": -2}, "after"),
+        ({"after": "x"}, "after"),
+    ],
 )
 async def test_bad_paging_is_a_400_that_names_the_argument(
     api: Api, params: dict[str, Any], word: str
@@ -113,8 +118,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 def big_job(server: ServerHandle) -> dict[str, Any]:
     """A finished job of 100,000 items, one output each (names only: no file is written)."""
     client = Client(server.url, server.token)
-    job = client.create({"processor": "sample_processors:relative_output",
-                         "items": list(range(BIG)), "executor": "thread"})
+    job = client.create(
+        {
+            "processor": "sample_processors:relative_output",
+            "items": list(range(BIG)),
+            "executor": "thread",
+        }
+    )
     final = Job(job["id"], client).wait(timeout=WITHIN)
     assert (final["status"], final["done"]) == ("completed", BIG), final
     return dict(final)
@@ -142,8 +152,9 @@ def test_job_outputs_reads_every_page_while_the_server_keeps_answering(
         # Keep asking while the listing runs, and once more after it (never zero answers).
         while True:
             finished = listing_done.is_set()
-            request = urllib.request.Request(server.url + "api/status",
-                                             headers={"Authorization": f"token {server.token}"})
+            request = urllib.request.Request(
+                server.url + "api/status", headers={"Authorization": f"token {server.token}"}
+            )
             with urllib.request.urlopen(request, timeout=WITHIN) as response:
                 statuses.append(response.status)
             if finished:
@@ -164,8 +175,9 @@ def test_job_outputs_reads_every_page_while_the_server_keeps_answering(
 def test_the_kernel_transport_saves_only_the_first_outputs_and_their_count(
     server: ServerHandle, big_job: dict[str, Any]
 ) -> None:
-    widget = BatchProgress(big_job["id"], client=Client(server.url, server.token),
-                           transport="kernel")
+    widget = BatchProgress(
+        big_job["id"], client=Client(server.url, server.token), transport="kernel"
+    )
     widget._repr_mimebundle_()  # starts the kernel's feed, as displaying it does
     deadline = time.monotonic() + WITHIN
     while "outputs" not in widget.kernel_extras:

@@ -29,8 +29,11 @@ SLACK = 10.0  # s: two busy shared cores, on top of what the settings promise
 
 def worker_facts(item: int) -> dict[str, object]:
     """Where an item ran, and what that process had imported."""
-    return {"pid": os.getpid(), "jupyter_server": "jupyter_server" in sys.modules,
-            "tornado": "tornado" in sys.modules}
+    return {
+        "pid": os.getpid(),
+        "jupyter_server": "jupyter_server" in sys.modules,
+        "tornado": "tornado" in sys.modules,
+    }
 
 
 @pytest.fixture(scope="module")

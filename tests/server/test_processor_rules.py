@@ -42,8 +42,11 @@ TESTS_DIR = HERE.parent  # tests/: sample_processors and the helpers this module
 def run_chunk_exploit(marker: Path) -> dict[str, Any]:
     """The body that made ``run_chunk`` call ``os.system`` (``touch marker``)."""
     chunk = [[0, json.dumps(f"touch {marker}")]]
-    return {"processor": RUN_CHUNK, "items": ["os:system"],
-            "params": {"params": {}, "job_key": 0, "chunk": chunk, "max_result_bytes": 10**6}}
+    return {
+        "processor": RUN_CHUNK,
+        "items": ["os:system"],
+        "params": {"params": {}, "job_key": 0, "chunk": chunk, "max_result_bytes": 10**6},
+    }
 
 
 # -- item 2: the package's own functions ---------------------------------------------------
@@ -62,10 +65,13 @@ async def test_run_chunk_named_as_a_processor_is_refused_and_runs_nothing(
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("allowed", [
-    pytest.param(["*"], marks=pytest.mark.batch_config(allowed_processors=["*"])),
-    pytest.param([RUN_CHUNK], marks=pytest.mark.batch_config(allowed_processors=[RUN_CHUNK])),
-])
+@pytest.mark.parametrize(
+    "allowed",
+    [
+        pytest.param(["*"], marks=pytest.mark.batch_config(allowed_processors=["*"])),
+        pytest.param([RUN_CHUNK], marks=pytest.mark.batch_config(allowed_processors=[RUN_CHUNK])),
+    ],
+)
 async def test_no_pattern_allows_the_package_machinery(
     api: Api, tmp_path: Path, allowed: list[str]
 ) -> None:
@@ -103,7 +109,8 @@ def exports_a_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     name = "exports_a_class"
     module_dir = tmp_path / "modules"
     module_dir.mkdir()
-    (module_dir / f"{name}.py").write_text(textwrap.dedent("""
+    (module_dir / f"{name}.py").write_text(
+        textwrap.dedent("""
         from subprocess import Popen
 
         __all__ = ["Popen", "Record", "double"]
@@ -114,7 +121,9 @@ def exports_a_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
         def double(item):
             return item * 2
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     monkeypatch.syspath_prepend(str(module_dir))
     yield name
     sys.modules.pop(name, None)
@@ -127,8 +136,11 @@ async def test_a_class_is_refused_even_in_all_as_the_help_says(
 ) -> None:
     marker = tmp_path / "pwned"
     processor = f"{exports_a_class}:{attr}"
-    code, body, _ = await api.call("POST", "jobs", body={
-        "processor": processor, "items": [f"touch {marker}"], "params": {"shell": True}})
+    code, body, _ = await api.call(
+        "POST",
+        "jobs",
+        body={"processor": processor, "items": [f"touch {marker}"], "params": {"shell": True}},
+    )
 
     assert code == 400, body
     assert processor in body["message"] and "is a class" in body["message"]
@@ -143,8 +155,14 @@ def stored_exploit(tmp_path: Path) -> tuple[str, Path]:
     """A store holding the exploit job as a server before the fix stored it (queued)."""
     marker = tmp_path / "pwned-on-retry"
     body = run_chunk_exploit(marker)
-    spec = JobSpec(name="run_chunk", label=RUN_CHUNK, pickled=None,
-                   params_json=json.dumps(body["params"]), max_workers=None, executor="thread")
+    spec = JobSpec(
+        name="run_chunk",
+        label=RUN_CHUNK,
+        pickled=None,
+        params_json=json.dumps(body["params"]),
+        max_workers=None,
+        executor="thread",
+    )
     store = Store(tmp_path / "store" / "jobs.sqlite")  # where jp_server_config puts it
     try:
         row = job_entry.new_row("0123456789ab", spec, 1)
@@ -195,10 +213,13 @@ def test_a_worker_loads_only_grants_and_checks_them_again(tmp_path: Path) -> Non
 # -- item 13: params and fields ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "named"), [
-    ('{"seconds": 1e999}', "'seconds'"),
-    ('{"seconds": 0, "fail": [1, -1e999]}', "'fail'"),
-])
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ('{"seconds": 1e999}', "'seconds'"),
+        ('{"seconds": 0, "fail": [1, -1e999]}', "'fail'"),
+    ],
+)
 async def test_a_param_json_reads_as_infinity_is_a_400_naming_it(
     api: Api, params: str, named: str
 ) -> None:
@@ -209,16 +230,22 @@ async def test_a_param_json_reads_as_infinity_is_a_400_naming_it(
     assert (await api.jobs())["total"] == 0
 
 
-@pytest.mark.parametrize(("field", "hint"), [
-    ("max_worker", "did you mean 'max_workers'?"),
-    ("retries", "The known fields are: callable, executor, items, max_workers, name, params, "
-                "processor"),
-])
+@pytest.mark.parametrize(
+    ("field", "hint"),
+    [
+        ("max_worker", "did you mean 'max_workers'?"),
+        (
+            "retries",
+            "The known fields are: callable, executor, items, max_workers, name, params, processor",
+        ),
+    ],
+)
 async def test_an_unknown_field_is_a_400_naming_it_and_the_known_ones(
     api: Api, field: str, hint: str
 ) -> None:
     code, body, _ = await api.call(
-        "POST", "jobs", body={"processor": SLEEP, "items": [1], field: 8})
+        "POST", "jobs", body={"processor": SLEEP, "items": [1], field: 8}
+    )
     assert code == 400, body
     assert f"unknown field {field!r}" in body["message"] and hint in body["message"]
     assert (await api.jobs())["total"] == 0
@@ -264,7 +291,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """A real ``jupyter server`` whose worker processes can import this module."""
     handle = build_server(tmp_path_factory.mktemp("server"))
     handle.env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(HERE), str(TESTS_DIR), handle.env.get("PYTHONPATH")]))
+        filter(None, [str(HERE), str(TESTS_DIR), handle.env.get("PYTHONPATH")])
+    )
     handle.start()
     try:
         yield handle
@@ -321,16 +349,24 @@ async def test_a_pickles_name_and_shape_are_read_without_loading_it(api: Api) ->
     payload = base64.b64encode(cloudpickle.dumps(make_scaler(1))).decode()
     names = set()
     for executor in ("thread", "process"):
-        code, job, _ = await api.call("POST", "jobs", body={
-            "callable": payload, "items": [1, 2], "params": {"factor": 10},
-            "executor": executor})
+        code, job, _ = await api.call(
+            "POST",
+            "jobs",
+            body={
+                "callable": payload,
+                "items": [1, 2],
+                "params": {"factor": 10},
+                "executor": executor,
+            },
+        )
         assert code == 201, job
         names.add((job["name"], job["processor"]))
         final = await api.wait(job["id"], timeout=120)
         assert (final["status"], final["done"]) == ("completed", 2)
     assert names == {("make_scaler.scale", "<make_scaler.scale>")}  # the same on both
     truncated = base64.b64encode(cloudpickle.dumps(make_scaler(1))[:-3]).decode()
-    code, body, _ = await api.call("POST", "jobs", body={
-        "callable": truncated, "items": [1], "executor": "process"})
+    code, body, _ = await api.call(
+        "POST", "jobs", body={"callable": truncated, "items": [1], "executor": "process"}
+    )
     assert code == 400, body
     assert "not a pickle" in body["message"]

@@ -39,8 +39,9 @@ async def test_keyset_pages_at_several_positions_are_the_ledger_in_order(
 ) -> None:
     job_id = finished["id"]
     for after in (-1, 0, 999, 2400, 2498, 2499):
-        code, page, _ = await api.call("GET", "jobs", job_id, "items",
-                                       params={"after": after, "limit": 50})
+        code, page, _ = await api.call(
+            "GET", "jobs", job_id, "items", params={"after": after, "limit": 50}
+        )
         assert code == 200
         assert page["total"] == N
         indexes = [item["index"] for item in page["items"]]
@@ -53,8 +54,9 @@ async def test_keyset_pages_at_several_positions_are_the_ledger_in_order(
     seen: list[int] = []
     after = -1
     while True:
-        _, page, _ = await api.call("GET", "jobs", job_id, "items",
-                                    params={"after": after, "limit": 700})
+        _, page, _ = await api.call(
+            "GET", "jobs", job_id, "items", params={"after": after, "limit": 700}
+        )
         if not page["items"]:
             break
         seen += [item["index"] for item in page["items"]]
@@ -66,17 +68,20 @@ async def test_keyset_pages_with_a_status_and_totals_from_the_counters(
     api: Api, finished: dict[str, Any]
 ) -> None:
     job_id = finished["id"]
-    _, failed, _ = await api.call("GET", "jobs", job_id, "items",
-                                  params={"status": "failed", "after": 5})
+    _, failed, _ = await api.call(
+        "GET", "jobs", job_id, "items", params={"status": "failed", "after": 5}
+    )
     assert [item["index"] for item in failed["items"]] == [1200, 2499]
     assert failed["total"] == 3  # every failed item, not only those after 5
     assert failed["items"][0]["error"].startswith("ValueError")
-    _, done, _ = await api.call("GET", "jobs", job_id, "items",
-                                params={"status": "done", "after": 1195, "limit": 6})
+    _, done, _ = await api.call(
+        "GET", "jobs", job_id, "items", params={"status": "done", "after": 1195, "limit": 6}
+    )
     assert [item["index"] for item in done["items"]] == [1196, 1197, 1198, 1199, 1201, 1202]
     assert done["total"] == N - 3
-    _, pending, _ = await api.call("GET", "jobs", job_id, "items",
-                                   params={"status": "pending", "after": -1})
+    _, pending, _ = await api.call(
+        "GET", "jobs", job_id, "items", params={"status": "pending", "after": -1}
+    )
     assert pending == {"items": [], "total": 0}
 
 
@@ -152,7 +157,10 @@ async def test_the_results_stream_spans_many_reads(
     ],
 )
 async def test_the_results_stream_answers_errors_before_it_starts(
-    api: Api, finished: dict[str, Any], job: str | None, params: dict[str, Any],
+    api: Api,
+    finished: dict[str, Any],
+    job: str | None,
+    params: dict[str, Any],
     expected: tuple[int, str],
 ) -> None:
     code, message = expected

@@ -28,7 +28,8 @@ def server_at(tmp_path: Path, **traits: Any) -> Iterator[ServerHandle]:
     """A real server that can import ``sample_processors``; stopped at the end."""
     server = build_server(tmp_path, **traits)
     server.env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(TESTS_DIR), server.env.get("PYTHONPATH")]))
+        filter(None, [str(TESTS_DIR), server.env.get("PYTHONPATH")])
+    )
     server.start()
     try:
         yield server
@@ -64,10 +65,16 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
     gate = tmp_path / "gate"  # the first 10 items end at once; the rest once the test says
     gate.write_text("10", encoding="utf-8")
     with server_at(tmp_path / "a", db_url=shared) as first:
-        code, job = first.call("POST", "api/batch/jobs", {
-            "processor": "sample_processors:once", "items": list(range(300)),
-            "params": {"marker_dir": str(markers), "seconds": 0.02, "gate": str(gate)},
-            "max_workers": 2})
+        code, job = first.call(
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": "sample_processors:once",
+                "items": list(range(300)),
+                "params": {"marker_dir": str(markers), "seconds": 0.02, "gate": str(gate)},
+                "max_workers": 2,
+            },
+        )
         assert code == 201, job
         first.wait_for_job(job["id"], lambda s: s["done"] >= 10)
 
@@ -77,9 +84,11 @@ def test_a_second_server_on_the_same_store_waits_and_takes_over_when_the_first_s
             assert "in use by another Jupyter server" in answer["message"]
             assert f"pid {first.pid}" in answer["message"]
             assert "db_url" in answer["message"]  # says how to run both
-            for method, path in [("POST", f"api/batch/jobs/{job['id']}/retry"),
-                                 ("POST", f"api/batch/jobs/{job['id']}/cancel"),
-                                 ("POST", "api/batch/jobs")]:
+            for method, path in [
+                ("POST", f"api/batch/jobs/{job['id']}/retry"),
+                ("POST", f"api/batch/jobs/{job['id']}/cancel"),
+                ("POST", "api/batch/jobs"),
+            ]:
                 assert second.call(method, path, {})[0] == 503, path
             assert "in use by another Jupyter server" in second.log()
 
@@ -111,10 +120,17 @@ def test_sigterm_with_a_hung_item_stops_the_server_and_leaves_no_process(
     pids = tmp_path / "pids"
     pids.mkdir()
     with server_at(tmp_path, cancel_timeout=1) as server:
-        code, job = server.call("POST", "api/batch/jobs", {
-            "processor": "sample_processors:hang", "items": [0, 1, 2, 3],
-            "params": {"on": [0, 1], "pid_dir": str(pids)}, "max_workers": 2,
-            "executor": executor})
+        code, job = server.call(
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": "sample_processors:hang",
+                "items": [0, 1, 2, 3],
+                "params": {"on": [0, 1], "pid_dir": str(pids)},
+                "max_workers": 2,
+                "executor": executor,
+            },
+        )
         assert code == 201, job
         wait_for_file(pids / "0.pid")
         wait_for_file(pids / "1.pid")
@@ -144,10 +160,17 @@ def test_sigkill_leaves_no_worker_process_behind(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
     with server_at(tmp_path) as server:
-        code, job = server.call("POST", "api/batch/jobs", {
-            "processor": "sample_processors:hang", "items": [0, 1, 2, 3],
-            "params": {"on": [0, 1], "pid_dir": str(pids)}, "max_workers": 2,
-            "executor": "process"})
+        code, job = server.call(
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": "sample_processors:hang",
+                "items": [0, 1, 2, 3],
+                "params": {"on": [0, 1], "pid_dir": str(pids)},
+                "max_workers": 2,
+                "executor": "process",
+            },
+        )
         assert code == 201, job
         wait_for_file(pids / "0.pid")
         wait_for_file(pids / "1.pid")
@@ -167,8 +190,11 @@ def test_sigkill_leaves_no_worker_process_behind(tmp_path: Path) -> None:
 
 def test_a_deleted_store_answers_503_and_says_so_in_the_log(tmp_path: Path) -> None:
     with server_at(tmp_path) as server:
-        code, job = server.call("POST", "api/batch/jobs", {
-            "processor": SLEEP, "items": list(range(200)), "params": {"seconds": 0.02}})
+        code, job = server.call(
+            "POST",
+            "api/batch/jobs",
+            {"processor": SLEEP, "items": list(range(200)), "params": {"seconds": 0.02}},
+        )
         assert code == 201, job
         server.wait_for_job(job["id"], lambda s: s["done"] >= 2)
 
@@ -178,15 +204,20 @@ def test_a_deleted_store_answers_503_and_says_so_in_the_log(tmp_path: Path) -> N
         assert final["status"] == "failed"
         assert "was deleted" in final["error"]
 
-        for method, path in [("GET", f"api/batch/jobs/{job['id']}/items"),
-                             ("GET", f"api/batch/jobs/{job['id']}/outputs"),
-                             ("POST", "api/batch/jobs")]:
+        for method, path in [
+            ("GET", f"api/batch/jobs/{job['id']}/items"),
+            ("GET", f"api/batch/jobs/{job['id']}/outputs"),
+            ("POST", "api/batch/jobs"),
+        ]:
             body = {"processor": SLEEP, "items": [1]} if method == "POST" else None
             code, answer = server.call(method, path, body)
             assert code == 503, (path, code, answer)
             assert "was deleted" in answer["message"]
             assert "Restart the Jupyter server" in answer["message"]
         assert not server.db_path.exists(), "an empty store was created in its place"
-        errors = [line for line in server.log().splitlines()
-                  if "was deleted" in line and line.startswith("[E")]
+        errors = [
+            line
+            for line in server.log().splitlines()
+            if "was deleted" in line and line.startswith("[E")
+        ]
         assert errors, server.log()[-3000:]

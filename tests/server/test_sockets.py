@@ -79,10 +79,14 @@ def sockets_of(root_pid: int) -> dict[str, list[SocketSeen]]:
             continue
         label = _process_label(process)
         for conn in [*inet, *unix]:
-            kind = "unix" if conn.family == socket.AF_UNIX else (
-                "udp" if conn.type == socket.SOCK_DGRAM else "tcp")
-            seen.setdefault(label, []).append(SocketSeen(
-                label, kind, _address(conn.laddr), _address(conn.raddr), conn.status))
+            kind = (
+                "unix"
+                if conn.family == socket.AF_UNIX
+                else ("udp" if conn.type == socket.SOCK_DGRAM else "tcp")
+            )
+            seen.setdefault(label, []).append(
+                SocketSeen(label, kind, _address(conn.laddr), _address(conn.raddr), conn.status)
+            )
     return seen
 
 
@@ -102,16 +106,25 @@ def private_dir(path: str) -> bool:
 
 
 def _run_until_busy(server: ServerHandle, executor: str) -> str:
-    job = server.api("POST", "api/batch/jobs", {
-        "processor": "batch_widget.processors:sleep", "executor": executor,
-        "items": [f"item-{n}" for n in range(400)], "params": {"seconds": 0.2},
-        "max_workers": 2, "name": f"sockets-{executor}"})
+    job = server.api(
+        "POST",
+        "api/batch/jobs",
+        {
+            "processor": "batch_widget.processors:sleep",
+            "executor": executor,
+            "items": [f"item-{n}" for n in range(400)],
+            "params": {"seconds": 0.2},
+            "max_workers": 2,
+            "name": f"sockets-{executor}",
+        },
+    )
     server.wait_for_job(job["id"], lambda s: s["done"] >= 2, timeout=START_TIMEOUT)
     return str(job["id"])
 
 
 def test_no_socket_leaves_the_machine_while_thread_process_and_dask_jobs_run(
-    tmp_path: Path, record_property: pytest.RecordProperty,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
     report: list[str] = []
     with running_server(tmp_path, max_concurrent_jobs=1) as server:
@@ -124,8 +137,11 @@ def test_no_socket_leaves_the_machine_while_thread_process_and_dask_jobs_run(
             report.append(f"-- while a {executor} job runs")
             everything = [s for sockets in by_process.values() for s in sockets]
             report += [s.line() for s in everything]
-            listening = [s for s in everything if s.kind != "unix" and (
-                s.status == psutil.CONN_LISTEN or s.kind == "udp")]
+            listening = [
+                s
+                for s in everything
+                if s.kind != "unix" and (s.status == psutil.CONN_LISTEN or s.kind == "udp")
+            ]
             connected = [s for s in everything if s.kind != "unix" and s.remote]
             unix_named = [s for s in everything if s.kind == "unix" and s.local.startswith("/")]
 
@@ -134,7 +150,6 @@ def test_no_socket_leaves_the_machine_while_thread_process_and_dask_jobs_run(
             assert [s for s in connected if not is_loopback(s.remote)] == [], "\n".join(report)
             assert [s for s in unix_named if not private_dir(s.local)] == [], "\n".join(report)
             if executor == "dask":
-                assert len(by_process) >= 3, ("a scheduler's worker processes were seen",
-                                              report)
+                assert len(by_process) >= 3, ("a scheduler's worker processes were seen", report)
     print("\n".join(report))  # the socket table, for `pytest -s`
     record_property("sockets", "\n".join(report))

@@ -43,11 +43,14 @@ def reader() -> str:
     try:
         pwd.getpwnam(READER)
     except KeyError:
-        made = subprocess.run(["useradd", "-m", READER], capture_output=True, text=True,
-                              check=False)
+        made = subprocess.run(
+            ["useradd", "-m", READER], capture_output=True, text=True, check=False
+        )
         if made.returncode not in (0, 9):  # 9: made meanwhile by a concurrent run
-            pytest.fail(f"useradd -m {READER} failed ({made.returncode}): {made.stderr}; "
-                        "these tests need a second local user (run them as root)")
+            pytest.fail(
+                f"useradd -m {READER} failed ({made.returncode}): {made.stderr}; "
+                "these tests need a second local user (run them as root)"
+            )
     pwd.getpwnam(READER)
     return READER
 
@@ -71,15 +74,20 @@ def with_samples(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def reads(user: str, path: Path) -> bool:
     """True if ``user`` can read ``path`` (``cat`` as that user)."""
-    done = subprocess.run(["runuser", "-u", user, "--", "cat", str(path)],
-                          capture_output=True, check=False, timeout=30)
+    done = subprocess.run(
+        ["runuser", "-u", user, "--", "cat", str(path)],
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
     return done.returncode == 0
 
 
 def lists(user: str, path: Path) -> bool:
     """True if ``user`` can list directory ``path``."""
-    done = subprocess.run(["runuser", "-u", user, "--", "ls", str(path)],
-                          capture_output=True, check=False, timeout=30)
+    done = subprocess.run(
+        ["runuser", "-u", user, "--", "ls", str(path)], capture_output=True, check=False, timeout=30
+    )
     return done.returncode == 0
 
 
@@ -108,7 +116,9 @@ def assert_private(user: str, store: Path) -> None:
 
 
 def test_another_user_cannot_read_a_jupyter_servers_store(
-    reader: str, shared: Path, monkeypatch: pytest.MonkeyPatch,
+    reader: str,
+    shared: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with_samples(monkeypatch)
     public = control_file(shared)
@@ -122,7 +132,9 @@ def test_another_user_cannot_read_a_jupyter_servers_store(
 
 
 def test_a_store_an_earlier_release_left_open_is_tightened(
-    reader: str, shared: Path, monkeypatch: pytest.MonkeyPatch,
+    reader: str,
+    shared: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with_samples(monkeypatch)
     folder = shared / "data" / "batch_widget"
@@ -157,7 +169,8 @@ def test_another_user_cannot_read_the_batch_servers_store(reader: str, shared: P
 
 @pytest.mark.parametrize("planted", ["jobs.sqlite", "jobs.sqlite.lock"])
 def test_a_symlink_planted_at_the_store_or_its_lock_is_refused(
-    shared: Path, planted: str,
+    shared: Path,
+    planted: str,
 ) -> None:
     folder = shared / "data"
     folder.mkdir(mode=0o700)

@@ -40,9 +40,16 @@ class Pool:
         self.created: list[str] = []
 
     def create(self) -> int:
-        code, job = self.server.call("POST", "api/batch/jobs", {
-            "processor": SLEEP, "items": list(range(12)),
-            "params": {"seconds": 0.005, "fail": [3, 7]}, "max_workers": 2})
+        code, job = self.server.call(
+            "POST",
+            "api/batch/jobs",
+            {
+                "processor": SLEEP,
+                "items": list(range(12)),
+                "params": {"seconds": 0.005, "fail": [3, 7]},
+                "max_workers": 2,
+            },
+        )
         if code == 201:
             with self.lock:
                 self.ids.append(job["id"])
@@ -59,8 +66,9 @@ class Pool:
                 self.ids.remove(job_id)
 
 
-def client(pool: Pool, seed: int, until: float, codes: Counter[tuple[str, int]],
-           processing_seen: list[int]) -> None:
+def client(
+    pool: Pool, seed: int, until: float, codes: Counter[tuple[str, int]], processing_seen: list[int]
+) -> None:
     rng = random.Random(seed)
     server = pool.server
     while time.monotonic() < until:
@@ -93,9 +101,10 @@ def test_ten_clients_for_a_minute_get_no_5xx_and_leave_consistent_jobs(tmp_path:
         codes: Counter[tuple[str, int]] = Counter()
         processing_seen: list[int] = []
         until = time.monotonic() + SECONDS
-        clients = [threading.Thread(target=client, args=(pool, seed, until, codes,
-                                                         processing_seen))
-                   for seed in range(CLIENTS)]
+        clients = [
+            threading.Thread(target=client, args=(pool, seed, until, codes, processing_seen))
+            for seed in range(CLIENTS)
+        ]
         for thread in clients:
             thread.start()
         for thread in clients:
@@ -111,7 +120,8 @@ def test_ten_clients_for_a_minute_get_no_5xx_and_leave_consistent_jobs(tmp_path:
         deadline = time.monotonic() + 30
         for job_id in pool.ids:
             while (snapshot := server.api("GET", f"api/batch/jobs/{job_id}"))[
-                    "status"] not in TERMINAL:
+                "status"
+            ] not in TERMINAL:
                 assert time.monotonic() < deadline, snapshot
                 time.sleep(0.05)
             items = server.api("GET", f"api/batch/jobs/{job_id}/items?limit=100")["items"]

@@ -42,8 +42,9 @@ async def test_io_bound_gil_releasing_and_process_jobs_draw_no_such_warning(
     data.write_bytes(os.urandom(8 * 1024 * 1024))
     sleepy = await api.create(list(range(40)), processor=SLEEP, params={"seconds": 0.05})
     hashing = await api.create([str(data)] * 100, processor=CHECKSUM)  # hashlib frees the GIL
-    spinning = await api.create(list(range(40)), processor=SPIN, params={"seconds": 0.05},
-                                executor="process")
+    spinning = await api.create(
+        list(range(40)), processor=SPIN, params={"seconds": 0.05}, executor="process"
+    )
     for job in (sleepy, hashing, spinning):
         assert (await api.wait(job["id"]))["status"] == "completed"
     assert server_log.messages(logging.WARNING, ADVICE) == []

@@ -20,8 +20,14 @@ from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.worker import init_process
 
-__all__ = ["ChunkExecutor", "DaskExecutor", "Executors", "ProcessExecutor", "Task",
-           "ThreadExecutor"]
+__all__ = [
+    "ChunkExecutor",
+    "DaskExecutor",
+    "Executors",
+    "ProcessExecutor",
+    "Task",
+    "ThreadExecutor",
+]
 
 
 class Executors:
@@ -31,19 +37,19 @@ class Executors:
         self.settings = settings
         self.log = log
         #: Worker processes kept between process jobs (until process_idle_timeout).
-        self.process_pools = WarmProcessPools(settings.process_idle_timeout, init_process,
-                                              (batch_niceness(), os.getpid()))
+        self.process_pools = WarmProcessPools(
+            settings.process_idle_timeout, init_process, (batch_niceness(), os.getpid())
+        )
         #: The Dask client (and LocalCluster) of executor="dask" jobs, made on first use.
         self.dask = DaskCluster(settings.dask_address, settings.dask_connect_timeout, log)
 
-    def make(
-        self, name: str, workers: int | None, *, job_id: str, job_key: int
-    ) -> ChunkExecutor:
+    def make(self, name: str, workers: int | None, *, job_id: str, job_key: int) -> ChunkExecutor:
         """A new executor of kind ``name`` for one run; ``ValueError`` for an unknown name."""
         default = self.settings.max_workers
         makers: dict[str, Callable[[], ChunkExecutor]] = {
-            "thread": lambda: ThreadExecutor(workers, default, job_id=job_id, job_key=job_key,
-                                             log=self.log),
+            "thread": lambda: ThreadExecutor(
+                workers, default, job_id=job_id, job_key=job_key, log=self.log
+            ),
             "process": lambda: ProcessExecutor(workers, default, pools=self.process_pools),
             "dask": lambda: DaskExecutor(workers, default, cluster=self.dask, job_id=job_id),
         }

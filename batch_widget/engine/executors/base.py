@@ -57,8 +57,10 @@ class ChunkExecutor(abc.ABC):
     #: (a ``ProcessPoolExecutor``): the run then settles them all and asks for a new pool.
     crash_breaks_pool = False
     #: The error of an item that, run alone, killed its worker again.
-    crash_message = ("the worker running this item died (os._exit, a segfault or the "
-                     "out-of-memory killer?); the other items went on")
+    crash_message = (
+        "the worker running this item died (os._exit, a segfault or the "
+        "out-of-memory killer?); the other items went on"
+    )
 
     def __init__(self, workers: int | None, default_workers: int) -> None:
         self.asked_workers = workers

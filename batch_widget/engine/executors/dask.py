@@ -21,8 +21,10 @@ class DaskExecutor(ChunkExecutor):
     that kept killing workers fails alone (``WorkerLost``), the pool goes on.
     """
 
-    crash_message = ("the Dask workers running this item died each time (os._exit, a "
-                     "segfault or the out-of-memory killer?); the other items went on")
+    crash_message = (
+        "the Dask workers running this item died each time (os._exit, a "
+        "segfault or the out-of-memory killer?); the other items went on"
+    )
 
     def __init__(
         self, workers: int | None, default_workers: int, *, cluster: DaskCluster, job_id: str
@@ -53,9 +55,15 @@ class DaskExecutor(ChunkExecutor):
         assert self.pool is not None, "prepare() connects"
         task = self.task
         assert task is not None
-        return self.pool.submit(_worker.run_chunk, task.grant, task.params, task.job_key,
-                                items, cancel=self.pool.stop_flag(),
-                                max_result_bytes=task.max_result_bytes)
+        return self.pool.submit(
+            _worker.run_chunk,
+            task.grant,
+            task.params,
+            task.job_key,
+            items,
+            cancel=self.pool.stop_flag(),
+            max_result_bytes=task.max_result_bytes,
+        )
 
     def workers(self) -> int | None:
         return self.pool.workers() if self.pool is not None else None
@@ -67,8 +75,10 @@ class DaskExecutor(ChunkExecutor):
     def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
         for future in running:
             future.cancel()  # releases the Dask tasks; running Python goes on regardless
-        return ("Dask cannot stop running Python either: those tasks run on in their "
-                "workers until the processor returns, and their results are discarded")
+        return (
+            "Dask cannot stop running Python either: those tasks run on in their "
+            "workers until the processor returns, and their results are discarded"
+        )
 
     def replace_broken_pool(self) -> None:
         """Never called: Dask replaces lost workers itself (see :attr:`crash_breaks_pool`)."""

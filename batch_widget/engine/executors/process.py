@@ -21,8 +21,10 @@ class ProcessExecutor(ChunkExecutor):
     """
 
     crash_breaks_pool = True
-    crash_message = ("the worker process running this item died (os._exit, a segfault or "
-                     "the out-of-memory killer?); the other items went on in a fresh worker")
+    crash_message = (
+        "the worker process running this item died (os._exit, a segfault or "
+        "the out-of-memory killer?); the other items went on in a fresh worker"
+    )
 
     def __init__(
         self, workers: int | None, default_workers: int, *, pools: WarmProcessPools
@@ -51,9 +53,14 @@ class ProcessExecutor(ChunkExecutor):
         task = self.task
         assert task is not None
         try:
-            return self.lease.pool.submit(_worker.run_chunk, task.grant, task.params,
-                                          task.job_key, items,
-                                          max_result_bytes=task.max_result_bytes)
+            return self.lease.pool.submit(
+                _worker.run_chunk,
+                task.grant,
+                task.params,
+                task.job_key,
+                items,
+                max_result_bytes=task.max_result_bytes,
+            )
         except BrokenExecutor as exc:  # the pool broke between two chunks
             failed: Future[list[Outcome]] = Future()
             failed.set_exception(exc)

@@ -23,7 +23,12 @@ class ThreadExecutor(ChunkExecutor):
     """
 
     def __init__(
-        self, workers: int | None, default_workers: int, *, job_id: str, job_key: int,
+        self,
+        workers: int | None,
+        default_workers: int,
+        *,
+        job_id: str,
+        job_key: int,
         log: logging.Logger,
     ) -> None:
         super().__init__(workers, default_workers)
@@ -46,9 +51,16 @@ class ThreadExecutor(ChunkExecutor):
         assert self.func is not None, "prepare() loads the function"
         task = self.task
         assert task is not None
-        return self.pool.submit(_worker.run_chunk, self.func, task.params, task.job_key,
-                                items, cancel=self.cancel, cpu_watch=self.cpu_watch,
-                                max_result_bytes=task.max_result_bytes)
+        return self.pool.submit(
+            _worker.run_chunk,
+            self.func,
+            task.params,
+            task.job_key,
+            items,
+            cancel=self.cancel,
+            cpu_watch=self.cpu_watch,
+            max_result_bytes=task.max_result_bytes,
+        )
 
     def workers(self) -> int | None:
         return self.size if self.pool is not None else None
@@ -57,8 +69,10 @@ class ThreadExecutor(ChunkExecutor):
         return f"{self.size} thread workers"
 
     def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
-        return ("threads cannot be stopped: they run on in the background until the "
-                "processor returns, and their results are discarded")
+        return (
+            "threads cannot be stopped: they run on in the background until the "
+            "processor returns, and their results are discarded"
+        )
 
     def shutdown(self, abandoned: bool) -> None:
         pool, self.pool = self.pool, None
