@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Container, Iterable
 from datetime import datetime, timezone
 
-from batch_widget.engine.control import RateMeter
+from batch_widget.engine.pacing import RateMeter
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.store import JobRow
 from batch_widget.engine.validation import JobSpec

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from batch_widget.engine import job_entry, validation
-from batch_widget.engine.control import RunEnd
+from batch_widget.engine.cancellation import RunEnd
 from batch_widget.engine.errors import ClusterError, ProcessorError
 from batch_widget.engine.executors import Executors
 from batch_widget.engine.job_entry import Entry, now_iso, persist, snapshot_of

@@ -21,11 +21,14 @@ from concurrent.futures import CancelledError as FutureCancelled
 from typing import Any
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.control import CancelFlag, ChunkSizer, RunEnd, StallWatch, yield_cpu
+from batch_widget.engine.cancellation import CancelFlag, RunEnd
 from batch_widget.engine.errors import ClusterError
 from batch_widget.engine.executors import ChunkExecutor, Task
+from batch_widget.engine.niceness import yield_cpu
+from batch_widget.engine.pacing import ChunkSizer
 from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.settings import Settings
+from batch_widget.engine.stall import StallWatch
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import StoreIOError
 

@@ -16,8 +16,8 @@ import cloudpickle
 import pytest
 from _engine import ManagerFactory, Recorder, create, make_manager, wait, wait_until
 
-from batch_widget.engine.control import ChunkSizer
 from batch_widget.engine.manager import JobManager
+from batch_widget.engine.pacing import ChunkSizer
 from batch_widget.engine.store import Store
 from batch_widget.engine.worker import Outcome
 from batch_widget.protocol import (

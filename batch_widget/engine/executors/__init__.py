@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 
 from batch_widget.engine.cluster import DaskCluster
-from batch_widget.engine.control import batch_niceness
 from batch_widget.engine.executors.base import ChunkExecutor, Task
 from batch_widget.engine.executors.dask import DaskExecutor
 from batch_widget.engine.executors.process import ProcessExecutor
 from batch_widget.engine.executors.thread import ThreadExecutor
+from batch_widget.engine.niceness import batch_niceness
 from batch_widget.engine.pools import WarmProcessPools
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.worker import init_process

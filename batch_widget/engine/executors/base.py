@@ -30,7 +30,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from batch_widget.engine.control import CancelFlag
+from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.processor_rules import Grant
 from batch_widget.engine.worker import Outcome
 

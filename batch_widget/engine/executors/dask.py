@@ -6,8 +6,8 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 
 from batch_widget.engine import worker as _worker
+from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.cluster import DaskCluster, DaskPool
-from batch_widget.engine.control import CancelFlag
 from batch_widget.engine.errors import ClusterError
 from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
 from batch_widget.engine.worker import Outcome

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import BrokenExecutor, Future
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.control import CancelFlag
+from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
 from batch_widget.engine.pools import ProcessLease, WarmProcessPools, terminate_workers
 from batch_widget.engine.worker import Outcome

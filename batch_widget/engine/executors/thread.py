@@ -8,8 +8,9 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 
 from batch_widget.engine import worker as _worker
-from batch_widget.engine.control import CancelFlag, yield_cpu
+from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
+from batch_widget.engine.niceness import yield_cpu
 from batch_widget.engine.pools import DaemonThreadPool
 from batch_widget.engine.processor_rules import Processor
 from batch_widget.engine.worker import Outcome
