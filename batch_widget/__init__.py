@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batch_widget.kernel.client import (
+from batch_widget.kernel.errors import (
+    BatchFailed,
     RedirectRefused,
     ResultsIncomplete,
     ServerNotFound,
     ServerUnreachable,
 )
-from batch_widget.kernel.job import BatchFailed, Job, JobList, attach, connect, jobs, submit
+from batch_widget.kernel.job import Job, JobList, attach, connect, jobs, submit
 from batch_widget.kernel.job import map as map  # public as bw.map, kept out of __all__
 from batch_widget.protocol import (
     BatchError,

@@ -23,7 +23,6 @@ from typing import Any, cast
 
 from batch_widget.kernel.discovery import (
     ServerInfo,
-    ServerNotFound,
     discover,
     server_url,
     with_slash,
@@ -33,6 +32,7 @@ from batch_widget.kernel.errors import (
     NOT_JSON,
     RedirectRefused,
     ResultsIncomplete,
+    ServerNotFound,
     ServerUnreachable,
     error_message,
     gateway_error,

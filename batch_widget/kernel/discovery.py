@@ -16,15 +16,14 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
+from batch_widget.kernel.errors import BatchServerUnavailable, ServerNotFound
 from batch_widget.kernel.launcher import (
-    BatchServerUnavailable,
     batch_api_status,
     batch_server,
     pid_alive,
 )
-from batch_widget.protocol import BatchError
 
-__all__ = ["ServerInfo", "ServerNotFound", "discover", "server_url", "with_slash"]
+__all__ = ["ServerInfo", "discover", "server_url", "with_slash"]
 
 #: The first path segment of a page of Jupyter's own front ends: a URL Jupyter
 #: prints (``.../lab?token=...``) or a browser shows ends there; the server's
@@ -42,10 +41,6 @@ _HOW_TO_FIX = (
 #: Seconds a found Jupyter server gets to say whether it has the batch API.
 _PROBE_TIMEOUT = 5.0
 _log = logging.getLogger("batch_widget")
-
-
-class ServerNotFound(BatchError):  # public name fixed by the API brief
-    """No batch_widget server could be found from this kernel."""
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from batch_widget.kernel.discovery import ServerNotFound
 from batch_widget.protocol import BatchError, PermissionDenied
 
 __all__ = [
     "GATEWAY_STATUSES",
     "NOT_JSON",
+    "BatchFailed",
+    "BatchServerUnavailable",
     "RedirectRefused",
     "ResultsIncomplete",
+    "ServerNotFound",
     "ServerUnreachable",
     "error_message",
     "gateway_error",
@@ -29,6 +31,29 @@ __all__ = [
     "results_incomplete",
     "token_rejected",
 ]
+
+
+class ServerNotFound(BatchError):  # public name fixed by the API brief
+    """No batch_widget server could be found from this kernel."""
+
+
+class BatchServerUnavailable(BatchError):
+    """The batch server could not be started; the message says why."""
+
+
+class BatchFailed(BatchError):  # public name fixed by the API brief
+    """A job run by :func:`batch_widget.map` did not produce every result.
+
+    Attributes
+    ----------
+    job : batch_widget.Job
+        The job, to inspect ``errors()``, ``results()`` or ``retry()`` it. Typed
+        ``Any`` here: errors sit below the job module in the kernel's layers.
+    """
+
+    def __init__(self, message: str, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class ServerUnreachable(BatchError, ConnectionError):  # reads like its siblings

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from batch_widget.kernel.client import Client, ServerUnreachable, connect, default_client
 from batch_widget.kernel.encoding import json_items, json_params
-from batch_widget.kernel.errors import ResultsIncomplete, results_incomplete
+from batch_widget.kernel.errors import BatchFailed, ResultsIncomplete, results_incomplete
 from batch_widget.kernel.follow import POLL_INTERVAL, JobFollower, deadline_after
 from batch_widget.kernel.functions import Processor, pickled, processor_fields
 from batch_widget.kernel.listing import JobList, snapshot_html
@@ -48,20 +48,6 @@ __all__ = [
 
 #: Item states that will not change until a retry.
 _ENDED = frozenset(s.value for s in (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED))
-
-
-class BatchFailed(BatchError):  # public name fixed by the API brief
-    """A job run by :func:`map` did not produce every result.
-
-    Attributes
-    ----------
-    job : Job
-        The job, to inspect ``errors()``, ``results()`` or ``retry()`` it.
-    """
-
-    def __init__(self, message: str, job: Job) -> None:
-        super().__init__(message)
-        self.job = job
 
 
 def _create(client: Client, processor: Processor, body: dict[str, Any]) -> Snapshot:

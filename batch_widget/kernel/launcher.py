@@ -41,8 +41,9 @@ from typing import Any
 
 from filelock import FileLock
 
+from batch_widget.kernel.errors import BatchServerUnavailable
 from batch_widget.kernel.redirects import open_url
-from batch_widget.protocol import RUNTIME_FILE, BatchError
+from batch_widget.protocol import RUNTIME_FILE
 from batch_widget.runtime import (
     PROOF_ROUTE,
     UnsafeRuntimeDir,
@@ -72,10 +73,6 @@ PROBE_TIMEOUT = 5.0
 LOCK_FILE = "batch_widget-server.lock"
 LOG_FILE = "batch_widget-server.log"
 _log = logging.getLogger("batch_widget")
-
-
-class BatchServerUnavailable(BatchError):
-    """The batch server could not be started; the message says why."""
 
 
 def read_runtime_file(runtime_dir: Path) -> dict[str, Any] | None:

@@ -24,8 +24,9 @@ import batch_widget.kernel.job as bw
 from batch_widget.engine.validation import callable_name
 from batch_widget.kernel import client as _client
 from batch_widget.kernel.client import ServerUnreachable
-from batch_widget.kernel.discovery import ServerNotFound, discover, server_url
+from batch_widget.kernel.discovery import discover, server_url
 from batch_widget.kernel.encoding import json_items, json_params
+from batch_widget.kernel.errors import ServerNotFound
 from batch_widget.protocol import (
     InvalidRequest,
     ItemStatus,

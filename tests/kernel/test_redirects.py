@@ -21,7 +21,8 @@ import pytest
 
 import batch_widget.kernel.job as bw
 from batch_widget.kernel import client as _client
-from batch_widget.kernel.client import Client, ServerNotFound
+from batch_widget.kernel.client import Client
+from batch_widget.kernel.errors import ServerNotFound
 from batch_widget.kernel.launcher import batch_api_status
 
 TOKEN = "s3cret-token-of-the-first-server"
