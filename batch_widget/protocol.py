@@ -92,6 +92,8 @@ class Snapshot(TypedDict):
     error: str | None
     #: True once later items' logs were dropped: the job's logs reached max_job_log_bytes.
     logs_cut: bool
+    #: Items that failed and wait for another attempt (they count in ``pending``).
+    retrying: int
 
 
 class ItemRecord(TypedDict):
@@ -106,6 +108,8 @@ class ItemRecord(TypedDict):
     duration: float | None
     #: What the item printed and logged while it ran (its first 64 KiB), or None.
     log: str | None
+    #: How many times the item started (its retries included).
+    attempts: int
 
 
 class ItemError(TypedDict):
@@ -116,6 +120,8 @@ class ItemError(TypedDict):
     error: str | None
     traceback: str | None
     log: str | None
+    #: How many times the item ran before it stayed failed.
+    attempts: int
 
 
 # --------------------------------------------------------------------------- errors

@@ -226,3 +226,45 @@ def loud(item: int, size: int = 1024 * 1024) -> int:
     """Print ``size`` bytes."""
     sys.stdout.write("x" * size)
     return item
+
+
+def _attempt_number(marker_dir: str, item: Any) -> int:
+    """Count a call for ``item`` in a file every worker (thread, process, Dask) sees."""
+    marker = Path(marker_dir) / f"{item}.attempts"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with open(marker, "ab") as stream:
+        stream.write(b".")
+        return stream.tell()
+
+
+def fails_first(
+    item: int, marker_dir: str, failures: dict[str, int], error: str = "ConnectionError"
+) -> dict[str, int]:
+    """Raise ``error`` on the first ``failures[str(item)]`` calls for an item, then succeed.
+
+    Returns the call's number, so a test compares it with the item's ``attempts``.
+    """
+    attempt = _attempt_number(marker_dir, item)
+    if attempt <= failures.get(str(item), 0):
+        exc_class = {"ConnectionError": ConnectionError, "ValueError": ValueError}[error]
+        raise exc_class(f"attempt {attempt} at {item} fails")
+    return {"item": item, "attempt": attempt}
+
+
+def fails_by_kind(item: int, marker_dir: str) -> int:
+    """Odd items: a ``ConnectionError`` (an ``OSError``) on the first call; even items: always
+    a ``ValueError``."""
+    attempt = _attempt_number(marker_dir, item)
+    if item % 2 == 0:
+        raise ValueError(f"item {item} is bad (attempt {attempt})")
+    if attempt == 1:
+        raise ConnectionError(f"item {item}: connection reset (attempt {attempt})")
+    return attempt
+
+
+def dies_on(item: int, marker_dir: str, on: tuple[int, ...] = ()) -> int:
+    """End the worker process on every call for the chosen items; count each call."""
+    attempt = _attempt_number(marker_dir, item)
+    if item in on:
+        os._exit(3)
+    return attempt

@@ -83,6 +83,9 @@ def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
         total=total,
         version=1,
         created_at=now_iso(),
+        retries=spec.retries,
+        retry_delay=spec.retry_delay,
+        retry_on=spec.retry_on,
     )
 
 
@@ -125,7 +128,8 @@ def snapshot_of(entry: Entry) -> Snapshot:
     active = not row.status.terminal
     rate = entry.meter.rate
     eta = pending / rate if active and rate else None
-    workers = entry.run.pool_workers() if active and entry.run is not None else None
+    run = entry.run if active else None
+    workers = run.pool_workers() if run is not None else None
     return {
         "id": row.id,
         "name": row.name,
@@ -145,6 +149,7 @@ def snapshot_of(entry: Entry) -> Snapshot:
         "eta": eta,
         "error": row.error,
         "logs_cut": row.logs_cut,
+        "retrying": run.retrying() if run is not None else 0,
     }
 
 

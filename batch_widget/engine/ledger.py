@@ -23,8 +23,8 @@ __all__ = ["PAGE_BYTES", "Position", "ResultsChunk", "item_record", "items_page"
 #: take it past this many bytes; it always holds at least one item while any match.
 PAGE_BYTES = 8 * 1024 * 1024
 
-_ITEM_COLUMNS = "idx, input, status, result, error, traceback, duration, log"
-_RESULT_COLUMNS = "idx, status, result, error"
+_ITEM_COLUMNS = "idx, input, status, result, error, traceback, duration, log, attempts"
+_RESULT_COLUMNS = "idx, status, result, error, attempts"
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,10 @@ def results_chunk(
     *,
     max_bytes: int = PAGE_BYTES,
 ) -> ResultsChunk:
-    """The next lines of ``GET .../results``: ``{"index", "status", "result", "error"}`` each."""
+    """The next lines of ``GET .../results``, one item each.
+
+    A line is ``{"index", "status", "result", "error", "attempts"}``.
+    """
     where, args = _filter(job_key, status)
     rows = conn.execute(
         f"SELECT {_RESULT_COLUMNS} FROM items WHERE {where} AND idx > ? ORDER BY idx LIMIT ?",
@@ -112,11 +115,12 @@ def results_chunk(
     size = 0
     last: int | None = None
     dumps = json.dumps
-    for index, item_status, raw_result, error in rows:
+    for index, item_status, raw_result, error, attempts in rows:
         line = (
             f'{{"index": {int(index)}, "status": "{item_status}", '
             f'"result": {"null" if raw_result is None else raw_result}, '
-            f'"error": {"null" if error is None else dumps(error)}}}\n'
+            f'"error": {"null" if error is None else dumps(error)}, '
+            f'"attempts": {int(attempts)}}}\n'
         )
         if lines and size + len(line) > max_bytes:
             break
@@ -129,19 +133,19 @@ def results_chunk(
 
 def _item_json(row: Sequence[Any]) -> str:
     """One ``ItemRecord`` as JSON, the stored input and result spliced in as they are."""
-    index, raw_input, status, raw_result, error, trace, duration, log = row
+    index, raw_input, status, raw_result, error, trace, duration, log, attempts = row
     dumps = json.dumps
     return (
         f'{{"index": {int(index)}, "input": {raw_input}, "status": {dumps(status)}, '
         f'"result": {"null" if raw_result is None else raw_result}, '
         f'"error": {dumps(error)}, "traceback": {dumps(trace)}, '
-        f'"duration": {dumps(duration)}, "log": {dumps(log)}}}'
+        f'"duration": {dumps(duration)}, "log": {dumps(log)}, "attempts": {int(attempts)}}}'
     )
 
 
 def item_record(row: Sequence[Any]) -> ItemRecord:
     """One stored row as an ``ItemRecord`` (decoded)."""
-    index, raw_input, status, raw_result, error, trace, duration, log = row
+    index, raw_input, status, raw_result, error, trace, duration, log, attempts = row
     return {
         "index": index,
         "input": json.loads(raw_input),
@@ -151,4 +155,5 @@ def item_record(row: Sequence[Any]) -> ItemRecord:
         "traceback": trace,
         "duration": duration,
         "log": log,
+        "attempts": attempts,
     }

@@ -23,6 +23,7 @@ from batch_widget.engine.executors import Executors
 from batch_widget.engine.job_entry import Entry, now_iso, persist, snapshot_of
 from batch_widget.engine.ledger import ResultsChunk
 from batch_widget.engine.publishing import EventLoop, Outbox, Publisher
+from batch_widget.engine.retrying import RetryPolicy
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import OutputsPage, Store
@@ -389,6 +390,8 @@ class JobManager:
             commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
             settings=self.settings,
             log=self.log,
+            policy=RetryPolicy(row.retries, row.retry_delay, row.retry_on),
+            attempts=lambda indexes: self.store.attempts(key, indexes),
         )
         return run
 

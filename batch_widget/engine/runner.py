@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -27,10 +28,11 @@ from batch_widget.engine.executors import ChunkExecutor, Task
 from batch_widget.engine.niceness import yield_cpu
 from batch_widget.engine.pacing import ChunkSizer
 from batch_widget.engine.processor_rules import ProcessorRules
+from batch_widget.engine.retrying import WORKER_DIED, RetryPolicy, RetryQueue
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.stall import StallWatch
 from batch_widget.engine.worker import Outcome
-from batch_widget.protocol import StoreIOError
+from batch_widget.protocol import ItemStatus, StoreIOError
 
 #: Chunks in flight per worker: one running, one queued, so no worker idles.
 _CHUNKS_PER_WORKER = 2
@@ -41,10 +43,15 @@ Item = tuple[int, str]
 
 @dataclasses.dataclass(frozen=True)
 class _Chunk:
-    """Items handed to a worker together; ``isolated`` when it runs alone to find a crasher."""
+    """Items handed to a worker together; ``isolated`` when it runs alone to find a crasher.
+
+    ``marked`` holds the keys of its entries in ``_Unsaved.started``: the first index of
+    a chunk of consecutive items, every index of a chunk of re-runs.
+    """
 
     items: list[Item]
     isolated: bool = False
+    marked: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass
@@ -87,6 +94,11 @@ class JobRun:
         stop before process workers are terminated and threads abandoned),
         ``store_write_timeout`` (how long it retries a failing store),
         ``stall_warning_after`` and ``max_result_bytes``.
+    policy, attempts
+        The job's retry policy, and ``attempts(indexes)``: how many times each of
+        those items started, as committed. A failed attempt the policy re-runs is
+        committed ``pending`` (with its error) and runs again when its wait is over;
+        the run ends once no item waits.
     """
 
     def __init__(
@@ -102,6 +114,8 @@ class JobRun:
         commit: CommitHook,
         settings: Settings,
         log: logging.Logger,
+        policy: RetryPolicy | None = None,
+        attempts: Callable[[Sequence[int]], dict[int, int]] | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_key = job_key
@@ -126,6 +140,13 @@ class JobRun:
         self.abandoned: list[int] = []
         #: Set when the Dask scheduler was lost mid-run: the run ends and raises it.
         self.lost: ClusterError | None = None
+        self.policy = policy or RetryPolicy()
+        self.committed_attempts = attempts or (lambda indexes: dict.fromkeys(indexes, 0))
+        #: Items that failed and wait for their next attempt.
+        self.retry = RetryQueue()
+        #: Attempts of the items that failed in this run (the store's count lags a commit).
+        self.tried: dict[int, int] = {}
+        self.rand = random.Random()
 
     # -- the executor ------------------------------------------------------------
 
@@ -136,6 +157,10 @@ class JobRun:
     def pool_workers(self) -> int | None:
         """How many workers run the job now: the pool's size, or the Dask cluster's workers."""
         return self.executor.workers()
+
+    def retrying(self) -> int:
+        """How many failed items wait for another attempt."""
+        return len(self.retry)
 
     # -- the run -----------------------------------------------------------------
 
@@ -178,25 +203,26 @@ class JobRun:
         cursor, exhausted = -1, False
         next_commit = time.monotonic() + self.interval
         while True:
-            if self.flag.is_set():
-                unsaved.outcomes.extend(_skipped(self.suspects, self.job_key))
-                self.suspects.clear()
-            elif self.suspects or any(c.isolated for c in inflight.values()):
-                if not inflight:  # alone in the pool, so a crash names its item
-                    self._dispatch(inflight, _Chunk([self.suspects.popleft()], isolated=True))
-            else:
-                cursor, exhausted = self._fill(inflight, unsaved, cursor, exhausted)
-            if not inflight and (exhausted or self.flag.is_set()) and not self.suspects:
+            cursor, exhausted = self._feed(inflight, unsaved, cursor, exhausted)
+            if (
+                not inflight
+                and (exhausted or self.flag.is_set())
+                and not self.suspects
+                and not self.retry
+            ):
                 break
-            finished, _ = wait(
-                inflight, timeout=self._wait_for(next_commit), return_when=FIRST_COMPLETED
-            )
+            timeout = self._wait_for(next_commit, self._may_rerun(inflight))
+            if inflight:
+                finished, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+            else:  # only re-runs wait: sleep until one is due, or a cancel
+                self.flag.thread_event.wait(timeout)
+                finished = set()
             if self._collect(inflight, finished, unsaved):
                 self._rebuild_pool(inflight, unsaved)
             if self.lost is not None:
                 self._give_back(inflight, unsaved)
                 break
-            if finished:
+            if finished or not inflight:  # waiting out a re-run's delay is not a stall
                 self.stall.progressed()
             else:
                 self.stall.check(c.items for c in inflight.values())
@@ -207,6 +233,26 @@ class JobRun:
                 self._save(unsaved)
                 next_commit = time.monotonic() + self.interval
         self._save(unsaved, final=True)
+
+    def _feed(
+        self,
+        inflight: dict[Future[list[Outcome]], _Chunk],
+        unsaved: _Unsaved,
+        cursor: int,
+        exhausted: bool,
+    ) -> tuple[int, bool]:
+        """Hand out what runs next: suspects alone, then re-runs that are due, then new items."""
+        if self.flag.is_set():
+            unsaved.outcomes.extend(_skipped(self.suspects, self.job_key))
+            self.suspects.clear()
+            self.retry.drain()  # sent back pending: the job's end decides their fate
+        elif self.suspects or any(c.isolated for c in inflight.values()):
+            if not inflight:  # alone in the pool, so a crash names its item
+                self._dispatch(inflight, _Chunk([self.suspects.popleft()], isolated=True))
+        else:
+            self._rerun_due(inflight, unsaved)
+            return self._fill(inflight, unsaved, cursor, exhausted)
+        return cursor, exhausted
 
     def _fill(
         self,
@@ -230,18 +276,43 @@ class JobRun:
             cursor = chunk[-1][0]
             self.undispatched -= len(chunk)
             unsaved.started[chunk[0][0]] = (self.job_key, chunk[0][0], cursor)
-            self._dispatch(inflight, _Chunk(chunk))
+            self._dispatch(inflight, _Chunk(chunk, marked=(chunk[0][0],)))
         return cursor, exhausted
+
+    def _rerun_due(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
+        """Dispatch the failed items whose wait is over, ahead of new items."""
+        workers = self.executor.capacity()
+        while self.retry and len(inflight) < workers * _CHUNKS_PER_WORKER:
+            due = self.retry.take_due(time.monotonic(), self.sizer.size(len(self.retry), workers))
+            if not due:
+                return
+            for index, _ in due:
+                unsaved.started[index] = (self.job_key, index, index)
+            self._dispatch(inflight, _Chunk(due, marked=tuple(index for index, _ in due)))
 
     def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
         assert self.prepared, "run() prepares the processor first"
         inflight[self.executor.submit(chunk.items)] = chunk
 
-    def _wait_for(self, next_commit: float) -> float:
+    def _may_rerun(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+        """Whether a re-run that is due would be dispatched now (a worker free, no isolation)."""
+        return (
+            not self.flag.is_set()
+            and not self.suspects
+            and not any(c.isolated for c in inflight.values())
+            and len(inflight) < self.executor.capacity() * _CHUNKS_PER_WORKER
+        )
+
+    def _wait_for(self, next_commit: float, rerun_wakes: bool) -> float:
+        """Seconds to wait for a chunk: until the next commit, the cancel's grace ends, or
+        (when ``rerun_wakes``: one could be dispatched) the next re-run is due."""
         now = time.monotonic()
         timeout = next_commit - now
         if self.flag.set_at is not None:
             timeout = min(timeout, self.flag.set_at + self.cancel_timeout - now)
+        due = self.retry.next_due()
+        if due is not None and rerun_wakes:
+            timeout = min(timeout, due - now)
         return max(0.0, timeout)
 
     def _grace_over(self) -> bool:
@@ -270,17 +341,75 @@ class JobRun:
             except BrokenExecutor as exc:
                 broken = broken or self.executor.crash_breaks_pool
                 if chunk.isolated:
-                    unsaved.outcomes.extend(self._died(chunk.items, exc))
+                    unsaved.outcomes.extend(self._settle(chunk, self._died(chunk.items, exc)))
                 else:
                     self.suspects.extend(chunk.items)
             except BaseException as exc:  # the chunk as a whole could not run
-                unsaved.outcomes.extend(self._lost(chunk.items, exc))
+                unsaved.outcomes.extend(self._settle(chunk, self._lost(chunk.items, exc)))
             else:
                 self.sizer.observe(result)
-                unsaved.outcomes.extend(result)
-                if not chunk.isolated:
-                    unsaved.started.pop(chunk.items[0][0], None)
+                unsaved.outcomes.extend(self._settle(chunk, result))
+                for index in chunk.marked:
+                    unsaved.started.pop(index, None)
         return broken
+
+    def _attempts_before(self, indexes: list[int]) -> dict[int, int]:
+        """How many times each of ``indexes`` started before the outcomes now in hand."""
+        unknown = [index for index in indexes if index not in self.tried]
+        if not unknown:
+            return self.tried
+        try:
+            committed = self.committed_attempts(unknown)
+        except StoreIOError as exc:  # counted from this run on: at worst a few more re-runs
+            self.log.warning(
+                "job %s: %s; counting the attempts of %d failed item(s) from this run on",
+                self.job_id,
+                exc,
+                len(unknown),
+            )
+            committed = {}
+        return {**committed, **self.tried}
+
+    def _settle(self, chunk: _Chunk, outcomes: list[Outcome]) -> list[Outcome]:
+        """``outcomes`` with each failed attempt the policy re-runs sent back to pending.
+
+        Such an item keeps its error (and loses the attempt's log) while it waits;
+        it is queued to run again after its delay. During a stop it is not queued:
+        pending, the job's end decides its fate (a cancel cancels it, a shutdown
+        leaves it to the next run).
+        """
+        if not self.policy.retries:
+            return outcomes
+        failed = [o.idx for o in outcomes if o.status == ItemStatus.FAILED]
+        if not failed:
+            return outcomes
+        before = self._attempts_before(failed)
+        inputs = dict(chunk.items)
+        settled: list[Outcome] = []
+        now = time.monotonic()
+        for outcome in outcomes:
+            if outcome.status != ItemStatus.FAILED:
+                settled.append(outcome)
+                continue
+            attempts = self.tried[outcome.idx] = before.get(outcome.idx, 0) + outcome.ran
+            if not self.policy.retries_after(attempts, outcome.error_types):
+                settled.append(outcome)
+                continue
+            settled.append(outcome._replace(status=ItemStatus.PENDING, log=None))
+            if self.flag.is_set():
+                continue
+            wait_for = self.policy.wait_before(attempts + 1, self.rand)
+            self.retry.add(now + wait_for, (outcome.idx, inputs[outcome.idx]))
+            self.log.debug(
+                "job %s: item %d failed its attempt %d (%s); attempt %d in %.2f s",
+                self.job_id,
+                outcome.idx,
+                attempts,
+                outcome.error,
+                attempts + 1,
+                wait_for,
+            )
+        return settled
 
     def _give_back(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
         """The Dask scheduler was lost: collect what still settles, send the rest back to pending.
@@ -378,14 +507,15 @@ class JobRun:
             exc,
         )
         message = self.executor.crash_message
-        return [_worker.lost(message, self.job_key, i) for i, _ in items]
+        return [_worker.lost(message, self.job_key, i, WORKER_DIED) for i, _ in items]
 
     def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
         self.log.warning(
             "job %s: a chunk of %d item(s) could not run: %r", self.job_id, len(items), exc
         )
         message = f"the worker could not run this item: {_worker.describe(exc)}"
-        return [_worker.lost(message, self.job_key, i) for i, _ in items]
+        types = _worker.class_names(exc)
+        return [_worker.lost(message, self.job_key, i, types) for i, _ in items]
 
 
 def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:

@@ -40,6 +40,10 @@ class Settings:
     #: Bytes of item logs the store keeps per job (64 MiB: a thousand items at the
     #: per-item 64 KiB cap, or a million items of 64 bytes); later items' logs are dropped.
     max_job_log_bytes: int = 64 * 1024 * 1024
+    #: A job's item policy unless it asks for another (docs/configuration.md).
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_on: tuple[str, ...] | None = None
 
     # -- publishing: from the engine to the event stream ---------------------
     completion_broadcast_retries: int = 3

@@ -34,7 +34,7 @@ from batch_widget.protocol import (
 )
 from batch_widget.runtime import UnsafeRuntimeDir, open_no_symlink
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: What an item's log becomes once its job's logs reached ``max_job_log_bytes``.
 LOG_DROPPED = (
@@ -61,7 +61,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at  TEXT,
     error        TEXT,
     log_bytes    INTEGER NOT NULL DEFAULT 0,
-    logs_cut     INTEGER NOT NULL DEFAULT 0
+    logs_cut     INTEGER NOT NULL DEFAULT 0,
+    retries      INTEGER NOT NULL DEFAULT 0,
+    retry_delay  REAL NOT NULL DEFAULT 1.0,
+    retry_on     TEXT
 );
 CREATE TABLE IF NOT EXISTS items (
     job          INTEGER NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
@@ -73,6 +76,7 @@ CREATE TABLE IF NOT EXISTS items (
     traceback    TEXT,
     duration     REAL,
     log          TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job, idx)
 ) WITHOUT ROWID;
 """
@@ -97,6 +101,9 @@ _JOB_COLUMNS = (
     "error",
     "log_bytes",
     "logs_cut",
+    "retries",
+    "retry_delay",
+    "retry_on",
 )
 #: What ``load_jobs`` selects: the size of a pickled function, never the pickle itself.
 _JOB_SELECT = ", ".join(
@@ -115,12 +122,17 @@ _MUTABLE_JOB_COLUMNS = (
     "logs_cut",
 )
 _INSERT_BATCH = 10_000
+#: Indexes per ``IN (...)`` query (SQLite allows 32,766 parameters).
+_IN_BATCH = 500
 #: Free pages (4 KiB each) worth handing back to the file system after a delete.
 _VACUUM_MIN_PAGES = 256
 _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremental)
 #: Where an outcome row (``worker.Outcome``, or any tuple in its column order) holds the
 #: item's status and its log: the store takes plain rows, so it reads them by position.
 _STATUS_FIELD, _LOG_FIELD = 0, 5
+#: How many of an outcome row's fields the result UPDATE binds (``worker.Outcome``'s
+#: fields up to ``idx``; its ``error_types`` are the runner's).
+_STORED_FIELDS = 9
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
 _LOG_BYTES_OF_JOB = (
@@ -162,6 +174,11 @@ class JobRow:
     log_bytes: int = 0
     #: True once an item's log was dropped because the job's logs reached the cap.
     logs_cut: bool = False
+    #: The job's item policy (docs/configuration.md): re-runs of a failed item, the first
+    #: re-run's delay, and the exception class names re-run (None: any).
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_on: tuple[str, ...] | None = None
 
     def mutable_values(self) -> tuple[Any, ...]:
         """The columns a job changes over its life, in ``_MUTABLE_JOB_COLUMNS`` order."""
@@ -329,6 +346,11 @@ class Store:
                 conn.execute("ALTER TABLE jobs ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0")
                 conn.execute("ALTER TABLE jobs ADD COLUMN logs_cut INTEGER NOT NULL DEFAULT 0")
                 conn.execute(f"UPDATE jobs SET log_bytes = ({_LOG_BYTES_OF_JOB})", (LOG_DROPPED,))
+            if "attempts" not in columns:  # schema 3: items count their attempts, jobs retry
+                conn.execute("ALTER TABLE items ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+                conn.execute("ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
+                conn.execute("ALTER TABLE jobs ADD COLUMN retry_delay REAL NOT NULL DEFAULT 1.0")
+                conn.execute("ALTER TABLE jobs ADD COLUMN retry_on TEXT")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def release_reader(self) -> None:
@@ -361,8 +383,9 @@ class Store:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO jobs (key, id, name, processor, callable, params, max_workers, "
-                "executor, status, total, done, failed, version, created_at) "
-                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+                "executor, status, total, done, failed, version, created_at, retries, "
+                "retry_delay, retry_on) "
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.name,
@@ -375,6 +398,9 @@ class Store:
                     job.total,
                     job.version,
                     job.created_at,
+                    job.retries,
+                    job.retry_delay,
+                    None if job.retry_on is None else json.dumps(list(job.retry_on)),
                 ),
             )
             job.key = int(cursor.lastrowid or 0)
@@ -485,6 +511,26 @@ class Store:
             raise StoreIOError(f"the job store {self.path} cannot be read: {exc}") from exc
         return rows
 
+    def attempts(self, job_key: int, indexes: Sequence[int]) -> dict[int, int]:
+        """How many times each of ``indexes`` started, as committed (for the retry policy)."""
+        found: dict[int, int] = {}
+        try:
+            conn = self._reader()
+            for start in range(0, len(indexes), _IN_BATCH):
+                part = list(indexes[start : start + _IN_BATCH])
+                marks = ", ".join("?" * len(part))
+                found.update(
+                    conn.execute(
+                        f"SELECT idx, attempts FROM items WHERE job = ? AND idx IN ({marks})",
+                        (job_key, *part),
+                    ).fetchall()
+                )
+        except sqlite3.Error as exc:
+            if not _is_disk_error(exc):
+                raise
+            raise StoreIOError(f"the job store {self.path} cannot be read: {exc}") from exc
+        return found
+
     def commit_progress(
         self,
         job: JobRow,
@@ -494,9 +540,11 @@ class Store:
         """In one transaction: mark chunks running, record outcomes, save the job.
 
         ``started`` holds ``(job_key, first_index, last_index)`` of dispatched
-        chunks; ``outcomes`` are worker outcome tuples.
+        chunks; ``outcomes`` are worker outcome tuples (``worker.Outcome``, or any
+        tuple whose first nine fields are in its order: what follows is the runner's and
+        is not stored).
         """
-        outcomes = self._within_log_budget(job, outcomes)
+        outcomes = [o[:_STORED_FIELDS] for o in self._within_log_budget(job, outcomes)]
         with self._transaction() as conn:
             conn.executemany(
                 "UPDATE items SET status = 'running' WHERE job = ? AND idx BETWEEN ? AND ? "
@@ -505,7 +553,7 @@ class Store:
             )
             conn.executemany(
                 "UPDATE items SET status = ?, result = ?, error = ?, traceback = ?, "
-                "duration = ?, log = ? WHERE job = ? AND idx = ?",
+                "duration = ?, log = ?, attempts = attempts + ? WHERE job = ? AND idx = ?",
                 outcomes,
             )
             _update_job(conn, job)
@@ -547,11 +595,12 @@ class Store:
             return cursor.rowcount
 
     def reset_for_retry(self, job: JobRow) -> None:
-        """Send every item not ``done`` back to ``pending`` and save the job."""
+        """Send every item not ``done`` back to ``pending``, attempts uncounted; save the job."""
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE items SET status = 'pending', result = NULL, error = NULL, "
-                "traceback = NULL, duration = NULL, log = NULL WHERE job = ? AND status != 'done'",
+                "traceback = NULL, duration = NULL, log = NULL, attempts = 0 "
+                "WHERE job = ? AND status != 'done'",
                 (job.key,),
             )
             # The cleared logs leave the job's count; a note left on a done item keeps it cut.
@@ -704,6 +753,8 @@ def _job_from_row(row: Sequence[Any]) -> JobRow:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["status"] = JobStatus(values["status"])
     values["logs_cut"] = bool(values["logs_cut"])
+    retry_on = values["retry_on"]
+    values["retry_on"] = None if retry_on is None else tuple(json.loads(retry_on))
     return JobRow(**values)
 
 

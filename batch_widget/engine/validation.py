@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import inspect
 import json
+import math
 import pickletools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,10 +22,13 @@ from batch_widget.engine import jsontext, ledger
 from batch_widget.engine.cluster import dask_installed, missing_message
 from batch_widget.engine.errors import ProcessorError, ProcessorRefused
 from batch_widget.engine.processor_rules import ProcessorRules
+from batch_widget.engine.retrying import MAX_RETRY_DELAY
 from batch_widget.engine.settings import EXECUTORS, Settings
 from batch_widget.protocol import InvalidRequest, ItemStatus, JobStatus, PermissionDenied
 
 _MAX_WORKERS_CAP = 256
+#: The most re-runs a job may ask for per item.
+MAX_RETRIES = 100
 _MAX_NAME = 200
 _MAX_PAGE = 10_000
 _MAX_OFFSET = 2**63 - 1  # SQLite's integers are 64-bit
@@ -46,12 +50,18 @@ class JobRequest:
     params: Mapping[str, Any] | None = None
     max_workers: int | None = None
     executor: str | None = None
+    retries: int | None = None
+    retry_delay: float | None = None
+    retry_on: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         _check_items(self.items)
         _check_params(self.params)
         _check_max_workers(self.max_workers)
         _check_executor(self.executor)
+        check_retries(self.retries)
+        check_retry_delay(self.retry_delay)
+        check_retry_on(self.retry_on)
         if (self.processor is None) == (self.callable_b64 is None):
             raise InvalidRequest(
                 "give exactly one of 'processor' (an import path) "
@@ -109,6 +119,9 @@ class JobSpec:
     params_json: str
     max_workers: int | None
     executor: str
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_on: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +165,13 @@ class Rules:
             params_json=json.dumps(params),
             max_workers=request.max_workers,
             executor=executor,
+            retries=self.settings.retries if request.retries is None else request.retries,
+            retry_delay=float(
+                self.settings.retry_delay if request.retry_delay is None else request.retry_delay
+            ),
+            retry_on=self.settings.retry_on
+            if request.retry_on is None
+            else tuple(dict.fromkeys(request.retry_on)),
         )
 
     def _admit_pickle(self, pickled: bytes, executor: str, params: dict[str, Any]) -> str:
@@ -244,6 +264,48 @@ def _check_max_workers(max_workers: Any) -> None:
     ):
         raise InvalidRequest(
             f"'max_workers' must be an integer from 1 to {_MAX_WORKERS_CAP}, not {max_workers!r}"
+        )
+
+
+def check_retries(retries: Any) -> None:
+    """Refuse a ``retries`` that is not a whole number from 0 to :data:`MAX_RETRIES`."""
+    if retries is None:
+        return
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise InvalidRequest(
+            f"'retries' must be an integer from 0 to {MAX_RETRIES} (re-runs of a failed "
+            f"item), not {retries!r}"
+        )
+
+
+def check_retry_delay(delay: Any) -> None:
+    """Refuse a ``retry_delay`` that is not a finite number of seconds from 0 to 60."""
+    if delay is None:
+        return
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not math.isfinite(delay)
+        or not 0 <= delay <= MAX_RETRY_DELAY
+    ):
+        raise InvalidRequest(
+            f"'retry_delay' must be a number of seconds from 0 to {MAX_RETRY_DELAY:g}, "
+            f"not {delay!r}"
+        )
+
+
+def check_retry_on(names: Any) -> None:
+    """Refuse a ``retry_on`` that is not a list of exception class names."""
+    if names is None:
+        return
+    if (
+        isinstance(names, (str, bytes))
+        or not isinstance(names, Sequence)
+        or not all(isinstance(name, str) and name.isidentifier() for name in names)
+    ):
+        raise InvalidRequest(
+            "'retry_on' must be a list of exception class names such as "
+            f'["ConnectionError", "TimeoutError"] (null: any), not {names!r}'
         )
 
 

@@ -42,18 +42,28 @@ class Outcome(NamedTuple):
     traceback: str | None
     duration: float | None
     log: str | None
+    #: 1 when this outcome is an attempt (the item started, or its worker died with it), else 0.
+    ran: int
     job_key: int
     idx: int  #: the item's index in the job (the column ``idx``; ``index`` is tuple's)
+    #: A failure's exception class and its bases, by name (what ``retry_on`` matches); not stored.
+    error_types: tuple[str, ...] = ()
 
 
 def not_run(job_key: int, index: int) -> Outcome:
     """The outcome of an item its chunk never started: sent back to pending."""
-    return Outcome(ItemStatus.PENDING, None, None, None, None, None, job_key, index)
+    return Outcome(ItemStatus.PENDING, None, None, None, None, None, 0, job_key, index)
 
 
-def lost(message: str, job_key: int, index: int) -> Outcome:
-    """The outcome of an item that failed before it ran (its worker died or refused it)."""
-    return Outcome(ItemStatus.FAILED, None, message, None, None, None, job_key, index)
+def lost(message: str, job_key: int, index: int, error_types: tuple[str, ...]) -> Outcome:
+    """The outcome of an attempt that failed without running (its worker died or refused it)."""
+    failed = ItemStatus.FAILED
+    return Outcome(failed, None, message, None, None, None, 1, job_key, index, error_types)
+
+
+def class_names(exc: BaseException) -> tuple[str, ...]:
+    """The names of ``exc``'s class and of every class it derives from, nearest first."""
+    return tuple(cls.__name__ for cls in type(exc).__mro__)
 
 
 _MiB = 1024 * 1024
@@ -319,8 +329,10 @@ def run_chunk(
                     trace,
                     clock() - started,
                     _storable(end()),
+                    1,
                     job_key,
                     index,
+                    class_names(exc),
                 )
             )
             continue
@@ -337,8 +349,10 @@ def run_chunk(
                     None,
                     duration,
                     log,
+                    1,
                     job_key,
                     index,
+                    class_names(exc),
                 )
             )
             continue
@@ -351,15 +365,21 @@ def run_chunk(
                     None,
                     duration,
                     log,
+                    1,
                     job_key,
                     index,
+                    _TOO_BIG_TYPES,
                 )
             )
             continue
-        append(Outcome(ItemStatus.DONE, encoded, None, None, duration, log, job_key, index))
+        append(Outcome(ItemStatus.DONE, encoded, None, None, duration, log, 1, job_key, index))
     if cpu_watch is not None:
         cpu_watch.add(time.thread_time() - cpu_started)
     return outcomes
+
+
+#: What a result over ``max_result_bytes`` fails as, for ``retry_on``.
+_TOO_BIG_TYPES = ("ValueError", "Exception", "BaseException")
 
 
 def _storable(text: str | None) -> str | None:

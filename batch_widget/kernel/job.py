@@ -267,8 +267,9 @@ class Job:
         )
 
     def errors(self) -> list[ItemError]:
-        """Return the failed items: ``[{"index", "input", "error", "traceback", "log"}]``,
-        in order; ``log`` is what the item printed and logged (None if nothing)."""
+        """Return the failed items: ``[{"index", "input", "error", "traceback", "log",
+        "attempts"}]``, in order; ``log`` is what the item printed and logged (None if
+        nothing), ``attempts`` how many times it ran (more than 1 with ``retries``)."""
         failed = [
             ItemError(
                 index=record["index"],
@@ -276,6 +277,7 @@ class Job:
                 error=record["error"],
                 traceback=record["traceback"],
                 log=record.get("log"),
+                attempts=int(record.get("attempts", 1)),
             )
             for record in self.client.all_items(self.id, status=ItemStatus.FAILED.value)
         ]
@@ -369,6 +371,9 @@ def submit(
     params: dict[str, Any] | None = None,
     max_workers: int | None = None,
     executor: str | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
+    retry_on: Iterable[str | type[BaseException]] | None = None,
 ) -> Job:
     """Create and queue a job on the server; return its :class:`Job` at once.
 
@@ -393,6 +398,17 @@ def submit(
         work), or a Dask cluster (the server's ``dask_address``, else a
         ``LocalCluster`` it starts; needs ``batch_widget[dask]`` on the server
         and the workers). The server's ``executor`` otherwise.
+    retries : int, optional
+        How many more times a failed item runs (0 to 100); the server's
+        ``retries`` (0) otherwise. An item is failed only once its attempts are
+        used up, with its last error; ``job.errors()`` says how many it had.
+    retry_delay : float, optional
+        Seconds before the first re-run, doubling with each (at most 60 s,
+        randomised by ±25 %); the server's ``retry_delay`` (1.0) otherwise.
+    retry_on : list of exception classes or names, optional
+        Re-run only failures whose exception is (or derives from) one of these,
+        e.g. ``[ConnectionError, TimeoutError]``; a worker process that died with
+        the item counts as ``"WorkerDied"``. Any failure otherwise.
 
     Raises
     ------
@@ -409,11 +425,37 @@ def submit(
     body: dict[str, Any] = {"items": json_items(items)}
     if params is not None:
         params = json_params(params)
-    optional = {"name": name, "params": params, "max_workers": max_workers, "executor": executor}
+    optional = {
+        "name": name,
+        "params": params,
+        "max_workers": max_workers,
+        "executor": executor,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_on": None if retry_on is None else _exception_names(retry_on),
+    }
     body.update({key: value for key, value in optional.items() if value is not None})
     client = default_client()
     snap = _create(client, processor, body)
     return Job(snap["id"], client, snap)
+
+
+def _exception_names(retry_on: Iterable[str | type[BaseException]]) -> list[str]:
+    """``retry_on`` as the server takes it: exception class names."""
+    if isinstance(retry_on, (str, type)):
+        retry_on = [retry_on]
+    names = []
+    for entry in retry_on:
+        if isinstance(entry, type) and issubclass(entry, BaseException):
+            names.append(entry.__name__)
+        elif isinstance(entry, str):
+            names.append(entry)
+        else:
+            raise TypeError(
+                f"retry_on takes exception classes or their names, e.g. [ConnectionError], "
+                f"not {entry!r}"
+            )
+    return names
 
 
 def attach(job_id: str) -> Job:
@@ -480,12 +522,14 @@ def map(  # bw.map mirrors the builtin on purpose
     timeout : float, optional
         Seconds to wait at most.
     **options
-        ``name``, ``params``, ``max_workers``, ``executor``, as for :func:`submit`.
+        ``name``, ``params``, ``max_workers``, ``executor``, ``retries``,
+        ``retry_delay``, ``retry_on``, as for :func:`submit`.
 
     Raises
     ------
     BatchFailed
-        If items failed (the message counts them and shows the first), or the
+        If items failed, their retries used up (the message counts them and shows
+        the first), or the
         job ended ``cancelled``, ``interrupted`` or ``failed``. ``.job`` is set.
     TimeoutError
         If ``timeout`` passed first.

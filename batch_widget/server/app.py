@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,13 @@ from traitlets import (
     validate,
 )
 
+from batch_widget.engine import validation
 from batch_widget.engine.lock import StoreLock
 from batch_widget.engine.manager import JobManager
 from batch_widget.engine.memory import fix_mmap_threshold
 from batch_widget.engine.settings import DEFAULTS, EXECUTORS, Settings
 from batch_widget.engine.store import Store, path_from_url
-from batch_widget.protocol import StoreInUse, StoreUnavailable
+from batch_widget.protocol import InvalidRequest, StoreInUse, StoreUnavailable
 from batch_widget.server.events import Broadcaster
 from batch_widget.server.handlers import route_table
 from batch_widget.server.service import BatchService
@@ -146,6 +148,28 @@ class BatchWidgetApp(ExtensionApp):
         "its retries included; once reached, later items' logs are dropped (each says so) and "
         "the job's snapshot has logs_cut: true. Each item's log keeps its first 64 KiB.",
     )
+    retries = _setting(
+        Int,
+        "retries",
+        "How many more times a failed item runs, unless the job asks for another number "
+        "(retries=). An item waiting for its next attempt is pending; it is failed only once "
+        "its attempts are used up, with its last error. Items run at least once and may run "
+        "again: make side effects idempotent (docs/http-api.md, Retries).",
+    )
+    retry_delay = _setting(
+        Float,
+        "retry_delay",
+        "Seconds before a failed item's first re-run (retry_delay=); the wait doubles with "
+        "each attempt, at most 60 s, and is randomised by ±25 %.",
+    )
+    retry_on = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="Exception class names whose failures are re-run, matched against the raised "
+        "exception's class and its bases (e.g. ['ConnectionError', 'TimeoutError']); a "
+        "worker process that died with the item counts as WorkerDied. None: any failure.",
+    ).tag(config=True)
     process_idle_timeout = _setting(
         Float,
         "process_idle_timeout",
@@ -244,6 +268,24 @@ class BatchWidgetApp(ExtensionApp):
             raise TraitError(f"completion_broadcast_retries must be >= 0, not {value}")
         return value
 
+    @validate("retries")
+    def _validate_job_retries(self, proposal: dict[str, Any]) -> int:
+        value = proposal["value"]
+        _as_trait_error(validation.check_retries, value)
+        return int(value)
+
+    @validate("retry_delay")
+    def _validate_retry_delay(self, proposal: dict[str, Any]) -> float:
+        value = proposal["value"]
+        _as_trait_error(validation.check_retry_delay, value)
+        return float(value)
+
+    @validate("retry_on")
+    def _validate_retry_on(self, proposal: dict[str, Any]) -> list[str] | None:
+        value = proposal["value"]
+        _as_trait_error(validation.check_retry_on, value)
+        return None if value is None else list(value)
+
     @validate("process_idle_timeout")
     def _validate_idle_timeout(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
@@ -282,6 +324,8 @@ class BatchWidgetApp(ExtensionApp):
             if self.has_trait(f.name)
         }
         values["allowed_processors"] = tuple(values["allowed_processors"])
+        retry_on = values["retry_on"]
+        values["retry_on"] = None if retry_on is None else tuple(retry_on)
         return Settings(**values)
 
     def config_summary(self) -> dict[str, Any]:
@@ -479,6 +523,14 @@ def _positive(proposal: dict[str, Any]) -> Any:
     if value <= 0:
         raise TraitError(f"{proposal['trait'].name} must be positive, not {value!r}")
     return value
+
+
+def _as_trait_error(check: Callable[[Any], None], value: Any) -> None:
+    """Run a job field's check on a server-wide default, its refusal as a ``TraitError``."""
+    try:
+        check(value)
+    except InvalidRequest as exc:
+        raise TraitError(f"BatchWidgetApp.{exc}") from None
 
 
 def _class_path(cls: type) -> str:

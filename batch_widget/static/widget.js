@@ -1380,8 +1380,10 @@ function formatRate(rate) {
 }
 function countsText(snapshot) {
   const { done, failed, pending, total } = snapshot;
-  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
-  return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest} of ${total}`;
+  const terminal = isTerminal(snapshot.status);
+  const rest = terminal ? "not run" : "pending";
+  const retrying = !terminal && snapshot.retrying ? ` (${snapshot.retrying} retrying)` : "";
+  return `${done} done \xB7 ${failed} failed \xB7 ${pending} ${rest}${retrying} of ${total}`;
 }
 function whereText(snapshot) {
   const { executor, workers } = snapshot;

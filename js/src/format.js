@@ -29,14 +29,16 @@ export function formatRate(rate) {
 }
 
 /**
- * The counts line: "4 done · 2 failed · 6 pending of 12". Items of a finished
+ * The counts line: "4 done · 2 failed · 6 pending (1 retrying) of 12". Items of a finished
  * job that did not run will not run by themselves: they read "not run".
  * @param {Snapshot} snapshot
  */
 export function countsText(snapshot) {
   const { done, failed, pending, total } = snapshot;
-  const rest = isTerminal(snapshot.status) ? "not run" : "pending";
-  return `${done} done · ${failed} failed · ${pending} ${rest} of ${total}`;
+  const terminal = isTerminal(snapshot.status);
+  const rest = terminal ? "not run" : "pending";
+  const retrying = !terminal && snapshot.retrying ? ` (${snapshot.retrying} retrying)` : "";
+  return `${done} done · ${failed} failed · ${pending} ${rest}${retrying} of ${total}`;
 }
 
 /**

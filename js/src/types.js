@@ -28,6 +28,7 @@
  * @property {string | null} error
  * @property {boolean} [logs_cut] the job's item logs reached its log limit
  *   (`max_job_log_bytes`) and later items' logs were dropped
+ * @property {number} [retrying] failed items waiting for another attempt (counted in `pending`)
  */
 
 /**
@@ -41,6 +42,7 @@
  * @property {string | null} traceback
  * @property {number | null} duration
  * @property {string | null} [log] what the item printed and logged (its first 64 KiB)
+ * @property {number} [attempts] how many times the item started (its retries included)
  */
 
 /** @typedef {{items: ItemRecord[], total: number}} ItemsPage */

@@ -130,11 +130,12 @@ export function snap(
   version,
   {
     status = "processing", done = 0, failed = 0, total = 10, executor = undefined, workers = undefined,
-    createdAt = "2024-01-01T00:00:00Z",
+    createdAt = "2024-01-01T00:00:00Z", retrying = undefined,
   } = {},
 ) {
   return {
     ...(executor === undefined ? {} : { executor }),
+    ...(retrying === undefined ? {} : { retrying }),
     ...(workers === undefined ? {} : { workers }),
     id,
     name: `job ${id}`,

@@ -232,6 +232,16 @@ test("items a finished job did not run read 'not run', not 'pending'", () => {
   );
 });
 
+test("failed items waiting for another attempt read 'N retrying' beside pending", () => {
+  const { view, root, runFrames } = mount();
+  view.update(info(snap("a", 5, { status: "processing", done: 90, failed: 2, total: 120, retrying: 3 })));
+  runFrames();
+  assert.equal(root.find("bw-counts").textContent, "90 done · 2 failed · 28 pending (3 retrying) of 120");
+  view.update(info(snap("a", 6, { status: "completed", done: 118, failed: 2, total: 120, retrying: 0 })));
+  runFrames();
+  assert.equal(root.find("bw-counts").textContent, "118 done · 2 failed · 0 not run of 120");
+});
+
 test("where the job runs: on Dask with its workers, its processes or threads", () => {
   const { view, root, runFrames } = mount();
   view.update(info(snap("a", 2, { executor: "dask", workers: 4 })));

@@ -431,11 +431,11 @@ async def test_reads_do_not_wait_for_a_slow_state_change(tmp_path: Path) -> None
 def test_chunks_are_small_for_slow_items_and_large_for_fast_ones() -> None:
     sizer = ChunkSizer(target=0.05)
     assert sizer.size(undispatched=10_000, workers=4) == 1  # nothing measured yet
-    sizer.observe([Outcome(ItemStatus.DONE, "1", None, None, 1.0, None, 1, 0)])
+    sizer.observe([Outcome(ItemStatus.DONE, "1", None, None, 1.0, None, 1, 1, 0)])
     assert sizer.size(undispatched=10_000, workers=4) == 1
     fast = ChunkSizer(target=0.05)
     fast.observe(
-        [Outcome(ItemStatus.DONE, "1", None, None, 0.00001, None, 1, i) for i in range(100)]
+        [Outcome(ItemStatus.DONE, "1", None, None, 0.00001, None, 1, 1, i) for i in range(100)]
     )
     assert fast.size(undispatched=100_000, workers=4) >= 1000
     assert fast.size(undispatched=400, workers=4) == 100  # the tail is shared fairly

@@ -211,6 +211,8 @@ def test_a_store_made_by_an_earlier_release_keeps_working(tmp_path: Path) -> Non
     assert (old.id, old.callable_size) == ("old", 2)
     assert store.load_callable(old.key) == b"\x01\x02"
     assert store.items(old.key, None, 0, 10)[0][0]["result"] == 49
+    assert store.items(old.key, None, 0, 10)[0][0]["attempts"] == 0, "schema 4: attempts"
+    assert (old.retries, old.retry_delay, old.retry_on) == (0, 1.0, None)
     store.insert_job(_row("new"), [1], b"pickle")
     store.delete_job(old)
     assert [row.id for row in store.load_jobs()] == ["new"]
@@ -223,10 +225,12 @@ def test_an_items_page_is_the_ledger_as_json_cut_to_a_byte_budget(tmp_path: Path
     store.insert_job(_row(total=len(inputs)), inputs)
     (row,) = store.load_jobs()
     outcomes = [
-        ("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, None, row.key, i)
+        ("done", json.dumps({"r": i, "s": "ü\n"}), None, None, 0.25, None, 1, row.key, i)
         for i in (0, 1, 4)
     ]
-    outcomes.append(("failed", None, "ValueError: no", "Traceback...\n", 0.5, "oops\n", row.key, 2))
+    outcomes.append(
+        ("failed", None, "ValueError: no", "Traceback...\n", 0.5, "oops\n", 1, row.key, 2)
+    )
     store.commit_progress(row, [], outcomes)
 
     start = Position(offset=0)
@@ -263,7 +267,7 @@ def test_a_jobs_log_bytes_are_capped_counted_across_restarts_and_given_back_by_r
     talk = "é" * 300  # 600 bytes of UTF-8
 
     def outcome(index: int, status: str = "done") -> tuple[Any, ...]:
-        return (status, "1", None, None, 0.1, talk, row.key, index)
+        return (status, "1", None, None, 0.1, talk, 1, row.key, index)
 
     store.commit_progress(row, [], [outcome(0, "failed")])
     store.close()
@@ -282,3 +286,29 @@ def test_a_jobs_log_bytes_are_capped_counted_across_restarts_and_given_back_by_r
     store.close()
     (stored,) = Store(path).load_jobs()
     assert (stored.log_bytes, stored.logs_cut) == (600, True)
+
+
+def test_attempts_add_up_per_item_keep_a_jobs_policy_and_restart_on_retry(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    store = Store(path)
+    row = _row(total=2)
+    row.retries, row.retry_delay, row.retry_on = 3, 0.5, ("ConnectionError", "TimeoutError")
+    store.insert_job(row, ["a", "b"])
+    sent_back = ("pending", None, "ConnectionError: x", None, 0.1, None, 1, row.key, 0)
+    not_started = ("pending", None, None, None, None, None, 0, row.key, 1)
+    store.commit_progress(row, [], [sent_back, not_started])
+    store.commit_progress(row, [], [("failed", None, "E: y", None, 0.1, None, 1, row.key, 0)])
+    assert store.attempts(row.key, [0, 1]) == {0: 2, 1: 0}
+    store.close()
+    store = Store(path)  # a restart: the policy and the counts are in the file
+    (loaded,) = store.load_jobs()
+    assert (loaded.retries, loaded.retry_delay, loaded.retry_on) == (
+        3,
+        0.5,
+        ("ConnectionError", "TimeoutError"),
+    )
+    records, _ = store.items(loaded.key, None, 0, 10)
+    assert [(r["status"], r["attempts"]) for r in records] == [("failed", 2), ("pending", 0)]
+    store.reset_for_retry(loaded)
+    assert store.attempts(loaded.key, [0, 1]) == {0: 0, 1: 0}
+    store.close()

@@ -202,6 +202,40 @@ def test_map_raises_naming_the_failures() -> None:
     assert caught.value.job.results() == ["a", None, "c", None]
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_map_with_retries_raises_only_for_what_stays_failed(tmp_path: Path, executor: str) -> None:
+    marker_dir = tmp_path / "calls"
+
+    def download(item: int) -> int:  # a notebook function: flaky for odd items, broken for 4
+        marker = marker_dir / str(item)
+        marker.parent.mkdir(exist_ok=True)
+        with open(marker, "ab") as stream:
+            stream.write(b".")
+            call = stream.tell()
+        if item == 4:
+            raise KeyError(f"no such file {item}")
+        if item % 2 and call < 3:
+            raise ConnectionResetError(f"reset on call {call}")
+        return item * 10
+
+    assert bw.map(
+        download, [1, 2, 3], retries=2, retry_delay=0, retry_on=[OSError], executor=executor
+    ) == [10, 20, 30]
+    with pytest.raises(bw.BatchFailed) as caught:
+        bw.map(download, [4, 5], retries=3, retry_delay=0, retry_on=[ConnectionError, "KeyError"])
+    assert "1 of 2 items failed" in str(caught.value) and "KeyError" in str(caught.value)
+    (error,) = caught.value.job.errors()
+    assert (error["index"], error["attempts"]) == (0, 4), error
+    assert caught.value.job.results() == [None, 50]
+
+
+def test_retry_on_takes_exception_classes_or_their_names_only() -> None:
+    with pytest.raises(TypeError, match=r"retry_on takes exception classes or their names"):
+        bw.submit(SLEEP, [1], retries=1, retry_on=[42])  # type: ignore[list-item]
+    with pytest.raises(bw.InvalidRequest, match="'retries' must be an integer from 0 to 100"):
+        bw.submit(SLEEP, [1], retries=1000)
+
+
 # --------------------------------------------------------------------------- callables
 
 

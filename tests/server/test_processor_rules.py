@@ -235,8 +235,9 @@ async def test_a_param_json_reads_as_infinity_is_a_400_naming_it(
     [
         ("max_worker", "did you mean 'max_workers'?"),
         (
-            "retries",
-            "The known fields are: callable, executor, items, max_workers, name, params, processor",
+            "item_timeout",
+            "The known fields are: callable, executor, items, max_workers, name, params, "
+            "processor, retries, retry_delay, retry_on",
         ),
     ],
 )
