@@ -77,6 +77,7 @@ async def test_job_lifecycle_create_poll_items_retry_delete(api: Api, jp_base_ur
         "traceback",
         "duration",
         "log",  # SPEC §13
+        "attempts",  # SPEC §14
     }
     code, failed, _ = await api.call(
         "GET", "jobs", created["id"], "items", params={"status": "failed"}
@@ -518,6 +519,9 @@ def test_configuration_defaults_match_the_spec(jp_data_dir: Path) -> None:
         "store_write_timeout": 60.0,
         "max_result_bytes": 16 * 1024 * 1024,
         "max_job_log_bytes": 64 * 1024 * 1024,
+        "retries": 0,  # SPEC §14
+        "retry_delay": 1.0,
+        "retry_on": None,
         "process_idle_timeout": 60.0,  # SPEC §11
         "dask_address": "",  # SPEC §11
         "dask_connect_timeout": 10.0,

@@ -109,8 +109,8 @@ async def test_the_results_stream_is_every_item_in_order_as_ndjson(
     assert response.code == 200
     assert response.headers["Content-Type"] == "application/x-ndjson"
     assert [line["index"] for line in lines] == list(range(N))
-    assert set(lines[0]) == {"index", "status", "result", "error"}
-    assert lines[7] == {"index": 7, "status": "done", "result": 7, "error": None}
+    assert set(lines[0]) == {"index", "status", "result", "error", "attempts"}
+    assert lines[7] == {"index": 7, "status": "done", "result": 7, "error": None, "attempts": 1}
     assert lines[5]["status"] == "failed" and lines[5]["result"] is None
     assert lines[5]["error"].startswith("ValueError")
 
