@@ -66,8 +66,6 @@ class RetryQueue:
             taken.append((index, raw))
         return sorted(taken)
 
-    def drain(self) -> list[Item]:
-        """Every waiting item (a stop: they stay pending), emptying the queue."""
-        items = sorted((index, raw) for _, index, raw in self._due)
+    def clear(self) -> None:
+        """Forget every waiting item (a stop: they stay pending in the store)."""
         self._due.clear()
-        return items

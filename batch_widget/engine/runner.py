@@ -245,8 +245,8 @@ class JobRun:
         if self.flag.is_set():
             unsaved.outcomes.extend(_skipped(self.suspects, self.job_key))
             self.suspects.clear()
-            self.retry.drain()  # sent back pending: the job's end decides their fate
-        elif self.suspects or any(c.isolated for c in inflight.values()):
+            self.retry.clear()  # sent back pending: the job's end decides their fate
+        elif self._isolating(inflight):
             if not inflight:  # alone in the pool, so a crash names its item
                 self._dispatch(inflight, _Chunk([self.suspects.popleft()], isolated=True))
         else:
@@ -281,8 +281,8 @@ class JobRun:
 
     def _rerun_due(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
         """Dispatch the failed items whose wait is over, ahead of new items."""
-        workers = self.executor.capacity()
-        while self.retry and len(inflight) < workers * _CHUNKS_PER_WORKER:
+        while self.retry and self._room(inflight):
+            workers = self.executor.capacity()
             due = self.retry.take_due(time.monotonic(), self.sizer.size(len(self.retry), workers))
             if not due:
                 return
@@ -296,12 +296,15 @@ class JobRun:
 
     def _may_rerun(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
         """Whether a re-run that is due would be dispatched now (a worker free, no isolation)."""
-        return (
-            not self.flag.is_set()
-            and not self.suspects
-            and not any(c.isolated for c in inflight.values())
-            and len(inflight) < self.executor.capacity() * _CHUNKS_PER_WORKER
-        )
+        return not self.flag.is_set() and not self._isolating(inflight) and self._room(inflight)
+
+    def _isolating(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+        """Whether suspects of a crash run one at a time now (nothing else is dispatched)."""
+        return bool(self.suspects) or any(c.isolated for c in inflight.values())
+
+    def _room(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+        """Whether the workers can take another chunk."""
+        return len(inflight) < self.executor.capacity() * _CHUNKS_PER_WORKER
 
     def _wait_for(self, next_commit: float, rerun_wakes: bool) -> float:
         """Seconds to wait for a chunk: until the next commit, the cancel's grace ends, or

@@ -494,7 +494,7 @@ class Store:
 
     def pending_items(self, job_key: int, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to ``limit`` pending ``(index, input_json)`` with index above ``after``."""
-        try:
+        with self._reading():
             rows: list[tuple[int, str]] = (
                 self._reader()
                 .execute(
@@ -504,17 +504,23 @@ class Store:
                 )
                 .fetchall()
             )
+        return rows
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read a running job depends on: a disk error becomes ``StoreIOError`` (retried)."""
+        try:
+            yield
         except sqlite3.Error as exc:
             if not _is_disk_error(exc):
                 raise
             self.check_file()
             raise StoreIOError(f"the job store {self.path} cannot be read: {exc}") from exc
-        return rows
 
     def attempts(self, job_key: int, indexes: Sequence[int]) -> dict[int, int]:
         """How many times each of ``indexes`` started, as committed (for the retry policy)."""
         found: dict[int, int] = {}
-        try:
+        with self._reading():
             conn = self._reader()
             for start in range(0, len(indexes), _IN_BATCH):
                 part = list(indexes[start : start + _IN_BATCH])
@@ -525,10 +531,6 @@ class Store:
                         (job_key, *part),
                     ).fetchall()
                 )
-        except sqlite3.Error as exc:
-            if not _is_disk_error(exc):
-                raise
-            raise StoreIOError(f"the job store {self.path} cannot be read: {exc}") from exc
         return found
 
     def commit_progress(
@@ -544,7 +546,7 @@ class Store:
         tuple whose first nine fields are in its order: what follows is the runner's and
         is not stored).
         """
-        outcomes = [o[:_STORED_FIELDS] for o in self._within_log_budget(job, outcomes)]
+        outcomes = self._within_log_budget(job, outcomes)
         with self._transaction() as conn:
             conn.executemany(
                 "UPDATE items SET status = 'running' WHERE job = ? AND idx BETWEEN ? AND ? "
@@ -575,13 +577,15 @@ class Store:
         for outcome in outcomes:
             log = outcome[_LOG_FIELD]
             if log is None or outcome[_STATUS_FIELD] == ItemStatus.PENDING:  # sent back: not saved
-                capped.append(outcome)
+                capped.append(outcome[:_STORED_FIELDS])
             elif job.log_bytes < self.max_job_log_bytes:
                 job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
-                capped.append(outcome)
+                capped.append(outcome[:_STORED_FIELDS])
             else:
                 job.logs_cut = True
-                capped.append((*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1 :]))
+                capped.append(
+                    (*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1 : _STORED_FIELDS])
+                )
         return capped
 
     def finish_items(self, job: JobRow, status: ItemStatus) -> int:

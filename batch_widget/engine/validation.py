@@ -254,28 +254,23 @@ def _check_params(params: Any) -> None:
             raise InvalidRequest(f"param {key!r} must be JSON-serialisable: {exc}") from exc
 
 
-def _check_max_workers(max_workers: Any) -> None:
-    if max_workers is None:
+def _check_whole(name: str, value: Any, low: int, high: int, meaning: str = "") -> None:
+    """Refuse ``value`` (a field called ``name``) unless it is None or an int in low..high."""
+    if value is None:
         return
-    if (
-        isinstance(max_workers, bool)
-        or not isinstance(max_workers, int)
-        or not (0 < max_workers <= _MAX_WORKERS_CAP)
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidRequest(
-            f"'max_workers' must be an integer from 1 to {_MAX_WORKERS_CAP}, not {max_workers!r}"
+            f"'{name}' must be an integer from {low} to {high}{meaning}, not {value!r}"
         )
+
+
+def _check_max_workers(max_workers: Any) -> None:
+    _check_whole("max_workers", max_workers, 1, _MAX_WORKERS_CAP)
 
 
 def check_retries(retries: Any) -> None:
     """Refuse a ``retries`` that is not a whole number from 0 to :data:`MAX_RETRIES`."""
-    if retries is None:
-        return
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
-        raise InvalidRequest(
-            f"'retries' must be an integer from 0 to {MAX_RETRIES} (re-runs of a failed "
-            f"item), not {retries!r}"
-        )
+    _check_whole("retries", retries, 0, MAX_RETRIES, " (re-runs of a failed item)")
 
 
 def check_retry_delay(delay: Any) -> None:

@@ -175,7 +175,7 @@ def test_a_worker_that_dies_costs_its_item_an_attempt_and_no_other_item_any(
 def test_items_waiting_for_their_next_attempt_are_pending_and_counted_as_retrying(
     server: ServerHandle, tmp_path: Path
 ) -> None:
-    delay = 2.0
+    delay = 5.0  # at least 3.75 s (jitter): the window in which the test reads the waiting items
     job = server.api(
         "POST",
         "api/batch/jobs",
