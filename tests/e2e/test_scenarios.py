@@ -140,12 +140,23 @@ def wait_held(
     A held job does not change, so nothing is on its way to the widget after this.
     """
     wait_server_at(lab, job_id, count)
+    return wait_current(page, lab, job_id, index=index, within=within, what="the held job")
+
+
+def wait_current(
+    page: Any, lab: LabHandle, job_id: str, *, index: int = 0, within: float, what: str
+) -> dict[str, Any]:
+    """Wait until widget ``index`` shows the server's snapshot as it is now; return it.
+
+    The server is read on every poll: a snapshot read once may be followed by one more
+    commit (the next chunk marked running), which the widget then rightly shows instead.
+    """
 
     def current() -> dict[str, Any] | None:
         server = lab.job(job_id)
         return server if attrs(page, index)["version"] == server["version"] else None
 
-    return wait_for(current, within, what=f"widget {index} current with the held job")
+    return wait_for(current, within, what=f"widget {index} current with {what}")
 
 
 def assert_final(
@@ -349,7 +360,7 @@ def test_page_reload_mid_job_comes_back_current(
     save_notebook(page)
     # The job moves on after the save: only a fresh fetch can show where it is now.
     gate.release(HELD + AHEAD)
-    server = wait_server_at(lab, job["id"], HELD + AHEAD)
+    wait_server_at(lab, job["id"], HELD + AHEAD)
 
     page.reload(wait_until="domcontentloaded")
     root = page.locator(".bw-progress")
@@ -360,11 +371,7 @@ def test_page_reload_mid_job_comes_back_current(
         run_all_cells(page)
         root.first.wait_for(timeout=30_000)
         how = "re-executed"
-    wait_for(
-        lambda: attrs(page)["version"] == server["version"],
-        CURRENT_WITHIN,
-        what=f"current after reload ({how})",
-    )
+    wait_current(page, lab, job["id"], within=CURRENT_WITHIN, what=f"the job after reload ({how})")
 
     assert attrs(page)["connection"] in {"live", "connecting"}
     assert lab.job(job["id"])["status"] == "processing"
@@ -386,16 +393,12 @@ def test_kernel_restart_then_attach_shows_the_live_job(
         " === 'idle'",
         timeout=60_000,
     )
-    server = wait_server_at(lab, job["id"], HELD + AHEAD)
+    wait_server_at(lab, job["id"], HELD + AHEAD)
     add_and_run_cell(page, f"import batch_widget as bw\nbw.attach({job['id']!r})")
 
     attached = page.locator(".bw-progress").nth(1)
     attached.wait_for(timeout=30_000)
-    wait_for(
-        lambda: attrs(page, 1)["version"] == server["version"],
-        CURRENT_WITHIN,
-        what="attached widget current",
-    )
+    wait_current(page, lab, job["id"], index=1, within=CURRENT_WITHIN, what="the attached job")
     assert lab.job(job["id"])["status"] == "processing", "the job must outlive the kernel"
     gate.open()
     assert_final(page, lab, job["id"], done=49, failed=1, index=1)
