@@ -47,6 +47,8 @@ class Entry:
     #: ``(version, total)``: a finished job's count of outputs at that version, so that
     #: paging through them (``GET .../outputs``) counts them once, not once a page.
     outputs_total: tuple[int, int] | None = None
+    #: Items of the running job that wait for another attempt, as last committed.
+    retrying: int = 0
 
 
 def counted(row: JobRow, status: ItemStatus | None) -> int | None:
@@ -149,7 +151,7 @@ def snapshot_of(entry: Entry) -> Snapshot:
         "eta": eta,
         "error": row.error,
         "logs_cut": row.logs_cut,
-        "retrying": run.retrying() if run is not None else 0,
+        "retrying": entry.retrying if run is not None else 0,
     }
 
 

@@ -364,6 +364,7 @@ class JobManager:
                 entry = self._jobs[self._queue.popleft()]
                 self._running[entry.row.id] = entry
                 run = entry.run = self._new_run(entry)
+                entry.retrying = 0
                 thread = threading.Thread(
                     target=self._run_job,
                     args=(entry, run),
@@ -387,7 +388,9 @@ class JobManager:
             executor=self.executors.make(row.executor, row.max_workers, job_id=row.id, job_key=key),
             undispatched=row.total - row.done,
             fetch=lambda after, limit: self.store.pending_items(key, after, limit),
-            commit=lambda started, outcomes: self._commit(entry, run, started, outcomes),
+            commit=lambda started, outcomes, retrying: self._commit(
+                entry, run, started, outcomes, retrying
+            ),
             settings=self.settings,
             log=self.log,
             policy=RetryPolicy(row.retries, row.retry_delay, row.retry_on),
@@ -448,8 +451,13 @@ class JobManager:
         run: JobRun,
         started: Sequence[tuple[int, int, int]],
         outcomes: Sequence[Outcome],
+        retrying: int,
     ) -> None:
-        """Store a batch of progress, then show it; on a store error change nothing and raise."""
+        """Store a batch of progress, then show it; on a store error change nothing and raise.
+
+        ``retrying`` (the items waiting for another attempt once the batch is stored)
+        is shown with the batch, so a snapshot's counts and the items agree.
+        """
         if not started and not outcomes:
             return
         done, failed = job_entry.tally(outcomes)
@@ -462,7 +470,7 @@ class JobManager:
             )
         self.store.commit_progress(saved, started, outcomes)
         with self._lock:
-            entry.row = saved
+            entry.row, entry.retrying = saved, retrying
             entry.meter.record(saved.done + saved.failed)
             snapshot = snapshot_of(entry)
         self.log.debug(

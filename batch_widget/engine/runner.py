@@ -37,7 +37,7 @@ from batch_widget.protocol import ItemStatus, StoreIOError
 #: Chunks in flight per worker: one running, one queued, so no worker idles.
 _CHUNKS_PER_WORKER = 2
 
-CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome]], None]
+CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome], int], None]
 Item = tuple[int, str]
 
 
@@ -86,7 +86,9 @@ class JobRun:
     fetch
         ``fetch(after_index, limit)`` returns the next pending ``(index, input_json)``.
     commit
-        ``commit(started_ranges, outcomes)`` stores a batch and publishes progress;
+        ``commit(started_ranges, outcomes, retrying)`` stores a batch and publishes
+        progress, with how many items wait for another attempt once it is stored (so a
+        snapshot never counts a wait whose failed attempt the store does not have yet);
         it raises ``StoreIOError`` (and changes nothing) when the store fails.
     settings
         The engine's settings; the run reads ``progress_interval`` (how often it
@@ -157,10 +159,6 @@ class JobRun:
     def pool_workers(self) -> int | None:
         """How many workers run the job now: the pool's size, or the Dask cluster's workers."""
         return self.executor.workers()
-
-    def retrying(self) -> int:
-        """How many failed items wait for another attempt."""
-        return len(self.retry)
 
     # -- the run -----------------------------------------------------------------
 
@@ -472,7 +470,7 @@ class JobRun:
         """Commit what is unsaved; on a store failure keep it and retry (wait if ``final``)."""
         while unsaved:
             try:
-                self.commit(list(unsaved.started.values()), unsaved.outcomes)
+                self.commit(list(unsaved.started.values()), unsaved.outcomes, len(self.retry))
             except StoreIOError as exc:
                 self._store_failed(unsaved, exc)
                 if not final:
