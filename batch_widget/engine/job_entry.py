@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterable
 from datetime import datetime, timezone
 
@@ -18,7 +20,7 @@ from batch_widget.engine.pacing import RateMeter
 from batch_widget.engine.runner import JobRun
 from batch_widget.engine.store import JobRow
 from batch_widget.engine.validation import JobSpec
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 from batch_widget.protocol import ItemStatus, JobStatus, Snapshot, StoreIOError, StoreLost
 
 __all__ = [
@@ -49,6 +51,9 @@ class Entry:
     outputs_total: tuple[int, int] | None = None
     #: Items of the running job that wait for another attempt, as last committed.
     retrying: int = 0
+
+
+_status_of = operator.itemgetter(0)  #: an outcome's status, read in C
 
 
 def counted(row: JobRow, status: ItemStatus | None) -> int | None:
@@ -91,15 +96,10 @@ def new_row(job_id: str, spec: JobSpec, total: int) -> JobRow:
     )
 
 
-def tally(outcomes: Iterable[Outcome]) -> tuple[int, int]:
+def tally(outcomes: Iterable[OutcomeRow]) -> tuple[int, int]:
     """How many of a batch of worker outcomes are ``done`` and how many ``failed``."""
-    done = failed = 0
-    for outcome in outcomes:
-        if outcome.status == ItemStatus.DONE:
-            done += 1
-        elif outcome.status == ItemStatus.FAILED:
-            failed += 1
-    return done, failed
+    counts = Counter(map(_status_of, outcomes))
+    return counts[ItemStatus.DONE.value], counts[ItemStatus.FAILED.value]
 
 
 def log_recovered(log: logging.Logger, interrupted: list[str], completed: list[str]) -> None:

@@ -28,7 +28,7 @@ from batch_widget.engine.runner import JobRun
 from batch_widget.engine.settings import DEFAULTS, Settings
 from batch_widget.engine.store import OutputsPage, Store
 from batch_widget.engine.validation import JobRequest
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 from batch_widget.protocol import (
     DELETED,
     BatchError,
@@ -450,7 +450,7 @@ class JobManager:
         entry: Entry,
         run: JobRun,
         started: Sequence[tuple[int, int, int]],
-        outcomes: Sequence[Outcome],
+        outcomes: Sequence[OutcomeRow],
         retrying: int,
     ) -> None:
         """Store a batch of progress, then show it; on a store error change nothing and raise.

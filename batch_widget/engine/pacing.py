@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import DURATION, OutcomeRow
 
 _MAX_CHUNK = 4096
 _RATE_WINDOW = 10.0
@@ -19,9 +19,9 @@ class ChunkSizer:
         self.target = target
         self.item_seconds: float | None = None
 
-    def observe(self, outcomes: Sequence[Outcome]) -> None:
+    def observe(self, outcomes: Sequence[OutcomeRow]) -> None:
         """Fold the durations of a finished chunk into the estimate."""
-        durations = [o.duration for o in outcomes if o.duration is not None]
+        durations = [d for o in outcomes if (d := o[DURATION]) is not None]
         if not durations:
             return
         mean = sum(durations) / len(durations)

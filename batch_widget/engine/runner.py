@@ -31,13 +31,13 @@ from batch_widget.engine.processor_rules import ProcessorRules
 from batch_widget.engine.retrying import WORKER_DIED, RetryPolicy, RetryQueue
 from batch_widget.engine.settings import Settings
 from batch_widget.engine.stall import StallWatch
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import IDX, STATUS, Outcome, OutcomeRow, error_types_of
 from batch_widget.protocol import ItemStatus, StoreIOError
 
 #: Chunks in flight per worker: one running, one queued, so no worker idles.
 _CHUNKS_PER_WORKER = 2
 
-CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[Outcome], int], None]
+CommitHook = Callable[[Sequence[tuple[int, int, int]], Sequence[OutcomeRow], int], None]
 Item = tuple[int, str]
 
 
@@ -54,6 +54,10 @@ class _Chunk:
     marked: tuple[int, ...] = ()
 
 
+#: The chunks running now, by the future of their outcomes.
+_Inflight = dict[Future[list[OutcomeRow]], _Chunk]
+
+
 @dataclasses.dataclass
 class _Unsaved:
     """What the run has not yet committed: dispatched ranges and outcomes.
@@ -64,7 +68,7 @@ class _Unsaved:
     """
 
     started: dict[int, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
-    outcomes: list[Outcome] = dataclasses.field(default_factory=list)
+    outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     failing_since: float | None = None
 
     def __bool__(self) -> bool:
@@ -196,7 +200,7 @@ class JobRun:
         return self.flag.reason or RunEnd.FINISHED
 
     def _drive(self) -> None:
-        inflight: dict[Future[list[Outcome]], _Chunk] = {}
+        inflight: _Inflight = {}
         unsaved = _Unsaved()
         cursor, exhausted = -1, False
         next_commit = time.monotonic() + self.interval
@@ -234,7 +238,7 @@ class JobRun:
 
     def _feed(
         self,
-        inflight: dict[Future[list[Outcome]], _Chunk],
+        inflight: _Inflight,
         unsaved: _Unsaved,
         cursor: int,
         exhausted: bool,
@@ -254,7 +258,7 @@ class JobRun:
 
     def _fill(
         self,
-        inflight: dict[Future[list[Outcome]], _Chunk],
+        inflight: _Inflight,
         unsaved: _Unsaved,
         cursor: int,
         exhausted: bool,
@@ -277,7 +281,7 @@ class JobRun:
             self._dispatch(inflight, _Chunk(chunk, marked=(chunk[0][0],)))
         return cursor, exhausted
 
-    def _rerun_due(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
+    def _rerun_due(self, inflight: _Inflight, unsaved: _Unsaved) -> None:
         """Dispatch the failed items whose wait is over, ahead of new items."""
         while self.retry and self._room(inflight):
             workers = self.executor.capacity()
@@ -288,19 +292,19 @@ class JobRun:
                 unsaved.started[index] = (self.job_key, index, index)
             self._dispatch(inflight, _Chunk(due, marked=tuple(index for index, _ in due)))
 
-    def _dispatch(self, inflight: dict[Future[list[Outcome]], _Chunk], chunk: _Chunk) -> None:
+    def _dispatch(self, inflight: _Inflight, chunk: _Chunk) -> None:
         assert self.prepared, "run() prepares the processor first"
         inflight[self.executor.submit(chunk.items)] = chunk
 
-    def _may_rerun(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+    def _may_rerun(self, inflight: _Inflight) -> bool:
         """Whether a re-run that is due would be dispatched now (a worker free, no isolation)."""
         return not self.flag.is_set() and not self._isolating(inflight) and self._room(inflight)
 
-    def _isolating(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+    def _isolating(self, inflight: _Inflight) -> bool:
         """Whether suspects of a crash run one at a time now (nothing else is dispatched)."""
         return bool(self.suspects) or any(c.isolated for c in inflight.values())
 
-    def _room(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> bool:
+    def _room(self, inflight: _Inflight) -> bool:
         """Whether the workers can take another chunk."""
         return len(inflight) < self.executor.capacity() * _CHUNKS_PER_WORKER
 
@@ -324,7 +328,7 @@ class JobRun:
 
     def _collect(
         self,
-        inflight: dict[Future[list[Outcome]], _Chunk],
+        inflight: _Inflight,
         finished: Iterable[Future[Any]],
         unsaved: _Unsaved,
     ) -> bool:
@@ -371,7 +375,7 @@ class JobRun:
             committed = {}
         return {**committed, **self.tried}
 
-    def _settle(self, chunk: _Chunk, outcomes: list[Outcome]) -> list[Outcome]:
+    def _settle(self, chunk: _Chunk, outcomes: list[OutcomeRow]) -> list[OutcomeRow]:
         """``outcomes`` with each failed attempt the policy re-runs sent back to pending.
 
         Such an item keeps its error (and loses the attempt's log) while it waits;
@@ -381,22 +385,23 @@ class JobRun:
         """
         if not self.policy.retries:
             return outcomes
-        failed = [o.idx for o in outcomes if o.status == ItemStatus.FAILED]
+        failed = [o[IDX] for o in outcomes if o[STATUS] == ItemStatus.FAILED]
         if not failed:
             return outcomes
         before = self._attempts_before(failed)
         inputs = dict(chunk.items)
-        settled: list[Outcome] = []
+        settled: list[OutcomeRow] = []
         now = time.monotonic()
-        for outcome in outcomes:
-            if outcome.status != ItemStatus.FAILED:
-                settled.append(outcome)
+        for row in outcomes:
+            if row[STATUS] != ItemStatus.FAILED:
+                settled.append(row)
                 continue
+            outcome = Outcome._make(row)  # a failure is an Outcome already; _make names any row
             attempts = self.tried[outcome.idx] = before.get(outcome.idx, 0) + outcome.ran
-            if not self.policy.retries_after(attempts, outcome.error_types):
+            if not self.policy.retries_after(attempts, error_types_of(row)):
                 settled.append(outcome)
                 continue
-            settled.append(outcome._replace(status=ItemStatus.PENDING, log=None))
+            settled.append(outcome._replace(status=ItemStatus.PENDING.value, log=None))
             if self.flag.is_set():
                 continue
             wait_for = self.policy.wait_before(attempts + 1, self.rand)
@@ -412,7 +417,7 @@ class JobRun:
             )
         return settled
 
-    def _give_back(self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved) -> None:
+    def _give_back(self, inflight: _Inflight, unsaved: _Unsaved) -> None:
         """The Dask scheduler was lost: collect what still settles, send the rest back to pending.
 
         The client cancels every future it holds when its connection breaks, so
@@ -428,9 +433,7 @@ class JobRun:
             "job %s: %s; its unfinished items stay pending for a retry", self.job_id, self.lost
         )
 
-    def _rebuild_pool(
-        self, inflight: dict[Future[list[Outcome]], _Chunk], unsaved: _Unsaved
-    ) -> None:
+    def _rebuild_pool(self, inflight: _Inflight, unsaved: _Unsaved) -> None:
         """A worker died and broke the pool: settle its other chunks, start a fresh pool.
 
         The items of every chunk the dead pool held become suspects and run again,
@@ -447,7 +450,7 @@ class JobRun:
         )
         self.executor.replace_broken_pool()
 
-    def _abandon(self, inflight: dict[Future[list[Outcome]], _Chunk]) -> None:
+    def _abandon(self, inflight: _Inflight) -> None:
         """Give up on items still running ``cancel_timeout`` after a cancel or stop."""
         self.abandoned = sorted(index for chunk in inflight.values() for index, _ in chunk.items)
         shown = ", ".join(map(str, self.abandoned[:10])) + (
@@ -500,7 +503,7 @@ class JobRun:
         elif now - unsaved.failing_since >= self.store_write_timeout:
             raise StoreIOError(f"{exc} (still failing after {self.store_write_timeout:g} s)")
 
-    def _died(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
+    def _died(self, items: Sequence[Item], exc: BaseException) -> list[OutcomeRow]:
         self.log.warning(
             "job %s: item %s crashed its worker process (%s)",
             self.job_id,
@@ -510,7 +513,7 @@ class JobRun:
         message = self.executor.crash_message
         return [_worker.lost(message, self.job_key, i, WORKER_DIED) for i, _ in items]
 
-    def _lost(self, items: Sequence[Item], exc: BaseException) -> list[Outcome]:
+    def _lost(self, items: Sequence[Item], exc: BaseException) -> list[OutcomeRow]:
         self.log.warning(
             "job %s: a chunk of %d item(s) could not run: %r", self.job_id, len(items), exc
         )
@@ -519,6 +522,6 @@ class JobRun:
         return [_worker.lost(message, self.job_key, i, types) for i, _ in items]
 
 
-def _skipped(items: Iterable[Item], job_key: int) -> list[Outcome]:
+def _skipped(items: Iterable[Item], job_key: int) -> list[OutcomeRow]:
     """Outcomes that send never-run items back to pending (the job's end decides their fate)."""
     return [_worker.not_run(job_key, i) for i, _ in items]

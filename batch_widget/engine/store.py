@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import sqlite3
@@ -130,9 +131,7 @@ _INCREMENTAL = 2  # PRAGMA auto_vacuum answers 0 (none), 1 (full) or 2 (incremen
 #: Where an outcome row (``worker.Outcome``, or any tuple in its column order) holds the
 #: item's status and its log: the store takes plain rows, so it reads them by position.
 _STATUS_FIELD, _LOG_FIELD = 0, 5
-#: How many of an outcome row's fields the result UPDATE binds (``worker.Outcome``'s
-#: fields up to ``idx``; its ``error_types`` are the runner's).
-_STORED_FIELDS = 9
+_log_of = operator.itemgetter(_LOG_FIELD)
 #: The UTF-8 bytes of a job's stored item logs but the notes of dropped ones (a sub-select
 #: over ``jobs.key``, with ``LOG_DROPPED`` as its parameter).
 _LOG_BYTES_OF_JOB = (
@@ -573,19 +572,19 @@ class Store:
         small as an item's status). A log the store never saves (an item sent
         back to pending) is not counted either.
         """
+        if not any(map(_log_of, outcomes)):  # no item printed: nothing to count
+            return outcomes
         capped: list[Sequence[Any]] = []
         for outcome in outcomes:
             log = outcome[_LOG_FIELD]
             if log is None or outcome[_STATUS_FIELD] == ItemStatus.PENDING:  # sent back: not saved
-                capped.append(outcome[:_STORED_FIELDS])
+                capped.append(outcome)
             elif job.log_bytes < self.max_job_log_bytes:
                 job.log_bytes += len(log.encode("utf-8", "surrogatepass"))
-                capped.append(outcome[:_STORED_FIELDS])
+                capped.append(outcome)
             else:
                 job.logs_cut = True
-                capped.append(
-                    (*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1 : _STORED_FIELDS])
-                )
+                capped.append((*outcome[:_LOG_FIELD], LOG_DROPPED, *outcome[_LOG_FIELD + 1 :]))
         return capped
 
     def finish_items(self, job: JobRow, status: ItemStatus) -> int:

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from batch_widget.engine import capture, jsontext
 from batch_widget.engine.errors import ProcessorError
@@ -34,9 +34,14 @@ class Outcome(NamedTuple):
     A tuple, so ``executemany`` binds it as it is; defined at module level so it
     pickles back from process and Dask workers. An item a cancelled or stopping
     chunk never started comes back ``PENDING`` (the job's end decides its fate).
+    A done item's outcome is a plain tuple in this order (see :func:`run_chunk`):
+    read an outcome by position (:data:`STATUS`, :data:`IDX`), or name its fields
+    with ``Outcome._make``.
     """
 
-    status: ItemStatus
+    #: An :class:`ItemStatus` value as a plain ``str`` (it binds and compares faster
+    #: than the enum member, and equals it).
+    status: str
     result_json: str | None
     error: str | None
     traceback: str | None
@@ -46,19 +51,56 @@ class Outcome(NamedTuple):
     ran: int
     job_key: int
     idx: int  #: the item's index in the job (the column ``idx``; ``index`` is tuple's)
-    #: A failure's exception class and its bases, by name (what ``retry_on`` matches); not stored.
-    error_types: tuple[str, ...] = ()
+
+
+class Failure(Outcome):
+    """A failed attempt's outcome, and what ``retry_on`` matches: ``error_types``, the
+    names of the exception's class and of its bases, nearest first.
+
+    The names are an attribute, not a field: the row binds as it is, and they are
+    not stored. They pickle with the row (a tuple subclass keeps its ``__dict__``).
+    """
+
+    error_types: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        fields: tuple[str | None, str | None, str | None, float | None, str | None],
+        job_key: int,
+        index: int,
+        error_types: tuple[str, ...],
+    ) -> Failure:
+        """``fields`` are ``(error, traceback, duration, log)`` preceded by the result (None)."""
+        failure = cls(_FAILED, *fields, 1, job_key, index)
+        failure.error_types = error_types
+        return failure
+
+
+#: An outcome as workers send it and the store binds it: :class:`Outcome`'s fields by
+#: position. A done item's is a plain tuple (see :func:`run_chunk`); name a row's
+#: fields with ``Outcome._make(row)``.
+OutcomeRow = tuple[str, str | None, str | None, str | None, float | None, str | None, int, int, int]
+#: Positions of the fields read off an :data:`OutcomeRow` (those of :class:`Outcome`).
+STATUS: Final = 0
+DURATION: Final = 4
+IDX: Final = 8
+_PENDING, _DONE, _FAILED = ItemStatus.PENDING.value, ItemStatus.DONE.value, ItemStatus.FAILED.value
+
+
+def error_types_of(row: OutcomeRow) -> tuple[str, ...]:
+    """The exception class names a failed attempt's row carries (none for other rows)."""
+    return row.error_types if isinstance(row, Failure) else ()
 
 
 def not_run(job_key: int, index: int) -> Outcome:
     """The outcome of an item its chunk never started: sent back to pending."""
-    return Outcome(ItemStatus.PENDING, None, None, None, None, None, 0, job_key, index)
+    return Outcome(_PENDING, None, None, None, None, None, 0, job_key, index)
 
 
-def lost(message: str, job_key: int, index: int, error_types: tuple[str, ...]) -> Outcome:
+def lost(message: str, job_key: int, index: int, error_types: tuple[str, ...]) -> Failure:
     """The outcome of an attempt that failed without running (its worker died or refused it)."""
-    failed = ItemStatus.FAILED
-    return Outcome(failed, None, message, None, None, None, 1, job_key, index, error_types)
+    return Failure.of((None, message, None, None, None), job_key, index, error_types)
 
 
 def class_names(exc: BaseException) -> tuple[str, ...]:
@@ -289,7 +331,7 @@ def run_chunk(
     cancel: threading.Event | RemoteStop | None = None,
     cpu_watch: CpuWatch | None = None,
     max_result_bytes: int,
-) -> list[Outcome]:
+) -> list[OutcomeRow]:
     """Run the processor over ``chunk`` of ``(index, input_json)``; never raises.
 
     Items not started once ``cancel`` is set come back ``PENDING`` (:func:`not_run`). A thread
@@ -301,78 +343,46 @@ def run_chunk(
     stop = cancel if cancel is not None else _process_cancel
     func = _last_pickle.resolve(ref)
     capture.install()
-    outcomes: list[Outcome] = []
+    # A done item's outcome is a plain tuple: that costs a third of a no-op item less
+    # than the named tuple (its __new__, and the collector's passes over a second
+    # allocation). Failures are Outcome rows too, built where speed does not matter.
+    outcomes: list[OutcomeRow] = []
     append = outcomes.append
     clock = time.perf_counter
     begin, end = capture.begin, capture.end
     inputs = jsontext.loads_many([raw for _, raw in chunk])  # one parse for the chunk
     reported = clock()
     for (index, _), item in zip(chunk, inputs, strict=True):
-        if cpu_watch is not None and clock() - reported >= _CPU_REPORT_EVERY:
-            cpu_now = time.thread_time()  # a chunk of slow items reports as it goes
-            cpu_watch.add(cpu_now - cpu_started)
-            cpu_started, reported = cpu_now, clock()
         if stop is not None and stop.is_set():
             append(not_run(job_key, index))
             continue
         started = clock()
+        if cpu_watch is not None and started - reported >= _CPU_REPORT_EVERY:
+            cpu_now = time.thread_time()  # a chunk of slow items reports as it goes
+            cpu_watch.add(cpu_now - cpu_started)
+            cpu_started, reported = cpu_now, started
         begin()
         try:
             result = func(item, **params)
         except BaseException as exc:  # sys.exit() or Ctrl-C in an item fails it
-            trace = _traceback()
-            append(
-                Outcome(
-                    ItemStatus.FAILED,
-                    None,
-                    describe(exc),
-                    trace,
-                    clock() - started,
-                    _storable(end()),
-                    1,
-                    job_key,
-                    index,
-                    class_names(exc),
-                )
-            )
+            trace, duration, log = _traceback(), clock() - started, _storable(end())
+            append(_failed(describe(exc), trace, duration, log, at=(job_key, index), cause=exc))
             continue
         duration = clock() - started
-        log = _storable(end())
+        log = end()
+        if log is not None:
+            log = storable(log)
         try:
             encoded = encode_result(result)
         except (TypeError, ValueError, RecursionError) as exc:
-            append(
-                Outcome(
-                    ItemStatus.FAILED,
-                    None,
-                    f"result is not JSON-serialisable: {exc}",
-                    None,
-                    duration,
-                    log,
-                    1,
-                    job_key,
-                    index,
-                    class_names(exc),
-                )
-            )
+            error = f"result is not JSON-serialisable: {exc}"
+            append(_failed(error, None, duration, log, at=(job_key, index), cause=exc))
             continue
         if len(encoded) > max_result_bytes:  # ASCII: json.dumps escapes the rest
-            append(
-                Outcome(
-                    ItemStatus.FAILED,
-                    None,
-                    _too_big(len(encoded), max_result_bytes),
-                    None,
-                    duration,
-                    log,
-                    1,
-                    job_key,
-                    index,
-                    _TOO_BIG_TYPES,
-                )
-            )
+            error = _too_big(len(encoded), max_result_bytes)
+            append(_failed(error, None, duration, log, at=(job_key, index), cause=_TOO_BIG_TYPES))
             continue
-        append(Outcome(ItemStatus.DONE, encoded, None, None, duration, log, 1, job_key, index))
+        append((_DONE, encoded, None, None, duration, log, 1, job_key, index))
     if cpu_watch is not None:
         cpu_watch.add(time.thread_time() - cpu_started)
     return outcomes
@@ -380,6 +390,21 @@ def run_chunk(
 
 #: What a result over ``max_result_bytes`` fails as, for ``retry_on``.
 _TOO_BIG_TYPES = ("ValueError", "Exception", "BaseException")
+
+
+def _failed(
+    error: str,
+    trace: str | None,
+    duration: float,
+    log: str | None,
+    *,
+    at: tuple[int, int],
+    cause: BaseException | tuple[str, ...],
+) -> Failure:
+    """A failed attempt's outcome; ``at`` is ``(job_key, index)``, ``cause`` the exception
+    or its class names."""
+    types = cause if isinstance(cause, tuple) else class_names(cause)
+    return Failure.of((None, error, trace, duration, log), *at, types)
 
 
 def _storable(text: str | None) -> str | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.processor_rules import Grant
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 
 Item = tuple[int, str]
 
@@ -78,7 +78,7 @@ class ChunkExecutor(abc.ABC):
         """Make or lease the pool; from now on ``flag.set()`` reaches the workers too."""
 
     @abc.abstractmethod
-    def submit(self, items: Sequence[Item]) -> Future[list[Outcome]]:
+    def submit(self, items: Sequence[Item]) -> Future[list[OutcomeRow]]:
         """Run one chunk of the prepared task; a pool that broke fails the future at once."""
 
     def capacity(self) -> int:
@@ -98,7 +98,7 @@ class ChunkExecutor(abc.ABC):
         """Start a fresh pool after a crash broke this one (see :attr:`crash_breaks_pool`)."""
 
     @abc.abstractmethod
-    def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
+    def abandon(self, running: Collection[Future[list[OutcomeRow]]]) -> str:
         """Give up on chunks still running after the cancel grace; say what became of them."""
 
     @abc.abstractmethod

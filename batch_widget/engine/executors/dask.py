@@ -10,7 +10,7 @@ from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.cluster import DaskCluster, DaskPool
 from batch_widget.engine.errors import ClusterError
 from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 
 
 class DaskExecutor(ChunkExecutor):
@@ -51,7 +51,7 @@ class DaskExecutor(ChunkExecutor):
             self.size = max(1, self.pool.threads())  # the cluster may have grown or shrunk
         return self.size
 
-    def submit(self, items: Sequence[Item]) -> Future[list[Outcome]]:
+    def submit(self, items: Sequence[Item]) -> Future[list[OutcomeRow]]:
         assert self.pool is not None, "prepare() connects"
         task = self.task
         assert task is not None
@@ -72,7 +72,7 @@ class DaskExecutor(ChunkExecutor):
         where = self.pool.where if self.pool is not None else self.cluster.where
         return f"{self.size} thread(s) of {where}"
 
-    def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
+    def abandon(self, running: Collection[Future[list[OutcomeRow]]]) -> str:
         for future in running:
             future.cancel()  # releases the Dask tasks; running Python goes on regardless
         return (

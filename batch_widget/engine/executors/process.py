@@ -9,7 +9,7 @@ from batch_widget.engine import worker as _worker
 from batch_widget.engine.cancellation import CancelFlag
 from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
 from batch_widget.engine.pools import ProcessLease, WarmProcessPools, terminate_workers
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 
 
 class ProcessExecutor(ChunkExecutor):
@@ -48,7 +48,7 @@ class ProcessExecutor(ChunkExecutor):
         if self.flag.is_set():  # cancelled while the pool started
             self.lease.cancel.set()
 
-    def submit(self, items: Sequence[Item]) -> Future[list[Outcome]]:
+    def submit(self, items: Sequence[Item]) -> Future[list[OutcomeRow]]:
         assert self.lease is not None, "start() leases the pool"
         task = self.task
         assert task is not None
@@ -62,7 +62,7 @@ class ProcessExecutor(ChunkExecutor):
                 max_result_bytes=task.max_result_bytes,
             )
         except BrokenExecutor as exc:  # the pool broke between two chunks
-            failed: Future[list[Outcome]] = Future()
+            failed: Future[list[OutcomeRow]] = Future()
             failed.set_exception(exc)
             return failed
 
@@ -78,7 +78,7 @@ class ProcessExecutor(ChunkExecutor):
             self.pools.discard(lease)
         self._lease()
 
-    def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
+    def abandon(self, running: Collection[Future[list[OutcomeRow]]]) -> str:
         ended = terminate_workers(self.lease) if self.lease is not None else 0
         return f"terminated {ended} worker process(es)"
 

@@ -13,7 +13,7 @@ from batch_widget.engine.executors.base import ChunkExecutor, Item, Task
 from batch_widget.engine.niceness import yield_cpu
 from batch_widget.engine.pools import DaemonThreadPool
 from batch_widget.engine.processor_rules import Processor
-from batch_widget.engine.worker import Outcome
+from batch_widget.engine.worker import OutcomeRow
 
 
 class ThreadExecutor(ChunkExecutor):
@@ -47,7 +47,7 @@ class ThreadExecutor(ChunkExecutor):
         self.cancel = flag.thread_event
         self.pool = DaemonThreadPool(self.size, self.name, yield_cpu)
 
-    def submit(self, items: Sequence[Item]) -> Future[list[Outcome]]:
+    def submit(self, items: Sequence[Item]) -> Future[list[OutcomeRow]]:
         assert self.pool is not None, "start() makes the pool"
         assert self.func is not None, "prepare() loads the function"
         task = self.task
@@ -69,7 +69,7 @@ class ThreadExecutor(ChunkExecutor):
     def label(self) -> str:
         return f"{self.size} thread workers"
 
-    def abandon(self, running: Collection[Future[list[Outcome]]]) -> str:
+    def abandon(self, running: Collection[Future[list[OutcomeRow]]]) -> str:
         return (
             "threads cannot be stopped: they run on in the background until the "
             "processor returns, and their results are discarded"
